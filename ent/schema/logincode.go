@@ -1,0 +1,40 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// LoginCode makes wx.login codes idempotent across retries and instances. It is keyed by
+// an HMAC of the code (never the code itself) and holds only which identity the code
+// logged in, never a token. A pending row is a claim: one instance is exchanging the code
+// with WeChat; others wait for it to turn done or vanish. A failed exchange deletes it.
+type LoginCode struct {
+	ent.Schema
+}
+
+// Fields of the LoginCode.
+func (LoginCode) Fields() []ent.Field {
+	return []ent.Field{
+		field.Bytes("code_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
+		field.Enum("state").Values("pending", "done").Default("pending"),
+		// lease_until bounds a pending claim, so that a crashed instance does not hold
+		// a code for longer than one login can take.
+		field.Time("lease_until").SchemaType(datetime6),
+		// expires_at ends the idempotency window: no longer than the code's own life.
+		field.Time("expires_at").SchemaType(datetime6),
+		field.UUID("identity_id", uuid.UUID{}).Optional().Nillable(),
+		field.UUID("user_id", uuid.UUID{}).Optional().Nillable(),
+		field.Bool("new_user").Default(false),
+		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
+	}
+}
+
+// Indexes of the LoginCode.
+func (LoginCode) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("expires_at"),
+	}
+}

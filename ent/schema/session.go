@@ -1,0 +1,46 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// Session is one login: a bearer token, stored only as its SHA-256.
+type Session struct {
+	ent.Schema
+}
+
+// Fields of the Session.
+func (Session) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
+		field.Bytes("token_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
+		field.UUID("user_id", uuid.UUID{}).Immutable(),
+		field.UUID("identity_id", uuid.UUID{}).Immutable(),
+		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
+		field.Time("expires_at").SchemaType(datetime6),
+		field.Time("last_seen_at").SchemaType(datetime6).Default(now),
+		field.Time("revoked_at").SchemaType(datetime6).Optional().Nillable(),
+		field.String("ip").MaxLen(64).Optional().Nillable().Immutable(),
+		field.String("user_agent").MaxLen(512).Optional().Nillable().Immutable(),
+	}
+}
+
+// Edges of the Session.
+func (Session) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", User.Type).Ref("sessions").Field("user_id").Unique().Required().Immutable(),
+		edge.To("identity", Identity.Type).Field("identity_id").Unique().Required().Immutable(),
+	}
+}
+
+// Indexes of the Session.
+func (Session) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("user_id", "expires_at"),
+		index.Fields("expires_at"),
+	}
+}

@@ -1,0 +1,30 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
+)
+
+// User is a person. It logs in through one or more WeChat identities.
+type User struct {
+	ent.Schema
+}
+
+// Fields of the User.
+func (User) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
+		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
+		field.Time("last_login_at").SchemaType(datetime6).Default(now),
+	}
+}
+
+// Edges of the User.
+func (User) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("identities", Identity.Type),
+		edge.To("sessions", Session.Type),
+	}
+}

@@ -1,0 +1,18 @@
+package graph
+
+import (
+	"github.com/wxlogin/wxlogin/graph/model"
+	"github.com/wxlogin/wxlogin/internal/auth"
+)
+
+// userOf shows an account as the API's User: the user, with the openid and unionid of
+// the identity the session logged in with.
+func userOf(a auth.Account) *model.User {
+	return &model.User{
+		ID:          a.User.ID.String(),
+		Openid:      a.Identity.Openid,
+		Unionid:     a.Identity.Unionid,
+		CreatedAt:   a.User.CreatedAt,
+		LastLoginAt: a.User.LastLoginAt,
+	}
+}

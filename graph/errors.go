@@ -1,0 +1,113 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/wechat"
+)
+
+// The error codes of the contract: every GraphQL error carries one in extensions.code.
+const (
+	CodeBadUserInput      = "BAD_USER_INPUT"
+	CodeInvalidCode       = "INVALID_CODE"
+	CodeUnauthenticated   = "UNAUTHENTICATED"
+	CodeForbidden         = "FORBIDDEN"
+	CodeRateLimited       = "RATE_LIMITED"
+	CodeWeChatUnavailable = "WECHAT_UNAVAILABLE"
+	CodeInternal          = "INTERNAL"
+)
+
+// Messages for errors whose own text is not meant for clients.
+const (
+	msgInvalidCode = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
+	msgForbidden   = "WeChat refused this login because it considers the account high-risk."
+	msgRateLimited = "Too many logins for this user: wait a minute before trying again."
+	msgUnavailable = "WeChat did not answer in time: try again in a few seconds."
+	msgInternal    = "Something went wrong on the server: try again later."
+	msgBadJSON     = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
+)
+
+// ErrorCode gives the contract code for an error a resolver returned.
+func ErrorCode(err error) string {
+	var input *auth.InputError
+	switch {
+	case errors.As(err, &input):
+		return CodeBadUserInput
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return CodeUnauthenticated
+	case errors.Is(err, wechat.ErrInvalidCode):
+		return CodeInvalidCode
+	case errors.Is(err, wechat.ErrRiskyUser):
+		return CodeForbidden
+	case errors.Is(err, wechat.ErrRateLimited):
+		return CodeRateLimited
+	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy):
+		return CodeWeChatUnavailable
+	default:
+		return CodeInternal
+	}
+}
+
+// ErrorPresenter gives every error its contract code and a message a client developer
+// can act on. Internal errors are logged in full and shown as a sentence that reveals
+// nothing.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gerr := graphql.DefaultErrorPresenter(ctx, err)
+		if gerr.Err == nil {
+			// gqlgen's own error: the document did not parse or validate, or the body
+			// was not a request. The client sent something malformed.
+			if strings.HasPrefix(gerr.Message, "json request body could not be decoded") {
+				gerr.Message = msgBadJSON // gqlgen's message repeats the whole body
+			}
+			setCode(gerr, CodeBadUserInput)
+			return gerr
+		}
+		code := ErrorCode(gerr.Err)
+		switch code {
+		case CodeInvalidCode:
+			gerr.Message = msgInvalidCode
+		case CodeForbidden:
+			gerr.Message = msgForbidden
+		case CodeRateLimited:
+			gerr.Message = msgRateLimited
+			setExtension(gerr, "retryAfter", 60)
+		case CodeWeChatUnavailable:
+			gerr.Message = msgUnavailable
+		case CodeInternal:
+			if errors.Is(gerr.Err, wechat.ErrConfig) {
+				log.ErrorContext(ctx, "wechat rejected the server's credentials: check WECHAT_APPID and WECHAT_SECRET", "error", gerr.Err, "path", gerr.Path.String())
+			} else {
+				log.ErrorContext(ctx, "graphql: internal error", "error", gerr.Err, "path", gerr.Path.String())
+			}
+			gerr.Message = msgInternal
+		}
+		setCode(gerr, code)
+		return gerr
+	}
+}
+
+// Recover turns a resolver's panic into an INTERNAL error, logged with its value.
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "graphql: panic in a resolver", "panic", fmt.Sprint(p))
+		return errors.New("panic in a resolver")
+	}
+}
+
+func setCode(e *gqlerror.Error, code string) { setExtension(e, "code", code) }
+
+func setExtension(e *gqlerror.Error, key string, value any) {
+	if e.Extensions == nil {
+		e.Extensions = map[string]any{}
+	}
+	e.Extensions[key] = value
+}

@@ -1,0 +1,17 @@
+// Package graph is wxlogin's GraphQL API: the schema (schema.graphqls, the source of
+// truth), thin resolvers that check input, call a service and map the result, and the
+// one error presenter that gives every error its contract code.
+package graph
+
+//go:generate go run github.com/99designs/gqlgen generate
+
+import (
+	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/metrics"
+)
+
+// Resolver holds the resolvers' dependencies, and nothing else.
+type Resolver struct {
+	Auth    *auth.Service
+	Metrics *metrics.Metrics
+}

@@ -1,0 +1,35 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+)
+
+// MaxCodeLen is the longest wx.login code accepted, in bytes.
+const MaxCodeLen = 128
+
+// ValidateCode rejects a code that cannot be a wx.login code, before any call to WeChat.
+func ValidateCode(code string) error {
+	switch {
+	case code == "":
+		return &InputError{"code must not be empty: pass the code that wx.login returned."}
+	case len(code) > MaxCodeLen:
+		return &InputError{"code is longer than 128 bytes: pass the code that wx.login returned, unchanged."}
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < 0x20 || code[i] > 0x7e {
+			return &InputError{"code must contain only printable ASCII characters: pass the code that wx.login returned, unchanged."}
+		}
+	}
+	return nil
+}
+
+// codeHasher keys login-code records by an HMAC of the code, so that a copy of the
+// database does not even tell which codes were used.
+type codeHasher struct{ key []byte }
+
+func (h codeHasher) hash(code string) []byte {
+	m := hmac.New(sha256.New, h.key)
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}

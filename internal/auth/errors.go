@@ -1,0 +1,29 @@
+package auth
+
+import "errors"
+
+// ErrUnauthenticated is the class of every "no valid session" error.
+var ErrUnauthenticated = errors.New("not logged in")
+
+// authError says why a request has no session, in words a client developer can act on.
+type authError struct{ msg string }
+
+func (e *authError) Error() string { return e.msg }
+func (e *authError) Is(target error) bool {
+	return target == ErrUnauthenticated
+}
+
+var (
+	errNoToken        = &authError{"You are not logged in: send the token from the login mutation as 'Authorization: Bearer <token>'."}
+	errMalformedToken = &authError{"The Authorization header is malformed: send 'Authorization: Bearer <token>' with the token from the login mutation."}
+	errInvalidToken   = &authError{"The session token is invalid, expired or revoked: log in again with a new wx.login code."}
+)
+
+// InputError is a malformed argument, rejected before any work is done.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// ErrCodeBusy means another instance is still exchanging the same code with WeChat and
+// did not finish within the login's time budget.
+var ErrCodeBusy = errors.New("this code is still being exchanged with WeChat")

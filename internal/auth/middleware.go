@@ -1,0 +1,88 @@
+package auth
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+type ctxKey struct{}
+
+// requestAuth is a request's credential, resolved into a session at most once and only
+// when a resolver asks: a login request carrying a stale token costs no lookup.
+type requestAuth struct {
+	svc    *Service
+	header []string
+	client Client
+
+	once sync.Once
+	cur  *Current
+	err  error
+}
+
+// Middleware puts the request's credential and client details in its context. It never
+// rejects a request: fields that need a session ask for it with CurrentFrom.
+func (s *Service) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ra := &requestAuth{
+			svc:    s,
+			header: r.Header.Values("Authorization"),
+			client: Client{IP: remoteIP(r), UserAgent: r.UserAgent()},
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ra)))
+	})
+}
+
+// CurrentFrom returns the session the request authenticated with, or an error that
+// satisfies errors.Is(err, ErrUnauthenticated) when it has none.
+func CurrentFrom(ctx context.Context) (*Current, error) {
+	ra, ok := ctx.Value(ctxKey{}).(*requestAuth)
+	if !ok {
+		return nil, errNoToken
+	}
+	ra.once.Do(func() {
+		token, err := bearer(ra.header)
+		if err != nil {
+			ra.err = err
+			return
+		}
+		ra.cur, ra.err = ra.svc.Authenticate(ctx, token)
+	})
+	return ra.cur, ra.err
+}
+
+// ClientFrom returns where the request came from.
+func ClientFrom(ctx context.Context) Client {
+	if ra, ok := ctx.Value(ctxKey{}).(*requestAuth); ok {
+		return ra.client
+	}
+	return Client{}
+}
+
+// bearer extracts the token from Authorization header values (RFC 6750: the scheme is
+// case-insensitive; exactly one header).
+func bearer(values []string) (string, error) {
+	switch {
+	case len(values) == 0 || (len(values) == 1 && strings.TrimSpace(values[0]) == ""):
+		return "", errNoToken
+	case len(values) > 1:
+		return "", errMalformedToken
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", errMalformedToken
+	}
+	return token, nil
+}
+
+// remoteIP is the peer's address. Forwarded headers are not trusted here.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

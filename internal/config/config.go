@@ -1,0 +1,184 @@
+// Package config turns the environment into a validated Config. It is the only place
+// that reads the environment.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults for settings that are not set.
+const (
+	DefaultAddr        = ":8080"
+	DefaultDatabaseURL = "sqlite://wxlogin.db"
+	DefaultAPIBase     = "https://api.weixin.qq.com"
+	DefaultSessionTTL  = 30 * 24 * time.Hour
+)
+
+// Config is wxlogin's validated configuration.
+type Config struct {
+	Addr        string
+	DatabaseURL string
+
+	// SecretKey encrypts secrets at rest (32 bytes). OldSecretKeys still decrypt what
+	// earlier keys sealed, so that the key can be rotated.
+	SecretKey     []byte
+	OldSecretKeys [][]byte
+	// SecretKeyGenerated is true when dev mode made up a key for this run.
+	SecretKeyGenerated bool
+
+	// DevMode is true when neither WECHAT_APPID nor WECHAT_SECRET is set: the server
+	// runs an in-process fake WeChat.
+	DevMode bool
+	WeChat  WeChat
+
+	SessionTTL time.Duration
+}
+
+// WeChat holds the mini-program's credentials. Empty in dev mode.
+type WeChat struct {
+	AppID   string
+	Secret  string
+	APIBase string
+}
+
+// LogValue shows the configuration without its secrets.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database", RedactURL(c.DatabaseURL)),
+		slog.Bool("dev_mode", c.DevMode),
+		slog.String("wechat_appid", c.WeChat.AppID),
+		slog.String("wechat_api_base", c.WeChat.APIBase),
+		slog.Duration("session_ttl", c.SessionTTL),
+	)
+}
+
+// Load reads the configuration through getenv (os.Getenv in production). Every problem
+// is reported, one per line, in the returned error.
+func Load(getenv func(string) string) (Config, error) {
+	env := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var problems []error
+	c := Config{
+		Addr:        env("WXLOGIN_ADDR", DefaultAddr),
+		DatabaseURL: env("WXLOGIN_DATABASE_URL", DefaultDatabaseURL),
+		WeChat: WeChat{
+			AppID:   env("WECHAT_APPID", ""),
+			Secret:  env("WECHAT_SECRET", ""),
+			APIBase: env("WECHAT_API_BASE", ""),
+		},
+		SessionTTL: DefaultSessionTTL,
+	}
+
+	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+		problems = append(problems, err)
+	}
+
+	switch {
+	case c.WeChat.AppID == "" && c.WeChat.Secret == "":
+		c.DevMode = true
+		if c.WeChat.APIBase != "" {
+			problems = append(problems, errors.New("WECHAT_API_BASE is set but WECHAT_APPID and WECHAT_SECRET are not; dev mode always uses the built-in fake WeChat"))
+		}
+	case c.WeChat.AppID == "":
+		problems = append(problems, errors.New("WECHAT_SECRET is set but WECHAT_APPID is not; set both, or neither for dev mode"))
+	case c.WeChat.Secret == "":
+		problems = append(problems, errors.New("WECHAT_APPID is set but WECHAT_SECRET is not; set both, or neither for dev mode"))
+	}
+	if !c.DevMode {
+		if c.WeChat.APIBase == "" {
+			c.WeChat.APIBase = DefaultAPIBase
+		}
+		if u, err := url.Parse(c.WeChat.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			problems = append(problems, fmt.Errorf("WECHAT_API_BASE %q is not an http(s) URL", c.WeChat.APIBase))
+		}
+	}
+
+	switch raw := env("WXLOGIN_SECRET_KEY", ""); {
+	case raw != "":
+		key, err := ParseKey(raw)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("WXLOGIN_SECRET_KEY: %w", err))
+		}
+		c.SecretKey = key
+	case c.DevMode:
+		c.SecretKey = make([]byte, 32)
+		rand.Read(c.SecretKey)
+		c.SecretKeyGenerated = true
+	default:
+		problems = append(problems, errors.New("WXLOGIN_SECRET_KEY is required outside dev mode; make one with: head -c 32 /dev/urandom | base64"))
+	}
+	if raw := env("WXLOGIN_OLD_SECRET_KEYS", ""); raw != "" {
+		for i, part := range strings.Split(raw, ",") {
+			key, err := ParseKey(strings.TrimSpace(part))
+			if err != nil {
+				problems = append(problems, fmt.Errorf("WXLOGIN_OLD_SECRET_KEYS, key %d: %w", i+1, err))
+				continue
+			}
+			c.OldSecretKeys = append(c.OldSecretKeys, key)
+		}
+	}
+
+	if raw := env("WXLOGIN_SESSION_TTL", ""); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Minute {
+			problems = append(problems, fmt.Errorf("WXLOGIN_SESSION_TTL %q must be a duration of at least 1m, such as 720h", raw))
+		}
+		c.SessionTTL = d
+	}
+
+	return c, errors.Join(problems...)
+}
+
+// ParseKey decodes a base64 (standard or URL alphabet, padded or not) 32-byte key.
+func ParseKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if key, err := enc.DecodeString(s); err == nil {
+			if len(key) != 32 {
+				return nil, fmt.Errorf("must be 32 bytes, got %d; make one with: head -c 32 /dev/urandom | base64", len(key))
+			}
+			return key, nil
+		}
+	}
+	return nil, errors.New("is not base64; make one with: head -c 32 /dev/urandom | base64")
+}
+
+func checkDatabaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("WXLOGIN_DATABASE_URL is not a URL: use mysql://user:pass@host:port/dbname or sqlite://path")
+	}
+	switch u.Scheme {
+	case "sqlite":
+		if u.Host+u.Path == "" {
+			return errors.New("WXLOGIN_DATABASE_URL: sqlite:// needs a file path, such as sqlite://wxlogin.db")
+		}
+	case "mysql":
+		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return errors.New("WXLOGIN_DATABASE_URL: mysql:// needs a host and a database name, such as mysql://user:pass@127.0.0.1:3306/wxlogin")
+		}
+	default:
+		return fmt.Errorf("WXLOGIN_DATABASE_URL scheme %q is not supported: use mysql:// or sqlite://", u.Scheme)
+	}
+	return nil
+}
+
+// RedactURL hides the password of a database URL.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}

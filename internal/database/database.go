@@ -1,0 +1,197 @@
+// Package database opens wxlogin's database from its URL (mysql:// or sqlite://),
+// migrates the schema and runs transactions that retry when the database asks for it.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/wxlogin/wxlogin/ent"
+)
+
+// DB is an open database: the ent client and the pool under it.
+type DB struct {
+	*ent.Client
+	SQL     *sql.DB
+	Dialect string
+}
+
+// Open connects to the database the URL names and migrates its schema.
+//
+//	mysql://user:pass@host:port/dbname?params   (params go to the MySQL driver)
+//	sqlite://path/to/file.db
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	driverName, dsn, dia, err := DSN(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := sql.Open(driverName, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if dia == dialect.SQLite {
+		// One file, one writer: a few connections keep readers going under WAL, and
+		// write transactions queue on the busy timeout instead of failing.
+		pool.SetMaxOpenConns(4)
+	} else {
+		pool.SetMaxOpenConns(32)
+		pool.SetMaxIdleConns(32)
+		pool.SetConnMaxLifetime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.PingContext(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: cannot reach %s: %w", redact(rawURL), err)
+	}
+	db := &DB{
+		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dia, pool))),
+		SQL:     pool,
+		Dialect: dia,
+	}
+	if err := db.Schema.Create(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database: migrating the schema: %w", err)
+	}
+	return db, nil
+}
+
+// Close closes the ent client and its pool.
+func (db *DB) Close() error { return db.Client.Close() }
+
+// DSN turns a wxlogin database URL into a driver name, its data source name and ent's
+// dialect.
+func DSN(rawURL string) (driverName, dsn, dia string, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", "", "", errors.New("database: the URL does not parse; use mysql://user:pass@host:port/dbname or sqlite://path")
+	}
+	switch u.Scheme {
+	case "sqlite":
+		path := u.Host + u.Path
+		if path == "" {
+			return "", "", "", errors.New("database: sqlite:// needs a file path")
+		}
+		q := url.Values{}
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		// Write transactions take the write lock when they begin, so two of them never
+		// deadlock upgrading from a read lock.
+		q.Set("_txlock", "immediate")
+		q.Set("_time_format", "sqlite")
+		return "sqlite", "file:" + path + "?" + q.Encode(), dialect.SQLite, nil
+	case "mysql":
+		cfg := mysql.NewConfig()
+		cfg.Net = "tcp"
+		cfg.Addr = u.Host
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+		cfg.DBName = strings.Trim(u.Path, "/")
+		cfg.ParseTime = true
+		cfg.Loc = time.UTC
+		cfg.Params = map[string]string{"charset": "utf8mb4"}
+		cfg.Collation = "utf8mb4_bin"
+		cfg.Timeout = 5 * time.Second
+		for k, v := range u.Query() {
+			cfg.Params[k] = v[0]
+		}
+		if cfg.DBName == "" {
+			return "", "", "", errors.New("database: mysql:// needs a database name")
+		}
+		return "mysql", cfg.FormatDSN(), dialect.MySQL, nil
+	default:
+		return "", "", "", fmt.Errorf("database: scheme %q is not supported; use mysql:// or sqlite://", u.Scheme)
+	}
+}
+
+// WithTx runs fn in a transaction and commits it. When the database reports a deadlock,
+// a lock wait timeout or a busy file, the whole transaction is retried a few times:
+// fn must be safe to run again.
+func (db *DB) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	const attempts = 5
+	var err error
+	for i := 0; i < attempts; i++ {
+		if err = db.tryTx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (db *DB) tryTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	tx, err := db.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, rollback(tx))
+	}
+	return tx.Commit()
+}
+
+func rollback(tx *ent.Tx) error {
+	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return err
+	}
+	return nil
+}
+
+// retryable reports whether err is a conflict that running the transaction again can
+// resolve.
+func retryable(err error) bool {
+	var my *mysql.MySQLError
+	if errors.As(err, &my) {
+		return my.Number == 1213 || my.Number == 1205 // deadlock; lock wait timeout
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		code := lite.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// IsUniqueViolation reports whether err is a duplicate key on a unique index.
+func IsUniqueViolation(err error) bool {
+	if ent.IsConstraintError(err) {
+		return true
+	}
+	var my *mysql.MySQLError
+	if errors.As(err, &my) {
+		return my.Number == 1062
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || lite.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
+
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,145 @@
+// Package server builds wxlogin's HTTP handler: the routes, and the middleware every
+// request passes through (request id, body limit, access log, credential into context)
+// before it reaches GraphQL.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+
+	"github.com/wxlogin/wxlogin/graph"
+	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/metrics"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Pinger is what readiness needs of the database.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options are the handler's dependencies.
+type Options struct {
+	Auth    *auth.Service
+	DB      Pinger
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// New returns the handler for every route of the contract.
+func New(o Options) http.Handler {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Metrics: o.Metrics}, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", o.Auth.Middleware(gql))
+	mux.Handle("GET /{$}", playground.Handler("wxlogin", "/graphql"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := o.DB.Ping(ctx); err != nil {
+			log.WarnContext(r.Context(), "readiness: the database does not answer", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("database unavailable\n"))
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", o.Metrics.Handler())
+
+	return requestID(accessLog(log, o.Metrics, mux))
+}
+
+// requestID takes the request id from X-Request-Id when it is sane, or makes one, and
+// returns it in the response header and in the context for every log line.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !saneID(id) {
+			b := make([]byte, 8)
+			rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
+	})
+}
+
+func saneID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog writes one line per request and counts it. It limits the body first, so a
+// huge body is refused with 413 before anything reads it.
+func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if r.ContentLength > MaxBodyBytes {
+			http.Error(rec, "request body larger than 1 MiB", http.StatusRequestEntityTooLarge)
+		} else {
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
+			next.ServeHTTP(rec, r)
+		}
+		route := r.URL.Path
+		if r.Pattern == "" && route != "/graphql" {
+			route = "other" // keep the metric's label set bounded
+		}
+		m.Request(route, strconv.Itoa(rec.status))
+		log.InfoContext(r.Context(), "request",
+			"method", r.Method,
+			"path", r.URL.Path,
+			"status", rec.status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000,
+			"bytes", rec.bytes,
+		)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += n
+	return n, err
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

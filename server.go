@@ -1,0 +1,172 @@
+// Command wxlogin serves silent login for WeChat mini-programs over GraphQL.
+//
+//	wxlogin              serve (configured by environment; dev mode when WeChat is not)
+//	wxlogin fakewechat   run the fake WeChat on its own, for client teams
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/config"
+	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/seal"
+	"github.com/wxlogin/wxlogin/internal/server"
+	"github.com/wxlogin/wxlogin/internal/wechat"
+	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+)
+
+// shutdownGrace is how long in-flight requests get to finish after SIGINT/SIGTERM.
+const shutdownGrace = 20 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "fakewechat" {
+		err = runFake(ctx, os.Args[2:], os.Stdout)
+	} else {
+		err = serve(ctx, os.Getenv, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wxlogin:", err)
+		os.Exit(1)
+	}
+}
+
+// serve reads the configuration, wires the parts, serves, and drains on signal.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	log := slog.New(server.LogHandler(slog.NewTextHandler(stderr, nil)))
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+
+	db, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	wcfg := wechat.Config{BaseURL: cfg.WeChat.APIBase, AppID: cfg.WeChat.AppID, Secret: cfg.WeChat.Secret, Logger: log}
+	if cfg.DevMode {
+		fake, base, err := startDevFake(ctx, log)
+		if err != nil {
+			return err
+		}
+		defer fake.Close()
+		wcfg.BaseURL, wcfg.AppID, wcfg.Secret = base, fake.AppID(), fake.Secret()
+	}
+	wc, err := wechat.New(wcfg)
+	if err != nil {
+		return err
+	}
+	keyring, err := seal.NewKeyring(cfg.SecretKey, cfg.OldSecretKeys...)
+	if err != nil {
+		return err
+	}
+	authn, err := auth.New(auth.Options{
+		DB: db, WeChat: wc, Keyring: keyring, SecretKey: cfg.SecretKey,
+		SessionTTL: cfg.SessionTTL, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           server.New(server.Options{Auth: authn, DB: db, Metrics: metrics.New(), Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("wxlogin serving", "config", cfg, "listen", ln.Addr().String())
+	if cfg.DevMode {
+		log.Warn("DEV MODE: logins go to a built-in fake WeChat; do not use in production")
+		devBanner(stderr, cfg, ln.Addr())
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("draining requests: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// startDevFake runs the fake WeChat in-process on a loopback port, with credentials
+// made up for this run.
+func startDevFake(ctx context.Context, log *slog.Logger) (*fakewechat.Server, string, error) {
+	secret := make([]byte, 16)
+	rand.Read(secret)
+	fake := fakewechat.New(fakewechat.Options{AppID: "wxdevfake0000001", Secret: hex.EncodeToString(secret), Logger: log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	hs := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln)
+	context.AfterFunc(ctx, func() { hs.Close() })
+	return fake, "http://" + ln.Addr().String(), nil
+}
+
+func devBanner(w io.Writer, cfg config.Config, addr net.Addr) {
+	port := "8080"
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		port = fmt.Sprint(tcp.Port)
+	}
+	lines := []string{
+		"*** DEV MODE *** WECHAT_APPID and WECHAT_SECRET are not set, so logins go to a built-in FAKE WeChat.",
+		"  playground: http://localhost:" + port + "/",
+		"  log in:     mutation { login(code: \"dev-alice\") { token user { id openid } } }",
+		"              any code dev-<name> logs in as the dev user <name>, every time",
+		"  then send:  Authorization: Bearer <token>   with   query { me { id openid } }",
+		"  database:   " + config.RedactURL(cfg.DatabaseURL),
+	}
+	if cfg.SecretKeyGenerated {
+		lines = append(lines, "  secrets:    WXLOGIN_SECRET_KEY is not set: a key was generated for this run only")
+	}
+	fmt.Fprintf(w, "\n%s\n\n", strings.Join(lines, "\n"))
+}
+
+// runFake is the fakewechat subcommand.
+func runFake(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("fakewechat", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
+	appid := fs.String("appid", "wxfake0000000001", "the appid the fake accepts")
+	secret := fs.String("secret", "fakesecret", "the app secret the fake accepts")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret}, stdout)
+}
