@@ -1,0 +1,338 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/seal"
+	"github.com/wxlogin/wxlogin/internal/server"
+	"github.com/wxlogin/wxlogin/internal/testdb"
+	"github.com/wxlogin/wxlogin/internal/wechat"
+	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+)
+
+const (
+	testAppID  = "wxtestapp0000001"
+	testSecret = "test-app-secret-9f3b1c"
+	// contractBound is the contract's promise: a login answers within 10 s.
+	contractBound = 10 * time.Second
+)
+
+// env is wxlogin running over real HTTP against a fake WeChat over real HTTP, on a
+// real database, with its log captured.
+type env struct {
+	t         *testing.T
+	db        *database.DB
+	fake      *fakewechat.Server
+	wechatLog *recorder // every answer the fake sent, to know the session_keys
+	logs      *syncBuffer
+	clock     *clock
+	fakeClock *clock
+	secretKey []byte
+	wcfg      wechat.Config
+	instances []*httptest.Server
+	client    *http.Client
+}
+
+type envOption func(*env)
+
+// withWeChat adjusts the WeChat client's configuration.
+func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.wcfg) } }
+
+func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
+	t.Helper()
+	e := &env{
+		t:         t,
+		db:        b.Open(t),
+		logs:      &syncBuffer{},
+		clock:     newClock(),
+		fakeClock: newClock(),
+		secretKey: bytes.Repeat([]byte{7}, 32),
+		client:    &http.Client{Timeout: contractBound},
+	}
+	e.fake = fakewechat.New(fakewechat.Options{AppID: testAppID, Secret: testSecret, Now: e.fakeClock.Now, SlowDelay: 50 * time.Millisecond})
+	e.wechatLog = &recorder{next: e.fake}
+	fakeSrv := httptest.NewServer(e.wechatLog)
+	t.Cleanup(func() { e.fake.Close(); fakeSrv.Close() })
+	// Short timeouts keep fault tests quick; TestHangWithDefaultTimeouts checks the
+	// production defaults against the contract's bound.
+	e.wcfg = wechat.Config{
+		BaseURL: fakeSrv.URL, AppID: testAppID, Secret: testSecret,
+		AttemptTimeout: 300 * time.Millisecond, Deadline: 1200 * time.Millisecond, RetryBackoff: 5 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	e.addInstance()
+	return e
+}
+
+func (e *env) logger() *slog.Logger {
+	return slog.New(server.LogHandler(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+// addInstance starts one more wxlogin instance on the same database and key.
+func (e *env) addInstance() *httptest.Server {
+	e.t.Helper()
+	cfg := e.wcfg
+	cfg.Logger = e.logger()
+	wc, err := wechat.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ring, err := seal.NewKeyring(e.secretKey)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	svc, err := auth.New(auth.Options{
+		DB: e.db, WeChat: wc, Keyring: ring, SecretKey: e.secretKey,
+		SessionTTL: 30 * 24 * time.Hour, Now: e.clock.Now, Logger: e.logger(),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(server.Options{Auth: svc, DB: e.db, Metrics: metrics.New(), Logger: e.logger()}))
+	e.t.Cleanup(srv.Close)
+	e.instances = append(e.instances, srv)
+	return srv
+}
+
+// gqlResult is a GraphQL response as a client reads it.
+type gqlResult struct {
+	Status int
+	Data   map[string]json.RawMessage
+	Errors []gqlError
+	Header http.Header
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Code is the first error's extensions.code, or "" when there is no error.
+func (r gqlResult) Code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// post sends a GraphQL document to instance i as a mini-program would.
+func (e *env) post(i int, token, query string, vars map[string]any) gqlResult {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, e.instances[i].URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Mozilla/5.0 MicroMessenger/8.0.50 miniProgram")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return e.send(req)
+}
+
+func (e *env) send(req *http.Request) gqlResult {
+	e.t.Helper()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Errorf("%s %s: %v (the contract bounds a login at %s)", req.Method, req.URL.Path, err, contractBound)
+		return gqlResult{}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r gqlResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		e.t.Errorf("response is not JSON (status %d): %s", resp.StatusCode, raw)
+	}
+	r.Status, r.Header = resp.StatusCode, resp.Header
+	if r.Status >= 500 {
+		e.t.Errorf("status %d: %s", r.Status, raw)
+	}
+	return r
+}
+
+const loginMutation = `mutation Login($code: String!) {
+  login(code: $code) { token expiresAt isNewUser user { id openid unionid createdAt lastLoginAt } }
+}`
+
+type loginPayload struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	IsNewUser bool      `json:"isNewUser"`
+	User      user      `json:"user"`
+}
+
+type user struct {
+	ID          string    `json:"id"`
+	Openid      string    `json:"openid"`
+	Unionid     *string   `json:"unionid"`
+	CreatedAt   time.Time `json:"createdAt"`
+	LastLoginAt time.Time `json:"lastLoginAt"`
+}
+
+// login logs in on instance i; on an error it returns the error's code.
+func (e *env) login(i int, code string) (loginPayload, string) {
+	e.t.Helper()
+	r := e.post(i, "", loginMutation, map[string]any{"code": code})
+	if c := r.Code(); c != "" {
+		if r.Data != nil && string(r.Data["login"]) != "" && string(r.Data["login"]) != "null" {
+			e.t.Errorf("an error response carries login data: %s", r.Data["login"])
+		}
+		return loginPayload{}, c
+	}
+	var p loginPayload
+	if err := json.Unmarshal(r.Data["login"], &p); err != nil {
+		e.t.Fatalf("login payload: %v", err)
+	}
+	return p, ""
+}
+
+// mustLogin logs in and fails the test on an error.
+func (e *env) mustLogin(i int, code string) loginPayload {
+	e.t.Helper()
+	p, c := e.login(i, code)
+	if c != "" {
+		e.t.Fatalf("login failed with %s", c)
+	}
+	return p
+}
+
+// me asks who the token belongs to; on an error it returns the error's code.
+func (e *env) me(i int, token string) (user, string) {
+	e.t.Helper()
+	r := e.post(i, token, `{ me { id openid unionid createdAt lastLoginAt } }`, nil)
+	if c := r.Code(); c != "" {
+		return user{}, c
+	}
+	var u user
+	if err := json.Unmarshal(r.Data["me"], &u); err != nil {
+		e.t.Fatalf("me payload: %v", err)
+	}
+	return u, ""
+}
+
+// count returns the number of rows in each of wxlogin's tables.
+func (e *env) count() map[string]int {
+	e.t.Helper()
+	ctx := context.Background()
+	return map[string]int{
+		"users":       e.db.User.Query().CountX(ctx),
+		"identities":  e.db.Identity.Query().CountX(ctx),
+		"sessions":    e.db.Session.Query().CountX(ctx),
+		"login_codes": e.db.LoginCode.Query().CountX(ctx),
+	}
+}
+
+// sessionKeys returns every session_key the fake WeChat handed out.
+func (e *env) sessionKeys() []string {
+	var keys []string
+	for _, body := range e.wechatLog.bodies() {
+		var a struct {
+			SessionKey string `json:"session_key"`
+		}
+		if json.Unmarshal(body, &a) == nil && a.SessionKey != "" {
+			keys = append(keys, a.SessionKey)
+		}
+	}
+	return keys
+}
+
+// recorder keeps every response body the fake WeChat sends.
+type recorder struct {
+	next http.Handler
+	mu   sync.Mutex
+	all  [][]byte
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	rec := &teeWriter{ResponseWriter: w}
+	r.next.ServeHTTP(rec, req)
+	r.mu.Lock()
+	r.all = append(r.all, rec.buf.Bytes())
+	r.mu.Unlock()
+}
+
+func (r *recorder) bodies() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.all...)
+}
+
+type teeWriter struct {
+	http.ResponseWriter
+	buf bytes.Buffer
+}
+
+func (t *teeWriter) Write(b []byte) (int, error) {
+	t.buf.Write(b)
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *teeWriter) Flush() {
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// clock is a settable time source shared by the code under test.
+type clock struct{ offset atomic.Int64 }
+
+func newClock() *clock { return &clock{} }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// codes returns n fresh codes for one WeChat user.
+func (e *env) codes(n int, u fakewechat.User) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = e.fake.IssueCode(u)
+	}
+	return out
+}
+
+func ptr(s string) *string { return &s }
+
+func strOrNil(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+func newGraphQLRequest(e *env, doc string) *http.Request {
+	body, _ := json.Marshal(map[string]any{"query": doc})
+	req, _ := http.NewRequest(http.MethodPost, e.instances[0].URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}

@@ -1,0 +1,140 @@
+// Package testdb gives tests a fresh database of each kind wxlogin runs on: SQLite
+// always, MariaDB/MySQL whenever it is reachable. Under CI=true an unreachable MySQL
+// fails the test rather than skipping it.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxlogin/wxlogin/internal/database"
+)
+
+// DefaultMySQLURL is the server the tests use unless WXLOGIN_TEST_MYSQL_URL names
+// another: the URL of a server (no database name); each test gets a database of its own.
+const DefaultMySQLURL = "mysql://root@127.0.0.1:3306/"
+
+// Backend is one kind of database a test runs against.
+type Backend struct {
+	Name string
+	// Open returns a fresh, migrated, empty database, dropped when the test ends.
+	Open func(t testing.TB) *database.DB
+	// URL returns a fresh database's URL (not opened), for tests of start-up itself.
+	URL func(t testing.TB) string
+}
+
+// Backends returns SQLite and, when reachable, MySQL.
+func Backends(t testing.TB) []Backend {
+	bs := []Backend{{Name: "sqlite", Open: openURL(sqliteURL), URL: sqliteURL}}
+	if mysqlReachable(t) {
+		bs = append(bs, Backend{Name: "mysql", Open: openURL(mysqlURL), URL: mysqlURL})
+	}
+	return bs
+}
+
+// Run runs fn as a subtest once per backend.
+func Run(t *testing.T, fn func(t *testing.T, b Backend)) {
+	for _, b := range Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+func openURL(mk func(testing.TB) string) func(t testing.TB) *database.DB {
+	return func(t testing.TB) *database.DB {
+		t.Helper()
+		db, err := database.Open(context.Background(), mk(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+}
+
+func sqliteURL(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "wxlogin.db")
+}
+
+func serverURL() string {
+	if u := os.Getenv("WXLOGIN_TEST_MYSQL_URL"); u != "" {
+		return u
+	}
+	return DefaultMySQLURL
+}
+
+var (
+	probeOnce sync.Once
+	probeErr  error
+)
+
+// mysqlReachable probes the server once per test binary.
+func mysqlReachable(t testing.TB) bool {
+	probeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var db *sql.DB
+		if db, probeErr = adminConn(); probeErr == nil {
+			probeErr = db.PingContext(ctx)
+			db.Close()
+		}
+	})
+	if probeErr == nil {
+		return true
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true but MySQL at %s is unreachable: %v", redacted(serverURL()), probeErr)
+	}
+	t.Logf("MySQL at %s is unreachable, testing on SQLite only: %v", redacted(serverURL()), probeErr)
+	return false
+}
+
+// adminConn connects to the server without choosing a database.
+func adminConn() (*sql.DB, error) {
+	driver, dsn, _, err := database.DSN(strings.TrimSuffix(serverURL(), "/") + "/mysql")
+	if err != nil {
+		return nil, err
+	}
+	return sql.Open(driver, dsn)
+}
+
+// mysqlURL creates a database of the test's own and drops it when the test ends.
+func mysqlURL(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "wxlogin_test_" + hex.EncodeToString(b)
+	admin, err := adminConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		admin.Close()
+		t.Fatalf("creating test database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE `"+name+"`"); err != nil {
+			t.Errorf("dropping test database %s: %v", name, err)
+		}
+	})
+	u, _ := url.Parse(serverURL())
+	u.Path = "/" + name
+	return u.String()
+}
+
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable URL)"
+}

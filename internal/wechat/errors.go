@@ -1,0 +1,106 @@
+package wechat
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors: every error Code2Session returns (other than a cancelled
+// caller context) satisfies errors.Is with exactly one of them.
+var (
+	// ErrInvalidCode: WeChat rejected the code (40029 invalid or expired,
+	// 40163 already used, 41008 missing). The client should call wx.login again.
+	ErrInvalidCode = errors.New("wechat: invalid login code")
+	// ErrRateLimited: WeChat's frequency limit (45011).
+	ErrRateLimited = errors.New("wechat: rate limited")
+	// ErrRiskyUser: WeChat refuses this user as high-risk (40226).
+	ErrRiskyUser = errors.New("wechat: high-risk user refused")
+	// ErrConfig: WeChat rejected the appid (40013) or the app secret (40125);
+	// an operator's configuration error, not the user's.
+	ErrConfig = errors.New("wechat: invalid appid or app secret")
+	// ErrUnavailable: WeChat was busy (-1) on every attempt, timed out, could
+	// not be reached, answered a non-200 status or something that is not its
+	// JSON, or a success without openid or session_key.
+	ErrUnavailable = errors.New("wechat: unavailable")
+	// ErrUnexpected: any other non-zero errcode.
+	ErrUnexpected = errors.New("wechat: unexpected error")
+)
+
+// APIError is a non-zero errcode answered by WeChat. Errors.Is matches it
+// against the sentinel its errcode maps to.
+type APIError struct {
+	API     string // the API called, e.g. "jscode2session"
+	Errcode int
+	Errmsg  string
+	RID     string // WeChat's request id, parsed from Errmsg; "" when absent
+	kind    error
+}
+
+// Error reads like "wechat jscode2session: errcode 40029: invalid code, rid: 6592…".
+// Errmsg is scrubbed of the secret and code when the error is built.
+func (e *APIError) Error() string {
+	return "wechat " + e.API + ": errcode " + strconv.Itoa(e.Errcode) + ": " + e.Errmsg
+}
+
+// Unwrap returns the sentinel the errcode maps to.
+func (e *APIError) Unwrap() error {
+	if e.kind == nil {
+		return ErrUnexpected
+	}
+	return e.kind
+}
+
+// kindOf maps an errcode to its sentinel.
+func kindOf(errcode int) error {
+	switch errcode {
+	case 40029, 40163, 41008:
+		return ErrInvalidCode
+	case 45011:
+		return ErrRateLimited
+	case 40226:
+		return ErrRiskyUser
+	case 40013, 40125:
+		return ErrConfig
+	case -1:
+		return ErrUnavailable
+	default:
+		return ErrUnexpected
+	}
+}
+
+// parseRID returns the request id WeChat appends to errmsg as "rid: <id>".
+func parseRID(errmsg string) string {
+	i := strings.LastIndex(errmsg, "rid: ")
+	if i < 0 {
+		return ""
+	}
+	rest := errmsg[i+len("rid: "):]
+	end := strings.IndexFunc(rest, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-')
+	})
+	if end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
+}
+
+// unavailableError is an ErrUnavailable raised on our side (transport,
+// timeout, bad body). Its message is built from redacted text only: it never
+// wraps a *url.Error, whose message holds the whole URL with the secret.
+type unavailableError struct {
+	api   string
+	msg   string
+	extra error // an additional error to match, e.g. context.DeadlineExceeded; may be nil
+}
+
+func (e *unavailableError) Error() string {
+	return "wechat " + e.api + ": " + e.msg
+}
+
+func (e *unavailableError) Unwrap() []error {
+	if e.extra != nil {
+		return []error{ErrUnavailable, e.extra}
+	}
+	return []error{ErrUnavailable}
+}

@@ -1,0 +1,89 @@
+package fakewechat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Run serves a standalone fake WeChat on addr until ctx is done, for client
+// teams and scripts. It prints to stdout the base URL, the appid and secret
+// to configure wxlogin with, and how to obtain codes. It returns nil after a
+// graceful shutdown, or the error that kept it from serving.
+func Run(ctx context.Context, addr string, opts Options, stdout io.Writer) error {
+	if opts.AppID == "" || opts.Secret == "" {
+		return errors.New("fakewechat: Options.AppID and Options.Secret are required")
+	}
+	fake := New(opts)
+	defer fake.Close()
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("fakewechat: listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           fake,
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	base := "http://" + displayAddr(ln.Addr())
+	printHelp(stdout, base, fake)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("fakewechat: serve: %w", err)
+	case <-ctx.Done():
+	}
+	fake.Close() // let hanging requests go before draining
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	<-served
+	return nil
+}
+
+// displayAddr turns a listening address into one a client can dial: an
+// unspecified host (":8081", "0.0.0.0:8081") becomes localhost.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return net.JoinHostPort("localhost", fmt.Sprint(tcp.Port))
+	}
+	return tcp.String()
+}
+
+func printHelp(w io.Writer, base string, s *Server) {
+	fmt.Fprintf(w, `fake WeChat API listening on %[1]s
+
+Point wxlogin at it:
+  WECHAT_API_BASE=%[1]s
+  WECHAT_APPID=%[2]s
+  WECHAT_SECRET=%[3]s
+
+Get a login code, as wx.login would (single use, valid %[4]s):
+  curl '%[1]s/fake/wx.login?user=alice'                     dev user "alice"
+  curl '%[1]s/fake/wx.login?openid=OPENID&unionid=UNIONID'  any user (unionid optional)
+  -> {"code":"..."}
+
+Codes that need no minting:
+  dev-<name>   always valid and reusable; logs in as dev user <name> ([a-z0-9_-]{1,32})
+  fault-busy, fault-ratelimit, fault-risky, fault-slow, fault-html502,
+  fault-truncated, fault-hang
+               WeChat misbehaving that way (errcode -1, 45011, 40226, a slow answer,
+               an HTML 502, JSON cut in half, no answer) on every request
+
+The exchange itself, as WeChat serves it:
+  GET %[1]s/sns/jscode2session?appid=APPID&secret=SECRET&js_code=CODE&grant_type=authorization_code
+`, base, s.AppID(), s.Secret(), s.ttl)
+}
