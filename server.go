@@ -98,11 +98,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("wxlogin serving", "config", cfg, "listen", ln.Addr().String())
 	if cfg.DevMode {
 		log.Warn("DEV MODE: logins go to a built-in fake WeChat; do not use in production")
 		devBanner(stderr, cfg, ln.Addr())
 	}
+	log.Info("wxlogin serving", "config", cfg, "listen", ln.Addr().String())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -145,6 +145,7 @@ func devBanner(w io.Writer, cfg config.Config, addr net.Addr) {
 	lines := []string{
 		"*** DEV MODE *** WECHAT_APPID and WECHAT_SECRET are not set, so logins go to a built-in FAKE WeChat.",
 		"  playground: http://localhost:" + port + "/",
+		"  graphql:    http://localhost:" + port + "/graphql   (POST, Content-Type: application/json)",
 		"  log in:     mutation { login(code: \"dev-alice\") { token user { id openid } } }",
 		"              any code dev-<name> logs in as the dev user <name>, every time",
 		"  then send:  Authorization: Bearer <token>   with   query { me { id openid } }",

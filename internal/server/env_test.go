@@ -321,8 +321,6 @@ func (e *env) codes(n int, u fakewechat.User) []string {
 	return out
 }
 
-func ptr(s string) *string { return &s }
-
 func strOrNil(s *string) string {
 	if s == nil {
 		return "<nil>"

@@ -1,0 +1,89 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxlogin/wxlogin/internal/config"
+)
+
+const goodKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // 32 bytes
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestDevModeDefaults(t *testing.T) {
+	c, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.DevMode || c.Addr != ":8080" || c.DatabaseURL != "sqlite://wxlogin.db" || len(c.SecretKey) != 32 || !c.SecretKeyGenerated || c.SessionTTL != 30*24*time.Hour {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestProductionConfig(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"WECHAT_APPID": "wx123", "WECHAT_SECRET": "s3cr3t", "WXLOGIN_SECRET_KEY": goodKey,
+		"WXLOGIN_DATABASE_URL": "mysql://u:p@db:3306/wxlogin", "WXLOGIN_SESSION_TTL": "48h",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DevMode || c.WeChat.APIBase != "https://api.weixin.qq.com" || c.SessionTTL != 48*time.Hour || c.SecretKeyGenerated {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestStartupErrors(t *testing.T) {
+	cases := map[string]struct {
+		vars map[string]string
+		want []string // every one must appear in the error
+	}{
+		"appid without secret":   {map[string]string{"WECHAT_APPID": "wx1"}, []string{"WECHAT_SECRET is not"}},
+		"secret without appid":   {map[string]string{"WECHAT_SECRET": "s"}, []string{"WECHAT_APPID is not"}},
+		"no key outside dev":     {map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s"}, []string{"WXLOGIN_SECRET_KEY is required"}},
+		"malformed key":          {map[string]string{"WXLOGIN_SECRET_KEY": "not base64!"}, []string{"WXLOGIN_SECRET_KEY: is not base64"}},
+		"short key":              {map[string]string{"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODw=="}, []string{"must be 32 bytes, got 16"}},
+		"unknown database":       {map[string]string{"WXLOGIN_DATABASE_URL": "postgres://x/y"}, []string{`scheme "postgres" is not supported`}},
+		"mysql without database": {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/"}, []string{"needs a host and a database name"}},
+		"api base in dev mode":   {map[string]string{"WECHAT_API_BASE": "http://127.0.0.1:9090"}, []string{"WECHAT_API_BASE is set"}},
+		"bad ttl":                {map[string]string{"WXLOGIN_SESSION_TTL": "soon"}, []string{"WXLOGIN_SESSION_TTL"}},
+		"every problem at once": {map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_DATABASE_URL": "redis://x"}, []string{
+			"WECHAT_SECRET is not", "redis", "WXLOGIN_SECRET_KEY is required",
+		}},
+	}
+	for name, tc := range cases {
+		_, err := config.Load(env(tc.vars))
+		if err == nil {
+			t.Errorf("%s: no error", name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", name, err, w)
+			}
+		}
+	}
+}
+
+func TestSecretsStayOutOfTheLogValue(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"WECHAT_APPID": "wx123", "WECHAT_SECRET": "app-secret-value", "WXLOGIN_SECRET_KEY": goodKey,
+		"WXLOGIN_DATABASE_URL": "mysql://user:db-password@db:3306/wxlogin",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := c.LogValue().String()
+	for _, secret := range []string{"app-secret-value", "db-password", goodKey} {
+		if strings.Contains(shown, secret) {
+			t.Errorf("log value %q shows %q", shown, secret)
+		}
+	}
+	if !strings.Contains(shown, "wx123") {
+		t.Errorf("log value %q lacks the appid", shown)
+	}
+}

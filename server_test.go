@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxlogin/wxlogin/internal/testdb"
+	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+)
+
+// started runs serve in the background and waits for it to listen.
+type started struct {
+	base   string
+	stderr *lockedBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, vars map[string]string) *started {
+	t.Helper()
+	vars["WXLOGIN_ADDR"] = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &started{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- serve(ctx, func(k string) string { return vars[k] }, s.stderr) }()
+	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := listen.FindStringSubmatch(s.stderr.String()); m != nil {
+			s.base = "http://" + m[1]
+			break
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve returned before listening: %v\n%s", err, s.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start listening:\n%s", s.stderr)
+		}
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop sends what SIGTERM sends and expects a clean exit.
+func (s *started) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	if err := <-s.done; err != nil {
+		t.Errorf("serve after the signal: %v, want a clean exit", err)
+	}
+}
+
+func (s *started) graphql(t *testing.T, token, doc string) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"query": doc})
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return out
+}
+
+func dig(v any, path ...string) any {
+	for _, p := range path {
+		m, _ := v.(map[string]any)
+		v = m[p]
+	}
+	return v
+}
+
+func TestDevModeWithNothingConfigured(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := start(t, map[string]string{})
+	out := s.stderr.String()
+	for _, want := range []string{"DEV MODE", "dev-alice", "/graphql", "playground"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dev-mode banner lacks %q:\n%s", want, out)
+		}
+	}
+	login := s.graphql(t, "", `mutation { login(code: "dev-alice") { token isNewUser user { openid } } }`)
+	token, _ := dig(login, "data", "login", "token").(string)
+	if token == "" || dig(login, "data", "login", "user", "openid") != fakewechat.OpenIDFor("wxdevfake0000001", "alice") {
+		t.Fatalf("dev login = %v", login)
+	}
+	me := s.graphql(t, token, `{ me { openid } }`)
+	if dig(me, "data", "me", "openid") != fakewechat.OpenIDFor("wxdevfake0000001", "alice") {
+		t.Errorf("me = %v", me)
+	}
+	// dev-alice works again later: it is the same dev user.
+	again := s.graphql(t, "", `mutation { login(code: "dev-alice") { isNewUser } }`)
+	if dig(again, "data", "login", "isNewUser") == nil {
+		t.Errorf("second dev-alice login = %v", again)
+	}
+	s.stop(t)
+	if _, err := os.Stat("wxlogin.db"); err != nil {
+		t.Errorf("dev mode did not keep its SQLite file in the working folder: %v", err)
+	}
+}
+
+func TestConfiguredServerMigratesAndLogsIn(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		fake := fakewechat.New(fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret"})
+		fakeSrv := httptest.NewServer(fake)
+		defer fakeSrv.Close()
+		vars := map[string]string{
+			"WECHAT_APPID": "wxprod0000000001", "WECHAT_SECRET": "prod-secret", "WECHAT_API_BASE": fakeSrv.URL,
+			"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "WXLOGIN_DATABASE_URL": b.URL(t),
+		}
+		var token string
+		for round := range 2 { // the second start finds the schema in place
+			s := start(t, vars)
+			if strings.Contains(s.stderr.String(), "DEV MODE") {
+				t.Error("configured server says it is in dev mode")
+			}
+			code := fake.IssueCode(fakewechat.User{OpenID: "oProd000000000000000000000001"})
+			login := s.graphql(t, "", `mutation { login(code: "`+code+`") { token isNewUser } }`)
+			if got := dig(login, "data", "login", "isNewUser"); got != (round == 0) {
+				t.Errorf("start %d: isNewUser = %v (%v)", round+1, got, login)
+			}
+			if round == 1 {
+				// A token from before the restart still works.
+				if me := s.graphql(t, token, `{ me { openid } }`); dig(me, "data", "me", "openid") == nil {
+					t.Errorf("token from before the restart: %v", me)
+				}
+			}
+			token, _ = dig(login, "data", "login", "token").(string)
+			s.stop(t)
+		}
+	})
+}
+
+func TestDrainsInFlightLoginOnShutdown(t *testing.T) {
+	fake := fakewechat.New(fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret", SlowDelay: 300 * time.Millisecond})
+	fakeSrv := httptest.NewServer(fake)
+	defer fakeSrv.Close()
+	s := start(t, map[string]string{
+		"WECHAT_APPID": "wxprod0000000001", "WECHAT_SECRET": "prod-secret", "WECHAT_API_BASE": fakeSrv.URL,
+		"WXLOGIN_SECRET_KEY":   "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"WXLOGIN_DATABASE_URL": "sqlite://" + t.TempDir() + "/wxlogin.db",
+	})
+	fake.InjectFault(fakewechat.FaultSlow, 1)
+	code := fake.IssueCode(fakewechat.User{OpenID: "oDrain00000000000000000000001"})
+	var login map[string]any
+	var wg sync.WaitGroup
+	wg.Go(func() { login = s.graphql(t, "", `mutation { login(code: "`+code+`") { token } }`) })
+	for fake.Calls() == 0 { // the login is now in flight, waiting on WeChat
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.stop(t)
+	wg.Wait()
+	if dig(login, "data", "login", "token") == nil {
+		t.Errorf("the in-flight login was cut off by shutdown: %v", login)
+	}
+}
+
+func TestRefusesToStartWithBadConfig(t *testing.T) {
+	var stderr lockedBuffer
+	err := serve(context.Background(), func(k string) string {
+		return map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_SECRET_KEY": "short"}[k]
+	}, &stderr)
+	if err == nil {
+		t.Fatal("serve started with an appid, no secret and a bad key")
+	}
+	for _, want := range []string{"WECHAT_SECRET", "WXLOGIN_SECRET_KEY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("start-up error %q does not name %s", err, want)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
