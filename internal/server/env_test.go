@@ -42,11 +42,15 @@ type env struct {
 	fakeClock *clock
 	secretKey []byte
 	wcfg      wechat.Config
+	fakeOpts  fakewechat.Options
 	instances []*httptest.Server
 	client    *http.Client
 }
 
 type envOption func(*env)
+
+// withFake adjusts the fake WeChat's options.
+func withFake(f func(*fakewechat.Options)) envOption { return func(e *env) { f(&e.fakeOpts) } }
 
 // withWeChat adjusts the WeChat client's configuration.
 func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.wcfg) } }
@@ -62,19 +66,21 @@ func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
 		secretKey: bytes.Repeat([]byte{7}, 32),
 		client:    &http.Client{Timeout: contractBound},
 	}
-	e.fake = fakewechat.New(fakewechat.Options{AppID: testAppID, Secret: testSecret, Now: e.fakeClock.Now, SlowDelay: 50 * time.Millisecond})
-	e.wechatLog = &recorder{next: e.fake}
-	fakeSrv := httptest.NewServer(e.wechatLog)
-	t.Cleanup(func() { e.fake.Close(); fakeSrv.Close() })
+	e.fakeOpts = fakewechat.Options{AppID: testAppID, Secret: testSecret, Now: e.fakeClock.Now, SlowDelay: 50 * time.Millisecond}
 	// Short timeouts keep fault tests quick; TestHangWithDefaultTimeouts checks the
 	// production defaults against the contract's bound.
 	e.wcfg = wechat.Config{
-		BaseURL: fakeSrv.URL, AppID: testAppID, Secret: testSecret,
+		AppID: testAppID, Secret: testSecret,
 		AttemptTimeout: 300 * time.Millisecond, Deadline: 1200 * time.Millisecond, RetryBackoff: 5 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(e)
 	}
+	e.fake = fakewechat.New(e.fakeOpts)
+	e.wechatLog = &recorder{next: e.fake}
+	fakeSrv := httptest.NewServer(e.wechatLog)
+	t.Cleanup(func() { e.fake.Close(); fakeSrv.Close() })
+	e.wcfg.BaseURL = fakeSrv.URL
 	e.addInstance()
 	return e
 }

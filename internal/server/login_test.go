@@ -200,6 +200,7 @@ func TestWeChatFaultsGiveTheirCodeAndLeaveNothing(t *testing.T) {
 			{name: "html 502", fault: fakewechat.FaultHTML502, want: "WECHAT_UNAVAILABLE", wantCalls: 1},
 			{name: "truncated json", fault: fakewechat.FaultTruncatedJSON, want: "WECHAT_UNAVAILABLE", wantCalls: 1},
 			{name: "hang", fault: fakewechat.FaultHang, want: "WECHAT_UNAVAILABLE"},
+			{name: "slower than the attempt timeout", fault: fakewechat.FaultSlow, want: "WECHAT_UNAVAILABLE"},
 			{name: "unknown code", code: func(*env) string { return "0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P" }, want: "INVALID_CODE", wantCalls: 1},
 			{name: "expired code", code: func(e *env) string {
 				c := e.fake.IssueCode(alice)
@@ -216,8 +217,11 @@ func TestWeChatFaultsGiveTheirCodeAndLeaveNothing(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				var opts []envOption
-				if tc.name == "wrong app secret" {
+				switch tc.name {
+				case "wrong app secret":
 					opts = append(opts, withWeChat(func(c *wechat.Config) { c.Secret = "not-the-secret" }))
+				case "slower than the attempt timeout":
+					opts = append(opts, withFake(func(o *fakewechat.Options) { o.SlowDelay = time.Minute }))
 				}
 				e := newEnv(t, b, opts...)
 				code := e.fake.IssueCode(alice)
