@@ -148,10 +148,21 @@ func (c *Client) Code2Session(ctx context.Context, code string) (Session, error)
 	defer cancel()
 	deadline, _ := dctx.Deadline()
 
+	var earlier *unavailableError // the last failed attempt that may have reached WeChat
 	for attempt := 1; ; attempt++ {
 		sess, retry, err := c.code2SessionOnce(ctx, dctx, attempt, code)
 		if err == nil {
 			return sess, nil
+		}
+		var apiErr *APIError
+		if earlier != nil && errors.As(err, &apiErr) && apiErr.Errcode == 40163 {
+			// "Code been used" right after an attempt that may have reached WeChat:
+			// most likely that attempt spent it. The code is gone, but the fault was
+			// WeChat's slowness, not the client's code.
+			return Session{}, &unavailableError{api: apiCode2Session, msg: earlier.msg + "; the retry found the code already used, most likely by that attempt"}
+		}
+		if u := (*unavailableError)(nil); errors.As(err, &u) && u.maybeSent {
+			earlier = u
 		}
 		if !retry || attempt >= c.maxAttempts {
 			return Session{}, err
@@ -293,13 +304,15 @@ func (c *Client) transportErr(ctx, dctx, actx context.Context, err error, code s
 		return false, c.doneErr(ctx, apiCode2Session)
 	}
 	if actx.Err() != nil {
-		return true, &unavailableError{api: apiCode2Session, msg: fmt.Sprintf("no answer within the %s attempt timeout", c.attemptTimeout)}
+		return true, &unavailableError{api: apiCode2Session, msg: fmt.Sprintf("no answer within the %s attempt timeout", c.attemptTimeout), maybeSent: true}
 	}
+	var opErr *net.OpError
+	notSent := errors.As(err, &opErr) && opErr.Op == "dial"
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	return true, &unavailableError{api: apiCode2Session, msg: "request failed: " + c.scrub(err.Error(), code)}
+	return true, &unavailableError{api: apiCode2Session, msg: "request failed: " + c.scrub(err.Error(), code), maybeSent: !notSent}
 }
 
 // scrub removes the secret and the code from text that came from elsewhere.

@@ -245,15 +245,20 @@ func TestCode2SessionOutcomes(t *testing.T) {
 			logHas:  []string{`"attempt":2`, `"errcode":-1`, `"level":"DEBUG"`},
 		},
 		{
+			// The second attempt starts with 100 ms left and is cut off by the
+			// overall deadline, not by its own 300 ms timeout.
 			name: "hang runs into the deadline",
 			cfg: func(c *wechat.Config) {
-				c.AttemptTimeout = 100 * time.Millisecond
+				c.AttemptTimeout = 300 * time.Millisecond
 				c.Deadline = 400 * time.Millisecond
 			},
 			setup: func(t *testing.T, e *env) (string, []string) { return "fault-hang", nil },
 			outcome: outcome{want: wechat.ErrUnavailable, calls: anyCalls, check: func(t *testing.T, e *env, err error) {
-				if n := e.fake.Calls(); n < 1 || n > 3 {
-					t.Errorf("WeChat called %d times, want 1 to MaxAttempts (3)", n)
+				if n := e.fake.Calls(); n < 1 || n > 2 {
+					t.Errorf("WeChat called %d times, want 1 or 2 within a 400ms deadline", n)
+				}
+				if !strings.Contains(err.Error(), "deadline") {
+					t.Errorf("err = %v, want it to say the deadline ended the call", err)
 				}
 			}},
 			logHas: []string{`"level":"WARN"`},
@@ -488,5 +493,28 @@ func TestSessionNeverPrintsItsKey(t *testing.T) {
 		if !strings.Contains(text, "o1") {
 			t.Errorf("openid missing: %s", text)
 		}
+	}
+}
+
+// TestRetryAfterTimeoutDoesNotBlameTheCode: a WeChat that spends the code but answers
+// too late makes the retry see 40163 "code been used". That is WeChat's slowness, not a
+// bad code: the caller must get ErrUnavailable, not ErrInvalidCode.
+func TestRetryAfterTimeoutDoesNotBlameTheCode(t *testing.T) {
+	fake := fakewechat.New(fakewechat.Options{AppID: testAppID, Secret: testSecret, SlowDelay: time.Minute})
+	ts := httptest.NewServer(fake)
+	t.Cleanup(ts.Close)
+	t.Cleanup(fake.Close)
+	c, err := wechat.New(wechat.Config{BaseURL: ts.URL, AppID: testAppID, Secret: testSecret,
+		AttemptTimeout: 200 * time.Millisecond, Deadline: 5 * time.Second, RetryBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.InjectFault(fakewechat.FaultSlow, 1)
+	_, err = c.Code2Session(context.Background(), fake.IssueCode(fakewechat.User{OpenID: "o-slow"}))
+	if !errors.Is(err, wechat.ErrUnavailable) || errors.Is(err, wechat.ErrInvalidCode) {
+		t.Errorf("err = %v, want ErrUnavailable and not ErrInvalidCode", err)
+	}
+	if n := fake.Calls(); n < 2 {
+		t.Errorf("WeChat called %d times, want the slow attempt and a retry", n)
 	}
 }

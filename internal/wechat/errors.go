@@ -92,6 +92,10 @@ type unavailableError struct {
 	api   string
 	msg   string
 	extra error // an additional error to match, e.g. context.DeadlineExceeded; may be nil
+	// maybeSent is true when the request may have reached WeChat before the failure
+	// (a timeout or a broken answer, not a refused connection): WeChat may have
+	// spent the code.
+	maybeSent bool
 }
 
 func (e *unavailableError) Error() string {

@@ -42,7 +42,7 @@ const (
 	FaultBusy                // errcode -1 "system error"; the code is not consumed
 	FaultRateLimit           // errcode 45011
 	FaultRiskyUser           // errcode 40226
-	FaultSlow                // waits SlowDelay (or until the request ends), then answers normally
+	FaultSlow                // exchanges the code, then waits SlowDelay (or until the request ends) to answer
 	FaultHTML502             // HTTP 502 with an HTML body, like a gateway error page
 	FaultTruncatedJSON       // HTTP 200, the answer's JSON cut in half
 	FaultHang                // no answer until the request ends or the Server is closed
@@ -275,19 +275,23 @@ func (s *Server) jscode2session(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "fake wechat closed", http.StatusServiceUnavailable)
 		}
 		return
-	case FaultSlow:
+	}
+
+	// A slow WeChat has done the work before its answer is late: the code is spent
+	// even when nobody is still listening, as it is with the real one.
+	ans := s.exchange(q, fault)
+	if fault == FaultSlow {
 		t := time.NewTimer(s.slow)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return // nobody is listening: the code is left alone
+			log.Info("fake wechat answered too late: the caller had gone")
+			return
 		case <-s.closed:
 			t.Stop()
 		}
 	}
-
-	ans := s.exchange(q, fault)
 	if ans.Errcode != 0 {
 		ans.Errmsg += ", rid: " + rid
 		log.Info("fake wechat answered", slog.Int("errcode", ans.Errcode))
