@@ -65,11 +65,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	wcfg := wechat.Config{BaseURL: cfg.WeChat.APIBase, AppID: cfg.WeChat.AppID, Secret: cfg.WeChat.Secret, Logger: log}
 	if cfg.DevMode {
-		fake, base, err := startDevFake(ctx, log)
+		fake, base, stopFake, err := startDevFake(log)
 		if err != nil {
 			return err
 		}
-		defer fake.Close()
+		defer stopFake() // after the drain: in-flight dev logins still reach it
 		wcfg.BaseURL, wcfg.AppID, wcfg.Secret = base, fake.AppID(), fake.Secret()
 	}
 	wc, err := wechat.New(wcfg)
@@ -81,8 +81,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	authn, err := auth.New(auth.Options{
-		DB: db, WeChat: wc, Keyring: keyring, SecretKey: cfg.SecretKey,
-		SessionTTL: cfg.SessionTTL, Logger: log,
+		DB: db, WeChat: wc, Keyring: keyring, SessionTTL: cfg.SessionTTL, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -95,6 +94,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	srv := &http.Server{
 		Handler:           server.New(server.Options{Auth: authn, DB: db, Metrics: metrics.New(), Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // well past a login's 10 s bound
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -103,6 +104,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		devBanner(stderr, cfg, ln.Addr())
 	}
 	log.Info("wxlogin serving", "config", cfg, "listen", ln.Addr().String())
+
+	housekeeping, stopHousekeeping := context.WithCancel(context.Background())
+	defer stopHousekeeping()
+	go authn.RunHousekeeping(housekeeping, time.Minute)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -123,18 +128,17 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 // startDevFake runs the fake WeChat in-process on a loopback port, with credentials
 // made up for this run.
-func startDevFake(ctx context.Context, log *slog.Logger) (*fakewechat.Server, string, error) {
+func startDevFake(log *slog.Logger) (fake *fakewechat.Server, base string, stop func(), err error) {
 	secret := make([]byte, 16)
 	rand.Read(secret)
-	fake := fakewechat.New(fakewechat.Options{AppID: "wxdevfake0000001", Secret: hex.EncodeToString(secret), Logger: log})
+	fake = fakewechat.New(fakewechat.Options{AppID: "wxdevfake0000001", Secret: hex.EncodeToString(secret), Logger: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	hs := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}
 	go hs.Serve(ln)
-	context.AfterFunc(ctx, func() { hs.Close() })
-	return fake, "http://" + ln.Addr().String(), nil
+	return fake, "http://" + ln.Addr().String(), func() { fake.Close(); hs.Close() }, nil
 }
 
 func devBanner(w io.Writer, cfg config.Config, addr net.Addr) {

@@ -22,6 +22,8 @@ type LoginCode struct {
 	CodeHash []byte `json:"-"`
 	// State holds the value of the "state" field.
 	State logincode.State `json:"state,omitempty"`
+	// Failure holds the value of the "failure" field.
+	Failure *string `json:"failure,omitempty"`
 	// LeaseUntil holds the value of the "lease_until" field.
 	LeaseUntil time.Time `json:"lease_until,omitempty"`
 	// ExpiresAt holds the value of the "expires_at" field.
@@ -50,7 +52,7 @@ func (*LoginCode) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case logincode.FieldID:
 			values[i] = new(sql.NullInt64)
-		case logincode.FieldState:
+		case logincode.FieldState, logincode.FieldFailure:
 			values[i] = new(sql.NullString)
 		case logincode.FieldLeaseUntil, logincode.FieldExpiresAt, logincode.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -86,6 +88,13 @@ func (_m *LoginCode) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field state", values[i])
 			} else if value.Valid {
 				_m.State = logincode.State(value.String)
+			}
+		case logincode.FieldFailure:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field failure", values[i])
+			} else if value.Valid {
+				_m.Failure = new(string)
+				*_m.Failure = value.String
 			}
 		case logincode.FieldLeaseUntil:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -165,6 +174,11 @@ func (_m *LoginCode) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("state=")
 	builder.WriteString(fmt.Sprintf("%v", _m.State))
+	builder.WriteString(", ")
+	if v := _m.Failure; v != nil {
+		builder.WriteString("failure=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("lease_until=")
 	builder.WriteString(_m.LeaseUntil.Format(time.ANSIC))

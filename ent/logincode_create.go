@@ -43,6 +43,20 @@ func (_c *LoginCodeCreate) SetNillableState(v *logincode.State) *LoginCodeCreate
 	return _c
 }
 
+// SetFailure sets the "failure" field.
+func (_c *LoginCodeCreate) SetFailure(v string) *LoginCodeCreate {
+	_c.mutation.SetFailure(v)
+	return _c
+}
+
+// SetNillableFailure sets the "failure" field if the given value is not nil.
+func (_c *LoginCodeCreate) SetNillableFailure(v *string) *LoginCodeCreate {
+	if v != nil {
+		_c.SetFailure(*v)
+	}
+	return _c
+}
+
 // SetLeaseUntil sets the "lease_until" field.
 func (_c *LoginCodeCreate) SetLeaseUntil(v time.Time) *LoginCodeCreate {
 	_c.mutation.SetLeaseUntil(v)
@@ -178,6 +192,11 @@ func (_c *LoginCodeCreate) check() error {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "LoginCode.state": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.Failure(); ok {
+		if err := logincode.FailureValidator(v); err != nil {
+			return &ValidationError{Name: "failure", err: fmt.Errorf(`ent: validator failed for field "LoginCode.failure": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.LeaseUntil(); !ok {
 		return &ValidationError{Name: "lease_until", err: errors.New(`ent: missing required field "LoginCode.lease_until"`)}
 	}
@@ -224,6 +243,10 @@ func (_c *LoginCodeCreate) createSpec() (*LoginCode, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.State(); ok {
 		_spec.SetField(logincode.FieldState, field.TypeEnum, value)
 		_node.State = value
+	}
+	if value, ok := _c.mutation.Failure(); ok {
+		_spec.SetField(logincode.FieldFailure, field.TypeString, value)
+		_node.Failure = &value
 	}
 	if value, ok := _c.mutation.LeaseUntil(); ok {
 		_spec.SetField(logincode.FieldLeaseUntil, field.TypeTime, value)
@@ -310,6 +333,24 @@ func (u *LoginCodeUpsert) SetState(v logincode.State) *LoginCodeUpsert {
 // UpdateState sets the "state" field to the value that was provided on create.
 func (u *LoginCodeUpsert) UpdateState() *LoginCodeUpsert {
 	u.SetExcluded(logincode.FieldState)
+	return u
+}
+
+// SetFailure sets the "failure" field.
+func (u *LoginCodeUpsert) SetFailure(v string) *LoginCodeUpsert {
+	u.Set(logincode.FieldFailure, v)
+	return u
+}
+
+// UpdateFailure sets the "failure" field to the value that was provided on create.
+func (u *LoginCodeUpsert) UpdateFailure() *LoginCodeUpsert {
+	u.SetExcluded(logincode.FieldFailure)
+	return u
+}
+
+// ClearFailure clears the value of the "failure" field.
+func (u *LoginCodeUpsert) ClearFailure() *LoginCodeUpsert {
+	u.SetNull(logincode.FieldFailure)
 	return u
 }
 
@@ -444,6 +485,27 @@ func (u *LoginCodeUpsertOne) SetState(v logincode.State) *LoginCodeUpsertOne {
 func (u *LoginCodeUpsertOne) UpdateState() *LoginCodeUpsertOne {
 	return u.Update(func(s *LoginCodeUpsert) {
 		s.UpdateState()
+	})
+}
+
+// SetFailure sets the "failure" field.
+func (u *LoginCodeUpsertOne) SetFailure(v string) *LoginCodeUpsertOne {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.SetFailure(v)
+	})
+}
+
+// UpdateFailure sets the "failure" field to the value that was provided on create.
+func (u *LoginCodeUpsertOne) UpdateFailure() *LoginCodeUpsertOne {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.UpdateFailure()
+	})
+}
+
+// ClearFailure clears the value of the "failure" field.
+func (u *LoginCodeUpsertOne) ClearFailure() *LoginCodeUpsertOne {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.ClearFailure()
 	})
 }
 
@@ -756,6 +818,27 @@ func (u *LoginCodeUpsertBulk) SetState(v logincode.State) *LoginCodeUpsertBulk {
 func (u *LoginCodeUpsertBulk) UpdateState() *LoginCodeUpsertBulk {
 	return u.Update(func(s *LoginCodeUpsert) {
 		s.UpdateState()
+	})
+}
+
+// SetFailure sets the "failure" field.
+func (u *LoginCodeUpsertBulk) SetFailure(v string) *LoginCodeUpsertBulk {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.SetFailure(v)
+	})
+}
+
+// UpdateFailure sets the "failure" field to the value that was provided on create.
+func (u *LoginCodeUpsertBulk) UpdateFailure() *LoginCodeUpsertBulk {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.UpdateFailure()
+	})
+}
+
+// ClearFailure clears the value of the "failure" field.
+func (u *LoginCodeUpsertBulk) ClearFailure() *LoginCodeUpsertBulk {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.ClearFailure()
 	})
 }
 

@@ -43,6 +43,26 @@ func (_u *LoginCodeUpdate) SetNillableState(v *logincode.State) *LoginCodeUpdate
 	return _u
 }
 
+// SetFailure sets the "failure" field.
+func (_u *LoginCodeUpdate) SetFailure(v string) *LoginCodeUpdate {
+	_u.mutation.SetFailure(v)
+	return _u
+}
+
+// SetNillableFailure sets the "failure" field if the given value is not nil.
+func (_u *LoginCodeUpdate) SetNillableFailure(v *string) *LoginCodeUpdate {
+	if v != nil {
+		_u.SetFailure(*v)
+	}
+	return _u
+}
+
+// ClearFailure clears the value of the "failure" field.
+func (_u *LoginCodeUpdate) ClearFailure() *LoginCodeUpdate {
+	_u.mutation.ClearFailure()
+	return _u
+}
+
 // SetLeaseUntil sets the "lease_until" field.
 func (_u *LoginCodeUpdate) SetLeaseUntil(v time.Time) *LoginCodeUpdate {
 	_u.mutation.SetLeaseUntil(v)
@@ -164,6 +184,11 @@ func (_u *LoginCodeUpdate) check() error {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "LoginCode.state": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Failure(); ok {
+		if err := logincode.FailureValidator(v); err != nil {
+			return &ValidationError{Name: "failure", err: fmt.Errorf(`ent: validator failed for field "LoginCode.failure": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -181,6 +206,12 @@ func (_u *LoginCodeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(logincode.FieldState, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.Failure(); ok {
+		_spec.SetField(logincode.FieldFailure, field.TypeString, value)
+	}
+	if _u.mutation.FailureCleared() {
+		_spec.ClearField(logincode.FieldFailure, field.TypeString)
 	}
 	if value, ok := _u.mutation.LeaseUntil(); ok {
 		_spec.SetField(logincode.FieldLeaseUntil, field.TypeTime, value)
@@ -234,6 +265,26 @@ func (_u *LoginCodeUpdateOne) SetNillableState(v *logincode.State) *LoginCodeUpd
 	if v != nil {
 		_u.SetState(*v)
 	}
+	return _u
+}
+
+// SetFailure sets the "failure" field.
+func (_u *LoginCodeUpdateOne) SetFailure(v string) *LoginCodeUpdateOne {
+	_u.mutation.SetFailure(v)
+	return _u
+}
+
+// SetNillableFailure sets the "failure" field if the given value is not nil.
+func (_u *LoginCodeUpdateOne) SetNillableFailure(v *string) *LoginCodeUpdateOne {
+	if v != nil {
+		_u.SetFailure(*v)
+	}
+	return _u
+}
+
+// ClearFailure clears the value of the "failure" field.
+func (_u *LoginCodeUpdateOne) ClearFailure() *LoginCodeUpdateOne {
+	_u.mutation.ClearFailure()
 	return _u
 }
 
@@ -371,6 +422,11 @@ func (_u *LoginCodeUpdateOne) check() error {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "LoginCode.state": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Failure(); ok {
+		if err := logincode.FailureValidator(v); err != nil {
+			return &ValidationError{Name: "failure", err: fmt.Errorf(`ent: validator failed for field "LoginCode.failure": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -405,6 +461,12 @@ func (_u *LoginCodeUpdateOne) sqlSave(ctx context.Context) (_node *LoginCode, er
 	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(logincode.FieldState, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.Failure(); ok {
+		_spec.SetField(logincode.FieldFailure, field.TypeString, value)
+	}
+	if _u.mutation.FailureCleared() {
+		_spec.ClearField(logincode.FieldFailure, field.TypeString)
 	}
 	if value, ok := _u.mutation.LeaseUntil(); ok {
 		_spec.SetField(logincode.FieldLeaseUntil, field.TypeTime, value)

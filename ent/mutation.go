@@ -774,6 +774,7 @@ type LoginCodeMutation struct {
 	id            *int
 	code_hash     *[]byte
 	state         *logincode.State
+	failure       *string
 	lease_until   *time.Time
 	expires_at    *time.Time
 	identity_id   *uuid.UUID
@@ -954,6 +955,55 @@ func (m *LoginCodeMutation) OldState(ctx context.Context) (v logincode.State, er
 // ResetState resets all changes to the "state" field.
 func (m *LoginCodeMutation) ResetState() {
 	m.state = nil
+}
+
+// SetFailure sets the "failure" field.
+func (m *LoginCodeMutation) SetFailure(s string) {
+	m.failure = &s
+}
+
+// Failure returns the value of the "failure" field in the mutation.
+func (m *LoginCodeMutation) Failure() (r string, exists bool) {
+	v := m.failure
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFailure returns the old "failure" field's value of the LoginCode entity.
+// If the LoginCode object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LoginCodeMutation) OldFailure(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFailure is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFailure requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFailure: %w", err)
+	}
+	return oldValue.Failure, nil
+}
+
+// ClearFailure clears the value of the "failure" field.
+func (m *LoginCodeMutation) ClearFailure() {
+	m.failure = nil
+	m.clearedFields[logincode.FieldFailure] = struct{}{}
+}
+
+// FailureCleared returns if the "failure" field was cleared in this mutation.
+func (m *LoginCodeMutation) FailureCleared() bool {
+	_, ok := m.clearedFields[logincode.FieldFailure]
+	return ok
+}
+
+// ResetFailure resets all changes to the "failure" field.
+func (m *LoginCodeMutation) ResetFailure() {
+	m.failure = nil
+	delete(m.clearedFields, logincode.FieldFailure)
 }
 
 // SetLeaseUntil sets the "lease_until" field.
@@ -1232,12 +1282,15 @@ func (m *LoginCodeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *LoginCodeMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.code_hash != nil {
 		fields = append(fields, logincode.FieldCodeHash)
 	}
 	if m.state != nil {
 		fields = append(fields, logincode.FieldState)
+	}
+	if m.failure != nil {
+		fields = append(fields, logincode.FieldFailure)
 	}
 	if m.lease_until != nil {
 		fields = append(fields, logincode.FieldLeaseUntil)
@@ -1269,6 +1322,8 @@ func (m *LoginCodeMutation) Field(name string) (ent.Value, bool) {
 		return m.CodeHash()
 	case logincode.FieldState:
 		return m.State()
+	case logincode.FieldFailure:
+		return m.Failure()
 	case logincode.FieldLeaseUntil:
 		return m.LeaseUntil()
 	case logincode.FieldExpiresAt:
@@ -1294,6 +1349,8 @@ func (m *LoginCodeMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldCodeHash(ctx)
 	case logincode.FieldState:
 		return m.OldState(ctx)
+	case logincode.FieldFailure:
+		return m.OldFailure(ctx)
 	case logincode.FieldLeaseUntil:
 		return m.OldLeaseUntil(ctx)
 	case logincode.FieldExpiresAt:
@@ -1328,6 +1385,13 @@ func (m *LoginCodeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetState(v)
+		return nil
+	case logincode.FieldFailure:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFailure(v)
 		return nil
 	case logincode.FieldLeaseUntil:
 		v, ok := value.(time.Time)
@@ -1401,6 +1465,9 @@ func (m *LoginCodeMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *LoginCodeMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(logincode.FieldFailure) {
+		fields = append(fields, logincode.FieldFailure)
+	}
 	if m.FieldCleared(logincode.FieldIdentityID) {
 		fields = append(fields, logincode.FieldIdentityID)
 	}
@@ -1421,6 +1488,9 @@ func (m *LoginCodeMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *LoginCodeMutation) ClearField(name string) error {
 	switch name {
+	case logincode.FieldFailure:
+		m.ClearFailure()
+		return nil
 	case logincode.FieldIdentityID:
 		m.ClearIdentityID()
 		return nil
@@ -1440,6 +1510,9 @@ func (m *LoginCodeMutation) ResetField(name string) error {
 		return nil
 	case logincode.FieldState:
 		m.ResetState()
+		return nil
+	case logincode.FieldFailure:
+		m.ResetFailure()
 		return nil
 	case logincode.FieldLeaseUntil:
 		m.ResetLeaseUntil()

@@ -91,12 +91,16 @@ func init() {
 			return nil
 		}
 	}()
+	// logincodeDescFailure is the schema descriptor for failure field.
+	logincodeDescFailure := logincodeFields[2].Descriptor()
+	// logincode.FailureValidator is a validator for the "failure" field. It is called by the builders before save.
+	logincode.FailureValidator = logincodeDescFailure.Validators[0].(func(string) error)
 	// logincodeDescNewUser is the schema descriptor for new_user field.
-	logincodeDescNewUser := logincodeFields[6].Descriptor()
+	logincodeDescNewUser := logincodeFields[7].Descriptor()
 	// logincode.DefaultNewUser holds the default value on creation for the new_user field.
 	logincode.DefaultNewUser = logincodeDescNewUser.Default.(bool)
 	// logincodeDescCreatedAt is the schema descriptor for created_at field.
-	logincodeDescCreatedAt := logincodeFields[7].Descriptor()
+	logincodeDescCreatedAt := logincodeFields[8].Descriptor()
 	// logincode.DefaultCreatedAt holds the default value on creation for the created_at field.
 	logincode.DefaultCreatedAt = logincodeDescCreatedAt.Default.(func() time.Time)
 	sessionFields := schema.Session{}.Fields()

@@ -83,9 +83,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case CodeWeChatUnavailable:
 			gerr.Message = msgUnavailable
 		case CodeInternal:
-			if errors.Is(gerr.Err, wechat.ErrConfig) {
+			switch {
+			case errors.Is(gerr.Err, context.Canceled):
+				log.InfoContext(ctx, "graphql: the client went away", "path", gerr.Path.String())
+			case errors.Is(gerr.Err, wechat.ErrConfig):
 				log.ErrorContext(ctx, "wechat rejected the server's credentials: check WECHAT_APPID and WECHAT_SECRET", "error", gerr.Err, "path", gerr.Path.String())
-			} else {
+			default:
 				log.ErrorContext(ctx, "graphql: internal error", "error", gerr.Err, "path", gerr.Path.String())
 			}
 			gerr.Message = msgInternal

@@ -18,6 +18,8 @@ const (
 	FieldCodeHash = "code_hash"
 	// FieldState holds the string denoting the state field in the database.
 	FieldState = "state"
+	// FieldFailure holds the string denoting the failure field in the database.
+	FieldFailure = "failure"
 	// FieldLeaseUntil holds the string denoting the lease_until field in the database.
 	FieldLeaseUntil = "lease_until"
 	// FieldExpiresAt holds the string denoting the expires_at field in the database.
@@ -39,6 +41,7 @@ var Columns = []string{
 	FieldID,
 	FieldCodeHash,
 	FieldState,
+	FieldFailure,
 	FieldLeaseUntil,
 	FieldExpiresAt,
 	FieldIdentityID,
@@ -60,6 +63,8 @@ func ValidColumn(column string) bool {
 var (
 	// CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
 	CodeHashValidator func([]byte) error
+	// FailureValidator is a validator for the "failure" field. It is called by the builders before save.
+	FailureValidator func(string) error
 	// DefaultNewUser holds the default value on creation for the "new_user" field.
 	DefaultNewUser bool
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
@@ -76,6 +81,7 @@ const DefaultState = StatePending
 const (
 	StatePending State = "pending"
 	StateDone    State = "done"
+	StateFailed  State = "failed"
 )
 
 func (s State) String() string {
@@ -85,7 +91,7 @@ func (s State) String() string {
 // StateValidator is a validator for the "state" field enum values. It is called by the builders before save.
 func StateValidator(s State) error {
 	switch s {
-	case StatePending, StateDone:
+	case StatePending, StateDone, StateFailed:
 		return nil
 	default:
 		return fmt.Errorf("logincode: invalid enum value for state field: %q", s)
@@ -103,6 +109,11 @@ func ByID(opts ...sql.OrderTermOption) OrderOption {
 // ByState orders the results by the state field.
 func ByState(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldState, opts...).ToFunc()
+}
+
+// ByFailure orders the results by the failure field.
+func ByFailure(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFailure, opts...).ToFunc()
 }
 
 // ByLeaseUntil orders the results by the lease_until field.

@@ -60,6 +60,11 @@ func CodeHash(v []byte) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldEQ(FieldCodeHash, v))
 }
 
+// Failure applies equality check predicate on the "failure" field. It's identical to FailureEQ.
+func Failure(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldEQ(FieldFailure, v))
+}
+
 // LeaseUntil applies equality check predicate on the "lease_until" field. It's identical to LeaseUntilEQ.
 func LeaseUntil(v time.Time) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldEQ(FieldLeaseUntil, v))
@@ -148,6 +153,81 @@ func StateIn(vs ...State) predicate.LoginCode {
 // StateNotIn applies the NotIn predicate on the "state" field.
 func StateNotIn(vs ...State) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldNotIn(FieldState, vs...))
+}
+
+// FailureEQ applies the EQ predicate on the "failure" field.
+func FailureEQ(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldEQ(FieldFailure, v))
+}
+
+// FailureNEQ applies the NEQ predicate on the "failure" field.
+func FailureNEQ(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldNEQ(FieldFailure, v))
+}
+
+// FailureIn applies the In predicate on the "failure" field.
+func FailureIn(vs ...string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldIn(FieldFailure, vs...))
+}
+
+// FailureNotIn applies the NotIn predicate on the "failure" field.
+func FailureNotIn(vs ...string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldNotIn(FieldFailure, vs...))
+}
+
+// FailureGT applies the GT predicate on the "failure" field.
+func FailureGT(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldGT(FieldFailure, v))
+}
+
+// FailureGTE applies the GTE predicate on the "failure" field.
+func FailureGTE(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldGTE(FieldFailure, v))
+}
+
+// FailureLT applies the LT predicate on the "failure" field.
+func FailureLT(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldLT(FieldFailure, v))
+}
+
+// FailureLTE applies the LTE predicate on the "failure" field.
+func FailureLTE(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldLTE(FieldFailure, v))
+}
+
+// FailureContains applies the Contains predicate on the "failure" field.
+func FailureContains(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldContains(FieldFailure, v))
+}
+
+// FailureHasPrefix applies the HasPrefix predicate on the "failure" field.
+func FailureHasPrefix(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldHasPrefix(FieldFailure, v))
+}
+
+// FailureHasSuffix applies the HasSuffix predicate on the "failure" field.
+func FailureHasSuffix(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldHasSuffix(FieldFailure, v))
+}
+
+// FailureIsNil applies the IsNil predicate on the "failure" field.
+func FailureIsNil() predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldIsNull(FieldFailure))
+}
+
+// FailureNotNil applies the NotNil predicate on the "failure" field.
+func FailureNotNil() predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldNotNull(FieldFailure))
+}
+
+// FailureEqualFold applies the EqualFold predicate on the "failure" field.
+func FailureEqualFold(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldEqualFold(FieldFailure, v))
+}
+
+// FailureContainsFold applies the ContainsFold predicate on the "failure" field.
+func FailureContainsFold(v string) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldContainsFold(FieldFailure, v))
 }
 
 // LeaseUntilEQ applies the EQ predicate on the "lease_until" field.

@@ -49,7 +49,8 @@ var (
 	LoginCodesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "code_hash", Type: field.TypeBytes, Unique: true, Size: 32, SchemaType: map[string]string{"mysql": "binary(32)"}},
-		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "done"}, Default: "pending"},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "done", "failed"}, Default: "pending"},
+		{Name: "failure", Type: field.TypeString, Nullable: true, Size: 32},
 		{Name: "lease_until", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "identity_id", Type: field.TypeUUID, Nullable: true},
@@ -66,7 +67,7 @@ var (
 			{
 				Name:    "logincode_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{LoginCodesColumns[4]},
+				Columns: []*schema.Column{LoginCodesColumns[5]},
 			},
 		},
 	}

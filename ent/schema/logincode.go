@@ -8,9 +8,11 @@ import (
 )
 
 // LoginCode makes wx.login codes idempotent across retries and instances. It is keyed by
-// an HMAC of the code (never the code itself) and holds only which identity the code
+// a hash of the code (never the code itself) and holds only which identity the code
 // logged in, never a token. A pending row is a claim: one instance is exchanging the code
-// with WeChat; others wait for it to turn done or vanish. A failed exchange deletes it.
+// with WeChat and the others wait for it. Done: the code logs that identity in again.
+// Failed: WeChat refused the code for good, and for a few seconds the same answer is
+// given without asking again. A passing failure (WeChat busy) deletes the claim.
 type LoginCode struct {
 	ent.Schema
 }
@@ -19,11 +21,15 @@ type LoginCode struct {
 func (LoginCode) Fields() []ent.Field {
 	return []ent.Field{
 		field.Bytes("code_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
-		field.Enum("state").Values("pending", "done").Default("pending"),
+		field.Enum("state").Values("pending", "done", "failed").Default("pending"),
+		// failure names WeChat's refusal for a failed code: invalid_code, risky_user or
+		// rate_limited.
+		field.String("failure").MaxLen(32).Optional().Nillable(),
 		// lease_until bounds a pending claim, so that a crashed instance does not hold
 		// a code for longer than one login can take.
 		field.Time("lease_until").SchemaType(datetime6),
-		// expires_at ends the idempotency window: no longer than the code's own life.
+		// expires_at ends the row: for a done code, the idempotency window (no longer than
+		// the code's own life); for a failed one, a few seconds.
 		field.Time("expires_at").SchemaType(datetime6),
 		field.UUID("identity_id", uuid.UUID{}).Optional().Nillable(),
 		field.UUID("user_id", uuid.UUID{}).Optional().Nillable(),

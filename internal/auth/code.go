@@ -1,10 +1,5 @@
 package auth
 
-import (
-	"crypto/hmac"
-	"crypto/sha256"
-)
-
 // MaxCodeLen is the longest wx.login code accepted, in bytes.
 const MaxCodeLen = 128
 
@@ -22,14 +17,4 @@ func ValidateCode(code string) error {
 		}
 	}
 	return nil
-}
-
-// codeHasher keys login-code records by an HMAC of the code, so that a copy of the
-// database does not even tell which codes were used.
-type codeHasher struct{ key []byte }
-
-func (h codeHasher) hash(code string) []byte {
-	m := hmac.New(sha256.New, h.key)
-	m.Write([]byte(code))
-	return m.Sum(nil)
 }

@@ -4,7 +4,6 @@ package auth
 
 import (
 	"context"
-	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -27,9 +26,14 @@ import (
 )
 
 const (
-	// loginBudget bounds one login end to end; the contract promises an answer within
-	// 10 s whatever WeChat does, and the WeChat client's own deadline is shorter.
-	loginBudget = 9500 * time.Millisecond
+	// DefaultLoginTimeout bounds one login end to end, waiting included; the contract
+	// promises an answer within 10 s whatever WeChat does, and the WeChat client's own
+	// deadline is shorter. Clean-up after a failure gets cleanupGrace more.
+	DefaultLoginTimeout = 9500 * time.Millisecond
+	cleanupGrace        = 300 * time.Millisecond
+	// failedTTL is how long a code WeChat refused for good answers with the same error
+	// without asking WeChat again: long enough for every request already waiting on it.
+	failedTTL = 10 * time.Second
 	// claimLease bounds how long a pending code claim holds off other instances, so a
 	// crashed instance cannot hold a code for longer than one login can take.
 	claimLease = 15 * time.Second
@@ -50,27 +54,26 @@ type WeChat interface {
 
 // Options are the Service's dependencies and policy.
 type Options struct {
-	DB      *database.DB
-	WeChat  WeChat
-	Keyring *seal.Keyring
-	// SecretKey derives the key that hashes login codes; all instances must share it.
-	SecretKey  []byte
-	SessionTTL time.Duration
-	CodeWindow time.Duration    // default DefaultCodeWindow
-	Now        func() time.Time // default time.Now
-	Logger     *slog.Logger
+	DB           *database.DB
+	WeChat       WeChat
+	Keyring      *seal.Keyring
+	SessionTTL   time.Duration
+	CodeWindow   time.Duration    // default DefaultCodeWindow
+	LoginTimeout time.Duration    // default DefaultLoginTimeout
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger
 }
 
 // Service logs people in and keeps their sessions.
 type Service struct {
-	db         *database.DB
-	wechat     WeChat
-	keyring    *seal.Keyring
-	codes      codeHasher
-	sessionTTL time.Duration
-	codeWindow time.Duration
-	now        func() time.Time
-	log        *slog.Logger
+	db           *database.DB
+	wechat       WeChat
+	keyring      *seal.Keyring
+	sessionTTL   time.Duration
+	codeWindow   time.Duration
+	loginTimeout time.Duration
+	now          func() time.Time
+	log          *slog.Logger
 
 	mu      sync.Mutex
 	flights map[string]*flight // codes being exchanged by this instance, by hash
@@ -117,23 +120,22 @@ type Current struct {
 
 // New builds a Service.
 func New(o Options) (*Service, error) {
-	if o.DB == nil || o.WeChat == nil || o.Keyring == nil || len(o.SecretKey) == 0 {
-		return nil, errors.New("auth: DB, WeChat, Keyring and SecretKey are required")
-	}
-	codeKey, err := hkdf.Key(sha256.New, o.SecretKey, nil, "wxlogin login-code hmac", 32)
-	if err != nil {
-		return nil, err
+	if o.DB == nil || o.WeChat == nil || o.Keyring == nil {
+		return nil, errors.New("auth: DB, WeChat and Keyring are required")
 	}
 	s := &Service{
-		db:         o.DB,
-		wechat:     o.WeChat,
-		keyring:    o.Keyring,
-		codes:      codeHasher{key: codeKey},
-		sessionTTL: o.SessionTTL,
-		codeWindow: o.CodeWindow,
-		now:        o.Now,
-		log:        o.Logger,
-		flights:    make(map[string]*flight),
+		db:           o.DB,
+		wechat:       o.WeChat,
+		keyring:      o.Keyring,
+		sessionTTL:   o.SessionTTL,
+		codeWindow:   o.CodeWindow,
+		loginTimeout: o.LoginTimeout,
+		now:          o.Now,
+		log:          o.Logger,
+		flights:      make(map[string]*flight),
+	}
+	if s.loginTimeout <= 0 {
+		s.loginTimeout = DefaultLoginTimeout
 	}
 	if s.sessionTTL <= 0 {
 		s.sessionTTL = 30 * 24 * time.Hour
@@ -160,14 +162,22 @@ func (s *Service) Login(ctx context.Context, code string, client Client) (*Login
 	if err := ValidateCode(code); err != nil {
 		return nil, err
 	}
-	key := string(s.codes.hash(code))
+	hash := CodeHash(code)
+	key := string(hash)
+	// One deadline for the whole login, whoever does the work and however long it waits.
+	deadline := time.Now().Add(s.loginTimeout)
 
 	s.mu.Lock()
 	if f, ok := s.flights[key]; ok {
 		s.mu.Unlock()
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
 		select {
 		case <-f.done:
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, ErrCodeBusy
+			}
 			return nil, ctx.Err()
 		}
 		if f.err != nil {
@@ -175,22 +185,39 @@ func (s *Service) Login(ctx context.Context, code string, client Client) (*Login
 		}
 		return s.relogin(ctx, f.rec, client)
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), err: errors.New("auth: the first login with this code did not finish")}
 	s.flights[key] = f
 	s.mu.Unlock()
+	defer func() { // also when the exchange panics: waiters must never hang
+		s.mu.Lock()
+		delete(s.flights, key)
+		s.mu.Unlock()
+		close(f.done)
+	}()
 
 	// The exchange goes on if the caller goes away: once WeChat has consumed the code,
 	// recording who it logs in is what lets the client's retry succeed.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loginBudget)
+	lctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	login, rec, err := s.exchange(lctx, []byte(key), code, client)
+	login, rec, err := s.exchange(lctx, hash, code, client)
 	f.rec, f.err = rec, err
-
-	s.mu.Lock()
-	delete(s.flights, key)
-	s.mu.Unlock()
-	close(f.done)
 	return login, err
+}
+
+// CodeHash is the key of a code's record. A plain hash is enough: a code is random,
+// single-use and dead within minutes, and a keyed hash would split instances during a
+// key rotation.
+func CodeHash(code string) []byte {
+	sum := sha256.Sum256([]byte("wxlogin login code\x00" + code))
+	return sum[:]
+}
+
+// definitive are WeChat's refusals that asking again would not change, by the name a
+// failed code record keeps.
+var definitive = map[string]error{
+	"invalid_code": wechat.ErrInvalidCode,
+	"risky_user":   wechat.ErrRiskyUser,
+	"rate_limited": wechat.ErrRateLimited,
 }
 
 // exchange logs in with a code this instance is the first to see: from the database
@@ -202,26 +229,32 @@ func (s *Service) exchange(ctx context.Context, hash []byte, code string, client
 		now := s.clock()
 		switch {
 		case ent.IsNotFound(err):
-			claimed, err := s.claim(ctx, hash, now)
+			claim, err := s.claim(ctx, hash, now)
 			if err != nil {
 				return nil, codeRecord{}, err
 			}
-			if claimed {
-				return s.exchangeClaimed(ctx, hash, code, client)
+			if claim != 0 {
+				return s.exchangeClaimed(ctx, claim, code, client)
 			}
 			continue // another request claimed it first: look again
 		case err != nil:
-			return nil, codeRecord{}, err
+			return nil, codeRecord{}, s.busyIfLate(ctx, err)
 		case !now.Before(rec.ExpiresAt) || (rec.State == logincode.StatePending && !now.Before(rec.LeaseUntil)):
 			// Past its window, or a claim whose holder died: clear it and start over.
 			if _, err := s.db.LoginCode.Delete().Where(logincode.ID(rec.ID), logincode.StateEQ(rec.State)).Exec(ctx); err != nil {
-				return nil, codeRecord{}, err
+				return nil, codeRecord{}, s.busyIfLate(ctx, err)
 			}
 			continue
 		case rec.State == logincode.StateDone:
 			cr := codeRecord{userID: *rec.UserID, identityID: *rec.IdentityID, newUser: rec.NewUser}
 			login, err := s.relogin(ctx, cr, client)
 			return login, cr, err
+		case rec.State == logincode.StateFailed:
+			refusal := definitive[deref(rec.Failure)]
+			if refusal == nil {
+				refusal = wechat.ErrUnexpected
+			}
+			return nil, codeRecord{}, fmt.Errorf("auth: WeChat refused this code moments ago: %w", refusal)
 		default: // pending on another instance: wait for it to finish or give up
 			select {
 			case <-ctx.Done():
@@ -232,25 +265,39 @@ func (s *Service) exchange(ctx context.Context, hash []byte, code string, client
 	}
 }
 
-// claim inserts a pending record for the code. False means another request holds it.
-func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (bool, error) {
-	err := s.db.LoginCode.Create().
+// busyIfLate reports a database error that came from running out of time as the login
+// being too slow, not as an internal failure.
+func (s *Service) busyIfLate(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ErrCodeBusy
+	}
+	return err
+}
+
+// claim inserts a pending record for the code and returns its id; 0 means another
+// request holds it.
+func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (int, error) {
+	rec, err := s.db.LoginCode.Create().
 		SetCodeHash(hash).
 		SetState(logincode.StatePending).
 		SetLeaseUntil(now.Add(claimLease)).
 		SetExpiresAt(now.Add(s.codeWindow)).
 		SetCreatedAt(now).
-		Exec(ctx)
-	if database.IsUniqueViolation(err) {
-		return false, nil
+		Save(ctx)
+	switch {
+	case database.IsUniqueViolation(err):
+		return 0, nil
+	case err != nil:
+		return 0, s.busyIfLate(ctx, err)
 	}
-	return err == nil, err
+	return rec.ID, nil
 }
 
 // exchangeClaimed asks WeChat about a code this request has claimed, then creates or
 // updates the identity and user, records the code as done and opens a session, all in
-// one transaction. On any failure the claim is removed: a failed login leaves nothing.
-func (s *Service) exchangeClaimed(ctx context.Context, hash []byte, code string, client Client) (*Login, codeRecord, error) {
+// one transaction. When it fails, no user or session is left, and the claim either
+// turns into a short-lived record of WeChat's final refusal or is removed.
+func (s *Service) exchangeClaimed(ctx context.Context, claim int, code string, client Client) (*Login, codeRecord, error) {
 	appid := s.wechat.AppID()
 	ws, err := s.wechat.Code2Session(ctx, code)
 	if err == nil {
@@ -264,7 +311,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, hash []byte, code string,
 			}
 			rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
 			n, err := tx.LoginCode.Update().
-				Where(logincode.CodeHash(hash), logincode.StateEQ(logincode.StatePending)).
+				Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).
 				SetState(logincode.StateDone).
 				SetUserID(rec.userID).
 				SetIdentityID(rec.identityID).
@@ -282,13 +329,66 @@ func (s *Service) exchangeClaimed(ctx context.Context, hash []byte, code string,
 		if err == nil {
 			return login, rec, nil
 		}
+		err = s.busyIfLate(ctx, err)
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	if _, derr := s.db.LoginCode.Delete().Where(logincode.CodeHash(hash), logincode.StateEQ(logincode.StatePending)).Exec(cctx); derr != nil {
-		s.log.Error("auth: removing a failed login code claim", "error", derr)
-	}
+	s.releaseClaim(ctx, claim, err)
 	return nil, codeRecord{}, err
+}
+
+// releaseClaim ends a claim whose login failed: a final refusal by WeChat is kept for
+// failedTTL so that requests waiting on this code get the same answer without asking
+// WeChat again; any other failure removes the claim so that a retry can try afresh.
+func (s *Service) releaseClaim(ctx context.Context, claim int, cause error) {
+	deadline, _ := ctx.Deadline()
+	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(cleanupGrace))
+	defer cancel()
+	var err error
+	if failure := failureName(cause); failure != "" {
+		err = s.db.LoginCode.Update().
+			Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).
+			SetState(logincode.StateFailed).
+			SetFailure(failure).
+			SetExpiresAt(s.clock().Add(failedTTL)).
+			Exec(cctx)
+	} else {
+		_, err = s.db.LoginCode.Delete().Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).Exec(cctx)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "auth: releasing a failed login's code claim", "error", err)
+	}
+}
+
+func failureName(err error) string {
+	for name, refusal := range definitive {
+		if errors.Is(err, refusal) {
+			return name
+		}
+	}
+	return ""
+}
+
+// PurgeExpiredCodes deletes code records past their window, and claims whose holder
+// died with them.
+func (s *Service) PurgeExpiredCodes(ctx context.Context) (int, error) {
+	return s.db.LoginCode.Delete().Where(logincode.ExpiresAtLT(s.clock())).Exec(ctx)
+}
+
+// RunHousekeeping purges expired code records every interval until ctx ends.
+func (s *Service) RunHousekeeping(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.PurgeExpiredCodes(ctx); err != nil {
+				s.log.WarnContext(ctx, "auth: purging expired login codes", "error", err)
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "auth: purged expired login codes", "rows", n)
+			}
+		}
+	}
 }
 
 // upsertAccount finds or creates the identity for (appid, openid) and its user, and
@@ -449,6 +549,13 @@ func (s *Service) Logout(ctx context.Context, cur *Current) error {
 // sealed value to its identity, so a value copied to another row does not open.
 func IdentityBinding(appid, openid string) []byte {
 	return []byte(appid + "\x00" + openid)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func optional(s string) *string {

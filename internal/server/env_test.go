@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
@@ -43,8 +44,11 @@ type env struct {
 	secretKey []byte
 	wcfg      wechat.Config
 	fakeOpts  fakewechat.Options
-	instances []*httptest.Server
-	client    *http.Client
+	// loginTimeout is the auth service's; 0 is its default.
+	loginTimeout time.Duration
+	instances    []*httptest.Server
+	services     []*auth.Service
+	client       *http.Client
 }
 
 type envOption func(*env)
@@ -103,8 +107,8 @@ func (e *env) addInstance() *httptest.Server {
 		e.t.Fatal(err)
 	}
 	svc, err := auth.New(auth.Options{
-		DB: e.db, WeChat: wc, Keyring: ring, SecretKey: e.secretKey,
-		SessionTTL: 30 * 24 * time.Hour, Now: e.clock.Now, Logger: e.logger(),
+		DB: e.db, WeChat: wc, Keyring: ring, SessionTTL: 30 * 24 * time.Hour,
+		LoginTimeout: e.loginTimeout, Now: e.clock.Now, Logger: e.logger(),
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -112,6 +116,7 @@ func (e *env) addInstance() *httptest.Server {
 	srv := httptest.NewServer(server.New(server.Options{Auth: svc, DB: e.db, Metrics: metrics.New(), Logger: e.logger()}))
 	e.t.Cleanup(srv.Close)
 	e.instances = append(e.instances, srv)
+	e.services = append(e.services, svc)
 	return srv
 }
 
@@ -239,6 +244,31 @@ func (e *env) count() map[string]int {
 		"identities":  e.db.Identity.Query().CountX(ctx),
 		"sessions":    e.db.Session.Query().CountX(ctx),
 		"login_codes": e.db.LoginCode.Query().CountX(ctx),
+	}
+}
+
+// assertNothingLeft checks what a failed login may leave: no user, identity or
+// session, and no code record that could log anyone in. The only row allowed is a
+// failed-code marker, which ends within 10 s and is then purged.
+func (e *env) assertNothingLeft(after string) {
+	e.t.Helper()
+	ctx := context.Background()
+	for table, n := range e.count() {
+		if table != "login_codes" && n != 0 {
+			e.t.Errorf("%d rows left in %s after %s", n, table, after)
+		}
+	}
+	for _, rec := range e.db.LoginCode.Query().AllX(ctx) {
+		if rec.State != logincode.StateFailed || rec.ExpiresAt.After(e.clock.Now().Add(10*time.Second)) {
+			e.t.Errorf("login code row left after %s: state %s, expires %s", after, rec.State, rec.ExpiresAt)
+		}
+	}
+	e.clock.Advance(11 * time.Second)
+	if _, err := e.services[0].PurgeExpiredCodes(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	if n := e.count()["login_codes"]; n != 0 {
+		e.t.Errorf("%d login code rows left 11 s after %s and a purge", n, after)
 	}
 }
 

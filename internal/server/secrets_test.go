@@ -35,8 +35,10 @@ func TestNoSecretAtRestOrInLogs(t *testing.T) {
 		codes = append(codes, failed)
 		e.fake.InjectFault(fakewechat.FaultRateLimit, 1)
 		e.login(0, failed)
+		busy := e.fake.IssueCode(alice)
+		codes = append(codes, busy)
 		e.fake.InjectFault(fakewechat.FaultBusy, 1)
-		e.login(0, e.fake.IssueCode(alice))
+		e.login(0, busy)
 		e.login(0, "never-valid-code-0000000000000001")
 		codes = append(codes, "never-valid-code-0000000000000001")
 

@@ -101,7 +101,9 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Han
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		if r.ContentLength > MaxBodyBytes {
-			http.Error(rec, "request body larger than 1 MiB", http.StatusRequestEntityTooLarge)
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusRequestEntityTooLarge)
+			rec.Write([]byte(`{"errors":[{"message":"The request body is larger than 1 MiB.","extensions":{"code":"BAD_USER_INPUT"}}]}` + "\n"))
 		} else {
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 			next.ServeHTTP(rec, r)
