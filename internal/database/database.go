@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -53,18 +54,59 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	defer cancel()
 	if err := pool.PingContext(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database: cannot reach %s: %w", redact(rawURL), err)
+		u, _ := url.Parse(rawURL) // DSN parsed it already
+		return nil, fmt.Errorf("database: cannot reach %s: %w", u.Redacted(), err)
 	}
 	db := &DB{
 		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dia, pool))),
 		SQL:     pool,
 		Dialect: dia,
 	}
-	if err := db.Schema.Create(ctx); err != nil {
+	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database: migrating the schema: %w", err)
 	}
 	return db, nil
+}
+
+// migrating serialises migrations within the process; see migrate.
+var migrating sync.Mutex
+
+// migrate creates or updates the schema. On MySQL, instances starting together on one
+// database take turns through a named lock: ent's migration is not safe to run twice
+// at once ("table already exists").
+func (db *DB) migrate(ctx context.Context) error {
+	// ent's migration rewrites its package-level table definitions as it runs: two
+	// migrations in one process must not overlap.
+	migrating.Lock()
+	defer migrating.Unlock()
+	if db.Dialect == dialect.MySQL {
+		conn, err := db.SQL.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT('wxlogin_migrate:', DATABASE()), 60)").Scan(&got); err != nil {
+			return err
+		}
+		if got.Int64 != 1 {
+			return errors.New("another instance held the migration lock for 60 s")
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(CONCAT('wxlogin_migrate:', DATABASE()))")
+		return db.Schema.Create(ctx)
+	}
+	// SQLite has no such lock; ent inspects the file before it writes, so a process
+	// that loses the race finds the tables made and runs again, when it has nothing
+	// left to do.
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = db.Schema.Create(ctx); err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+	}
+	return err
 }
 
 // Close closes the ent client and its pool.
@@ -187,11 +229,3 @@ func IsUniqueViolation(err error) bool {
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
-
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
-}

@@ -1,0 +1,73 @@
+package database_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/testdb"
+)
+
+// TestInstancesStartingTogether: several instances, each its own process, starting at
+// once on one empty database all migrate it and come up.
+func TestInstancesStartingTogether(t *testing.T) {
+	if url := os.Getenv("WXLOGIN_TEST_MIGRATE_URL"); url != "" { // one of the instances
+		db, err := database.Open(context.Background(), url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		db.Close()
+		os.Exit(0)
+	}
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		url := b.URL(t)
+		outs := make([][]byte, 4)
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				cmd := exec.Command(os.Args[0], "-test.run=^TestInstancesStartingTogether$")
+				cmd.Env = append(os.Environ(), "WXLOGIN_TEST_MIGRATE_URL="+url)
+				outs[i], errs[i] = cmd.CombinedOutput()
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("instance %d: %v: %s", i, err, outs[i])
+			}
+		}
+		db, err := database.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if n, err := db.User.Query().Count(context.Background()); err != nil || n != 0 {
+			t.Errorf("after the start-ups: users = %d, %v; want an empty, working schema", n, err)
+		}
+	})
+}
+
+func TestUnreachableDatabaseErrorHidesThePassword(t *testing.T) {
+	_, err := database.Open(context.Background(), "mysql://root:hunter2-secret@127.0.0.1:1/wxlogin")
+	if err == nil {
+		t.Fatal("opened a database on port 1")
+	}
+	if strings.Contains(err.Error(), "hunter2-secret") {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+func TestUnsupportedURLs(t *testing.T) {
+	for _, u := range []string{"postgres://x/y", "sqlite://", "mysql://127.0.0.1:3306/", "::"} {
+		if _, _, _, err := database.DSN(u); err == nil {
+			t.Errorf("DSN(%q) accepted", u)
+		}
+	}
+}
