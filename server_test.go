@@ -99,7 +99,7 @@ func TestDevModeWithNothingConfigured(t *testing.T) {
 			t.Errorf("dev-mode banner lacks %q:\n%s", want, out)
 		}
 	}
-	login := s.graphql(t, "", `mutation { login(code: "dev-alice") { token isNewUser user { openid } } }`)
+	login := s.graphql(t, "", `mutation { login(code: "dev-alice") { token isNewUser user { id openid } } }`)
 	token, _ := dig(login, "data", "login", "token").(string)
 	if token == "" || dig(login, "data", "login", "user", "openid") != fakewechat.OpenIDFor("wxdevfake0000001", "alice") {
 		t.Fatalf("dev login = %v", login)
@@ -108,10 +108,15 @@ func TestDevModeWithNothingConfigured(t *testing.T) {
 	if dig(me, "data", "me", "openid") != fakewechat.OpenIDFor("wxdevfake0000001", "alice") {
 		t.Errorf("me = %v", me)
 	}
-	// dev-alice works again later: it is the same dev user.
-	again := s.graphql(t, "", `mutation { login(code: "dev-alice") { isNewUser } }`)
-	if dig(again, "data", "login", "isNewUser") == nil {
-		t.Errorf("second dev-alice login = %v", again)
+	// dev-alice works again, as the same dev user; dev-bob is somebody else.
+	userID := dig(login, "data", "login", "user", "id")
+	again := s.graphql(t, "", `mutation { login(code: "dev-alice") { token user { id } } }`)
+	if dig(again, "data", "login", "token") == token || dig(again, "data", "login", "user", "id") != userID {
+		t.Errorf("second dev-alice login = %v, want a new session for user %v", again, userID)
+	}
+	bob := s.graphql(t, "", `mutation { login(code: "dev-bob") { isNewUser user { id } } }`)
+	if dig(bob, "data", "login", "isNewUser") != true || dig(bob, "data", "login", "user", "id") == userID {
+		t.Errorf("dev-bob login = %v, want a new user other than alice", bob)
 	}
 	s.stop(t)
 	if _, err := os.Stat("wxlogin.db"); err != nil {
@@ -165,8 +170,11 @@ func TestDrainsInFlightLoginOnShutdown(t *testing.T) {
 	var login map[string]any
 	var wg sync.WaitGroup
 	wg.Go(func() { login = s.graphql(t, "", `mutation { login(code: "`+code+`") { token } }`) })
-	for fake.Calls() == 0 { // the login is now in flight, waiting on WeChat
-		time.Sleep(5 * time.Millisecond)
+	for waited := time.Duration(0); fake.Calls() == 0; waited += 5 * time.Millisecond {
+		if waited > 10*time.Second {
+			t.Fatal("the login never reached WeChat")
+		}
+		time.Sleep(5 * time.Millisecond) // until the login is in flight, waiting on WeChat
 	}
 	s.stop(t)
 	wg.Wait()

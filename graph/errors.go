@@ -32,6 +32,7 @@ const (
 	msgRateLimited = "Too many logins for this user: wait a minute before trying again."
 	msgUnavailable = "WeChat did not answer in time: try again in a few seconds."
 	msgInternal    = "Something went wrong on the server: try again later."
+	msgTooComplex  = "The request is too large: send one login per request, and fewer fields."
 	msgBadJSON     = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
 )
 
@@ -65,8 +66,11 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if gerr.Err == nil {
 			// gqlgen's own error: the document did not parse or validate, or the body
 			// was not a request. The client sent something malformed.
-			if strings.HasPrefix(gerr.Message, "json request body could not be decoded") {
+			switch {
+			case strings.HasPrefix(gerr.Message, "json request body could not be decoded"):
 				gerr.Message = msgBadJSON // gqlgen's message repeats the whole body
+			case gerr.Extensions["code"] == "COMPLEXITY_LIMIT_EXCEEDED": // gqlgen's code
+				gerr.Message = msgTooComplex
 			}
 			setCode(gerr, CodeBadUserInput)
 			return gerr

@@ -61,8 +61,9 @@ func TestHTTPEdge(t *testing.T) {
 			t.Errorf("broken JSON = %d %q %q, want BAD_USER_INPUT without the body echoed", r.Status, r.Code(), r.Errors)
 		}
 		big := `{"query": "` + strings.Repeat(" ", 2<<20) + `{ me { id } }"}`
-		if resp, err := e.client.Do(mustRequest(t, http.MethodPost, base+"/graphql", "application/json", big)); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
-			t.Errorf("2 MiB body = %v %v, want 413", resp.StatusCode, err)
+		r = e.send(mustRequest(t, http.MethodPost, base+"/graphql", "application/json", big))
+		if r.Status != http.StatusRequestEntityTooLarge || r.Code() != "BAD_USER_INPUT" {
+			t.Errorf("2 MiB body = %d %q, want 413 BAD_USER_INPUT", r.Status, r.Code())
 		}
 
 		// The request id comes back, taken from the client when it is sane.

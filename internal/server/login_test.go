@@ -390,3 +390,27 @@ func spendAtWeChat(e *env, code string) {
 	}
 	resp.Body.Close()
 }
+
+func TestOneLoginPerRequest(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		code := e.fake.IssueCode(alice)
+		for name, doc := range map[string]string{
+			"aliased": `mutation($c: String!) { a: login(code: $c) { token } b: login(code: $c) { token } }`,
+			"through a fragment": `mutation($c: String!) { a: login(code: $c) { token } ...More }
+				fragment More on Mutation { b: login(code: $c) { token } }`,
+		} {
+			r := e.post(0, "", doc, map[string]any{"c": code})
+			if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "one login per request") {
+				t.Errorf("%s: %q %v, want BAD_USER_INPUT saying one login per request", name, r.Code(), r.Errors)
+			}
+		}
+		if n := e.fake.Calls(); n != 0 {
+			t.Errorf("WeChat calls = %d, want 0: the request is refused before it runs", n)
+		}
+		// One login asking for every field is fine.
+		if _, c := e.login(0, code); c != "" {
+			t.Errorf("a single login: %q", c)
+		}
+	})
+}
