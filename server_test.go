@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/capture"
+
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
@@ -20,7 +22,7 @@ import (
 // started runs serve in the background and waits for it to listen.
 type started struct {
 	base   string
-	stderr *lockedBuffer
+	stderr *capture.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -29,7 +31,7 @@ func start(t *testing.T, vars map[string]string) *started {
 	t.Helper()
 	vars["WXLOGIN_ADDR"] = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &started{stderr: &capture.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- serve(ctx, func(k string) string { return vars[k] }, s.stderr) }()
 	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
 	deadline := time.Now().Add(30 * time.Second)
@@ -184,7 +186,7 @@ func TestDrainsInFlightLoginOnShutdown(t *testing.T) {
 }
 
 func TestRefusesToStartWithBadConfig(t *testing.T) {
-	var stderr lockedBuffer
+	var stderr capture.Buffer
 	err := serve(context.Background(), func(k string) string {
 		return map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_SECRET_KEY": "short"}[k]
 	}, &stderr)
@@ -196,21 +198,4 @@ func TestRefusesToStartWithBadConfig(t *testing.T) {
 			t.Errorf("start-up error %q does not name %s", err, want)
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

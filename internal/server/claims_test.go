@@ -65,13 +65,7 @@ func TestClaimOfADeadInstanceIsTakenOver(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		e := newEnv(t, b)
 		code := e.fake.IssueCode(alice)
-		now := e.clock.Now().UTC()
-		e.db.LoginCode.Create().
-			SetCodeHash(auth.CodeHash(code)).
-			SetState(logincode.StatePending).
-			SetLeaseUntil(now.Add(-time.Second)).
-			SetExpiresAt(now.Add(4 * time.Minute)).
-			ExecX(context.Background())
+		claimElsewhere(e, code, -time.Second)
 		if _, c := e.login(0, code); c != "" {
 			t.Errorf("login over a dead claim: %q, want success", c)
 		}
@@ -88,13 +82,7 @@ func TestLiveClaimElsewhereIsWaitedForWithinTheBound(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		e := newEnv(t, b, func(e *env) { e.loginTimeout = 300 * time.Millisecond })
 		code := e.fake.IssueCode(alice)
-		now := e.clock.Now().UTC()
-		e.db.LoginCode.Create().
-			SetCodeHash(auth.CodeHash(code)).
-			SetState(logincode.StatePending).
-			SetLeaseUntil(now.Add(15 * time.Second)).
-			SetExpiresAt(now.Add(5 * time.Minute)).
-			ExecX(context.Background())
+		claimElsewhere(e, code, 15*time.Second)
 		if _, c := e.login(0, code); c != "WECHAT_UNAVAILABLE" {
 			t.Errorf("login while another instance holds the code: %q, want WECHAT_UNAVAILABLE", c)
 		}
@@ -124,4 +112,17 @@ func TestSpentCodesArePurged(t *testing.T) {
 			t.Errorf("rows after purge = %v; want the code gone and the user and session kept", got)
 		}
 	})
+}
+
+// claimElsewhere records a code as being exchanged by another instance whose lease
+// on it ends after lease (negative: it has already run out, the instance died).
+func claimElsewhere(e *env, code string, lease time.Duration) {
+	e.t.Helper()
+	now := e.clock.Now().UTC()
+	e.db.LoginCode.Create().
+		SetCodeHash(auth.CodeHash(code)).
+		SetState(logincode.StatePending).
+		SetLeaseUntil(now.Add(lease)).
+		SetExpiresAt(now.Add(5 * time.Minute)).
+		ExecX(context.Background())
 }

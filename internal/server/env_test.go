@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/capture"
+
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
@@ -38,7 +40,7 @@ type env struct {
 	db        *database.DB
 	fake      *fakewechat.Server
 	wechatLog *recorder // every answer the fake sent, to know the session_keys
-	logs      *syncBuffer
+	logs      *capture.Buffer
 	clock     *clock
 	fakeClock *clock
 	secretKey []byte
@@ -64,7 +66,7 @@ func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
 	e := &env{
 		t:         t,
 		db:        b.Open(t),
-		logs:      &syncBuffer{},
+		logs:      &capture.Buffer{},
 		clock:     newClock(),
 		fakeClock: newClock(),
 		secretKey: bytes.Repeat([]byte{7}, 32),
@@ -330,23 +332,6 @@ func newClock() *clock { return &clock{} }
 
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
 
 // codes returns n fresh codes for one WeChat user.
 func (e *env) codes(n int, u fakewechat.User) []string {

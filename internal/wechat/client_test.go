@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/capture"
+
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
@@ -23,24 +25,6 @@ const (
 	testSecret = "s3cr3t-0f-the-app-do-not-leak-9f8e7d6c"
 )
 
-// syncBuffer is a log sink shared by the calls of one test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	fake   *fakewechat.Server
 	url    string
@@ -49,7 +33,7 @@ type env struct {
 
 // newEnv starts the fake WeChat over real HTTP and a client for it. Short
 // timeouts keep the hang and slow cases quick; retries back off by little.
-func newEnv(t *testing.T, logs *syncBuffer, mutate func(*wechat.Config)) *env {
+func newEnv(t *testing.T, logs *capture.Buffer, mutate func(*wechat.Config)) *env {
 	t.Helper()
 	fake := fakewechat.New(fakewechat.Options{AppID: testAppID, Secret: testSecret, SlowDelay: 50 * time.Millisecond})
 	ts := httptest.NewServer(fake)
@@ -285,7 +269,7 @@ func TestCode2SessionOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &capture.Buffer{}
 			e := newEnv(t, logs, tc.cfg)
 			code, secrets := tc.setup(t, e)
 			sess, err := e.client.Code2Session(context.Background(), code)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/capture"
+
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
 
@@ -45,29 +47,11 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// lockedBuffer collects the fake's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fixture struct {
 	fake  *fakewechat.Server
 	url   string
 	clock *clock
-	logs  *lockedBuffer
+	logs  *capture.Buffer
 	// secrets collects what the fake's log must never show.
 	secrets []string
 }
@@ -76,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{
 		clock:   &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
-		logs:    &lockedBuffer{},
+		logs:    &capture.Buffer{},
 		secrets: []string{secret},
 	}
 	f.fake = fakewechat.New(fakewechat.Options{
