@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/ent/session"
@@ -76,10 +77,11 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			identity.Table:  identity.ValidColumn,
-			logincode.Table: logincode.ValidColumn,
-			session.Table:   session.ValidColumn,
-			user.Table:      user.ValidColumn,
+			auditevent.Table: auditevent.ValidColumn,
+			identity.Table:   identity.ValidColumn,
+			logincode.Table:  logincode.ValidColumn,
+			session.Table:    session.ValidColumn,
+			user.Table:       user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -26,6 +26,24 @@ type Mutation struct {
 type Query struct {
 }
 
+// One place a user is logged in: a session made by a login.
+type Session struct {
+	// Stable, opaque identifier of the session.
+	ID string `json:"id"`
+	// When the login that made it happened.
+	CreatedAt time.Time `json:"createdAt"`
+	// When the session was last used, to the minute.
+	LastSeenAt time.Time `json:"lastSeenAt"`
+	// When the session ends unless it is used again: the sooner of its absolute end and its idle timeout.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The address the login came from.
+	IP *string `json:"ip,omitempty"`
+	// The User-Agent of the login's request.
+	UserAgent *string `json:"userAgent,omitempty"`
+	// True for the session that made this request.
+	Current bool `json:"current"`
+}
+
 // A person who logs in through a WeChat mini-program.
 type User struct {
 	// Stable, opaque identifier of the user.

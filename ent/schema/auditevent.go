@@ -1,0 +1,43 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// AuditEvent records one change to who is logged in: a login (or a failed one), a
+// logout, a revoked or evicted session, a logout-all. It is written in the same
+// transaction as the change it records. It holds no token and no code. It has no
+// foreign keys: it outlives the sessions it mentions.
+type AuditEvent struct {
+	ent.Schema
+}
+
+// Fields of the AuditEvent.
+func (AuditEvent) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
+		field.Time("at").SchemaType(datetime6).Default(now).Immutable(),
+		field.Enum("event").Values(
+			"login_succeeded", "login_failed", "logout", "session_revoked", "logout_all", "session_evicted",
+		).Immutable(),
+		field.UUID("user_id", uuid.UUID{}).Optional().Nillable().Immutable(),
+		field.UUID("session_id", uuid.UUID{}).Optional().Nillable().Immutable(),
+		field.String("ip").MaxLen(64).Optional().Nillable().Immutable(),
+		field.String("user_agent").MaxLen(512).Optional().Nillable().Immutable(),
+		// code is the error code of a failed login.
+		field.String("code").MaxLen(32).Optional().Nillable().Immutable(),
+		// sessions is how many sessions a logout-all ended.
+		field.Int("sessions").Optional().Nillable().Immutable(),
+	}
+}
+
+// Indexes of the AuditEvent.
+func (AuditEvent) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("at"),
+		index.Fields("user_id", "at"),
+	}
+}

@@ -1,0 +1,340 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"entgo.io/ent/dialect"
+	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/ent/identity"
+	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/wechat"
+)
+
+// Login exchanges a wx.login code for a session. The same code sent again, at once or
+// later, from this instance or another, logs the same user in again with a session of
+// its own and reaches WeChat only once.
+func (s *Service) Login(ctx context.Context, code string, client Client) (*Login, error) {
+	if err := ValidateCode(code); err != nil {
+		return nil, err
+	}
+	hash := CodeHash(code)
+	key := string(hash)
+	// One deadline for the whole login, whoever does the work and however long it waits.
+	deadline := time.Now().Add(s.loginTimeout)
+
+	s.mu.Lock()
+	if f, ok := s.flights[key]; ok {
+		s.mu.Unlock()
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, ErrCodeBusy
+			}
+			return nil, ctx.Err()
+		}
+		if f.err != nil {
+			return nil, f.err
+		}
+		return s.relogin(ctx, f.rec, client)
+	}
+	f := &flight{done: make(chan struct{}), err: errors.New("auth: the first login with this code did not finish")}
+	s.flights[key] = f
+	s.mu.Unlock()
+	defer func() { // also when the exchange panics: waiters must never hang
+		s.mu.Lock()
+		delete(s.flights, key)
+		s.mu.Unlock()
+		close(f.done)
+	}()
+
+	// The exchange goes on if the caller goes away: once WeChat has consumed the code,
+	// recording who it logs in is what lets the client's retry succeed.
+	lctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	login, rec, err := s.exchange(lctx, hash, code, client)
+	f.rec, f.err = rec, err
+	return login, err
+}
+
+// CodeHash is the key of a code's record. A plain hash is enough: a code is random,
+// single-use and dead within minutes, and a keyed hash would split instances during a
+// key rotation.
+func CodeHash(code string) []byte {
+	sum := sha256.Sum256([]byte("wxlogin login code\x00" + code))
+	return sum[:]
+}
+
+// definitive are WeChat's refusals that asking again would not change, by the name a
+// failed code record keeps.
+var definitive = map[string]error{
+	"invalid_code": wechat.ErrInvalidCode,
+	"risky_user":   wechat.ErrRiskyUser,
+	"rate_limited": wechat.ErrRateLimited,
+}
+
+// exchange logs in with a code this instance is the first to see: from the database
+// record if another instance or an earlier request exchanged it, otherwise by claiming
+// it, asking WeChat, and recording the result in the login's transaction.
+func (s *Service) exchange(ctx context.Context, hash []byte, code string, client Client) (*Login, codeRecord, error) {
+	for {
+		rec, err := s.db.LoginCode.Query().Where(logincode.CodeHash(hash)).Only(ctx)
+		now := s.clock()
+		switch {
+		case ent.IsNotFound(err):
+			claim, err := s.claim(ctx, hash, now)
+			if err != nil {
+				return nil, codeRecord{}, err
+			}
+			if claim != 0 {
+				return s.exchangeClaimed(ctx, claim, code, client)
+			}
+			continue // another request claimed it first: look again
+		case err != nil:
+			return nil, codeRecord{}, s.busyIfLate(ctx, err)
+		case !now.Before(rec.ExpiresAt) || (rec.State == logincode.StatePending && !now.Before(rec.LeaseUntil)):
+			// Past its window, or a claim whose holder died: clear it and start over.
+			if _, err := s.db.LoginCode.Delete().Where(logincode.ID(rec.ID), logincode.StateEQ(rec.State)).Exec(ctx); err != nil {
+				return nil, codeRecord{}, s.busyIfLate(ctx, err)
+			}
+			continue
+		case rec.State == logincode.StateDone:
+			cr := codeRecord{userID: *rec.UserID, identityID: *rec.IdentityID, newUser: rec.NewUser}
+			login, err := s.relogin(ctx, cr, client)
+			return login, cr, err
+		case rec.State == logincode.StateFailed:
+			refusal := definitive[deref(rec.Failure)]
+			if refusal == nil {
+				refusal = wechat.ErrUnexpected
+			}
+			return nil, codeRecord{}, fmt.Errorf("auth: WeChat refused this code moments ago: %w", refusal)
+		default: // pending on another instance: wait for it to finish or give up
+			select {
+			case <-ctx.Done():
+				return nil, codeRecord{}, ErrCodeBusy
+			case <-time.After(claimPoll):
+			}
+		}
+	}
+}
+
+// busyIfLate reports a database error that came from running out of time as the login
+// being too slow, not as an internal failure.
+func (s *Service) busyIfLate(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ErrCodeBusy
+	}
+	return err
+}
+
+// claim inserts a pending record for the code and returns its id; 0 means another
+// request holds it.
+func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (int, error) {
+	rec, err := s.db.LoginCode.Create().
+		SetCodeHash(hash).
+		SetState(logincode.StatePending).
+		SetLeaseUntil(now.Add(claimLease)).
+		SetExpiresAt(now.Add(s.codeWindow)).
+		SetCreatedAt(now).
+		Save(ctx)
+	switch {
+	case database.IsUniqueViolation(err):
+		return 0, nil
+	case err != nil:
+		return 0, s.busyIfLate(ctx, err)
+	}
+	return rec.ID, nil
+}
+
+// exchangeClaimed asks WeChat about a code this request has claimed, then creates or
+// updates the identity and user, records the code as done and opens a session, all in
+// one transaction. When it fails, no user or session is left, and the claim either
+// turns into a short-lived record of WeChat's final refusal or is removed.
+func (s *Service) exchangeClaimed(ctx context.Context, claim int, code string, client Client) (*Login, codeRecord, error) {
+	appid := s.wechat.AppID()
+	ws, err := s.wechat.Code2Session(ctx, code)
+	if err == nil {
+		var login *Login
+		var rec codeRecord
+		err = s.db.WithTx(ctx, func(tx *ent.Tx) error {
+			now := s.clock()
+			acct, created, err := s.upsertAccount(ctx, tx, appid, ws, now)
+			if err != nil {
+				return err
+			}
+			rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
+			n, err := tx.LoginCode.Update().
+				Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).
+				SetState(logincode.StateDone).
+				SetUserID(rec.userID).
+				SetIdentityID(rec.identityID).
+				SetNewUser(created).
+				Save(ctx)
+			if err != nil {
+				return err
+			}
+			if n != 1 {
+				return errors.New("auth: the claim on this login code was lost")
+			}
+			login, err = s.openSession(ctx, tx, acct, created, client, now)
+			return err
+		})
+		if err == nil {
+			return login, rec, nil
+		}
+		err = s.busyIfLate(ctx, err)
+	}
+	s.releaseClaim(ctx, claim, err)
+	return nil, codeRecord{}, err
+}
+
+// releaseClaim ends a claim whose login failed: a final refusal by WeChat is kept for
+// failedTTL so that requests waiting on this code get the same answer without asking
+// WeChat again; any other failure removes the claim so that a retry can try afresh.
+func (s *Service) releaseClaim(ctx context.Context, claim int, cause error) {
+	deadline, _ := ctx.Deadline()
+	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(cleanupGrace))
+	defer cancel()
+	var err error
+	if failure := failureName(cause); failure != "" {
+		err = s.db.LoginCode.Update().
+			Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).
+			SetState(logincode.StateFailed).
+			SetFailure(failure).
+			SetExpiresAt(s.clock().Add(failedTTL)).
+			Exec(cctx)
+	} else {
+		_, err = s.db.LoginCode.Delete().Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).Exec(cctx)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "auth: releasing a failed login's code claim", "error", err)
+	}
+}
+
+func failureName(err error) string {
+	for name, refusal := range definitive {
+		if errors.Is(err, refusal) {
+			return name
+		}
+	}
+	return ""
+}
+
+// the unique index through an upsert: the loser's provisional user is removed in its
+// own transaction, so there is one user however many race.
+func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, ws wechat.Session, now time.Time) (Account, bool, error) {
+	sealed := s.keyring.Seal([]byte(ws.SessionKey), IdentityBinding(appid, ws.OpenID))
+	var unionid *string
+	if ws.UnionID != "" {
+		unionid = &ws.UnionID
+	}
+
+	ident, err := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(ws.OpenID)).Only(ctx)
+	switch {
+	case err == nil:
+		upd := ident.Update().SetSessionKey(sealed).SetUpdatedAt(now)
+		if unionid != nil {
+			upd.SetUnionid(*unionid)
+		}
+		if ident, err = upd.Save(ctx); err != nil {
+			return Account{}, false, err
+		}
+		return s.touchUser(ctx, tx, ident, now)
+	case !ent.IsNotFound(err):
+		return Account{}, false, err
+	}
+
+	user, err := tx.User.Create().SetCreatedAt(now).SetLastLoginAt(now).Save(ctx)
+	if err != nil {
+		return Account{}, false, err
+	}
+	err = tx.Identity.Create().
+		SetAppid(appid).
+		SetOpenid(ws.OpenID).
+		SetNillableUnionid(unionid).
+		SetSessionKey(sealed).
+		SetUserID(user.ID).
+		SetCreatedAt(now).
+		SetUpdatedAt(now).
+		OnConflictColumns(identity.FieldAppid, identity.FieldOpenid).
+		Update(func(u *ent.IdentityUpsert) {
+			u.UpdateSessionKey()
+			u.UpdateUpdatedAt()
+			if unionid != nil {
+				u.UpdateUnionid()
+			}
+		}).
+		Exec(ctx)
+	if err != nil {
+		return Account{}, false, err
+	}
+	q := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(ws.OpenID))
+	if s.db.Dialect == dialect.MySQL {
+		q = q.ForUpdate() // read the committed winner, not this transaction's snapshot
+	}
+	if ident, err = q.Only(ctx); err != nil {
+		return Account{}, false, err
+	}
+	if ident.UserID == user.ID {
+		ident.Edges.User = user
+		return Account{User: user, Identity: ident}, true, nil
+	}
+	// Another login created this identity first: drop the provisional user.
+	if err := tx.User.DeleteOneID(user.ID).Exec(ctx); err != nil {
+		return Account{}, false, err
+	}
+	return s.touchUser(ctx, tx, ident, now)
+}
+
+func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity, now time.Time) (Account, bool, error) {
+	user, err := tx.User.UpdateOneID(ident.UserID).SetLastLoginAt(now).Save(ctx)
+	if err != nil {
+		return Account{}, false, err
+	}
+	return Account{User: user, Identity: ident}, false, nil
+}
+
+// relogin opens a new session for a code that was already exchanged.
+func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*Login, error) {
+	var login *Login
+	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
+		now := s.clock()
+		ident, err := tx.Identity.Get(ctx, rec.identityID)
+		if err != nil {
+			return err
+		}
+		acct, _, err := s.touchUser(ctx, tx, ident, now)
+		if err != nil {
+			return err
+		}
+		login, err = s.openSession(ctx, tx, acct, rec.newUser, client, now)
+		return err
+	})
+	return login, err
+}
+
+func (s *Service) openSession(ctx context.Context, tx *ent.Tx, acct Account, newUser bool, client Client, now time.Time) (*Login, error) {
+	token, hash := newToken()
+	expires := now.Add(s.sessionTTL)
+	err := tx.Session.Create().
+		SetTokenHash(hash).
+		SetUserID(acct.User.ID).
+		SetIdentityID(acct.Identity.ID).
+		SetCreatedAt(now).
+		SetLastSeenAt(now).
+		SetExpiresAt(expires).
+		SetNillableIP(optional(clip(client.IP, 64))).
+		SetNillableUserAgent(optional(clip(client.UserAgent, 512))).
+		Exec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Login{Token: token, ExpiresAt: expires, Account: acct, NewUser: newUser}, nil
+}
