@@ -81,7 +81,16 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	authn, err := auth.New(auth.Options{
-		DB: db, WeChat: wc, Keyring: keyring, SessionTTL: cfg.SessionTTL, Logger: log,
+		DB: db, WeChat: wc, Keyring: keyring, Logger: log,
+		Policy: auth.Policy{
+			SessionTTL:      cfg.Sessions.TTL,
+			IdleTimeout:     cfg.Sessions.IdleTimeout,
+			MaxSessions:     cfg.Sessions.MaxSessions,
+			LoginsPerMinute: cfg.Sessions.LoginsPerMinute,
+			LoginBurst:      cfg.Sessions.LoginBurst,
+			AuditRetention:  cfg.Sessions.AuditRetention,
+		},
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
 		return err
@@ -107,7 +116,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	housekeeping, stopHousekeeping := context.WithCancel(context.Background())
 	defer stopHousekeeping()
-	go authn.RunHousekeeping(housekeeping, time.Minute)
+	go authn.RunHousekeeping(housekeeping, cfg.HousekeepingInterval)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

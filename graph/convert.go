@@ -16,3 +16,16 @@ func userOf(a auth.Account) *model.User {
 		LastLoginAt: a.User.LastLoginAt,
 	}
 }
+
+// sessionOf shows a session to its owner.
+func sessionOf(v auth.SessionView) *model.Session {
+	return &model.Session{
+		ID:         v.Session.ID.String(),
+		CreatedAt:  v.Session.CreatedAt,
+		LastSeenAt: v.Session.LastSeenAt,
+		ExpiresAt:  v.ExpiresAt,
+		IP:         v.Session.IP,
+		UserAgent:  v.Session.UserAgent,
+		Current:    v.Current,
+	}
+}

@@ -27,21 +27,25 @@ const (
 
 // Messages for errors whose own text is not meant for clients.
 const (
-	msgInvalidCode = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
-	msgForbidden   = "WeChat refused this login because it considers the account high-risk."
-	msgRateLimited = "Too many logins for this user: wait a minute before trying again."
-	msgUnavailable = "WeChat did not answer in time: try again in a few seconds."
-	msgInternal    = "Something went wrong on the server: try again later."
-	msgTooComplex  = "The request is too large: send one login per request, and fewer fields."
-	msgBadJSON     = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
+	msgInvalidCode   = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
+	msgForbidden     = "WeChat refused this login because it considers the account high-risk."
+	msgRateLimited   = "Too many logins for this user: wait a minute before trying again."
+	msgTooManyLogins = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
+	msgUnavailable   = "WeChat did not answer in time: try again in a few seconds."
+	msgInternal      = "Something went wrong on the server: try again later."
+	msgTooComplex    = "The request is too large: send one login per request, and fewer fields."
+	msgBadJSON       = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
 )
 
 // ErrorCode gives the contract code for an error a resolver returned.
 func ErrorCode(err error) string {
 	var input *auth.InputError
+	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &input):
 		return CodeBadUserInput
+	case errors.As(err, &limited):
+		return CodeRateLimited
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return CodeUnauthenticated
 	case errors.Is(err, wechat.ErrInvalidCode):
@@ -82,8 +86,13 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case CodeForbidden:
 			gerr.Message = msgForbidden
 		case CodeRateLimited:
-			gerr.Message = msgRateLimited
-			setExtension(gerr, "retryAfter", 60)
+			if limited := (*auth.RateLimitError)(nil); errors.As(gerr.Err, &limited) {
+				gerr.Message = msgTooManyLogins
+				setExtension(gerr, "retryAfter", limited.RetryAfterSeconds())
+			} else { // WeChat's limit: about 100 logins per user per minute
+				gerr.Message = msgRateLimited
+				setExtension(gerr, "retryAfter", 60)
+			}
 		case CodeWeChatUnavailable:
 			gerr.Message = msgUnavailable
 		case CodeInternal:

@@ -13,9 +13,12 @@ import (
 )
 
 func (r *mutationResolver) Login(ctx context.Context, code string) (*model.LoginPayload, error) {
-	login, err := r.Auth.Login(ctx, code, auth.ClientFrom(ctx))
+	client := auth.ClientFrom(ctx)
+	login, err := r.Auth.Login(ctx, code, client)
 	if err != nil {
-		r.Metrics.Login(ErrorCode(err))
+		code := ErrorCode(err)
+		r.Metrics.Login(code)
+		r.Auth.LoginFailed(ctx, client, code)
 		return nil, err
 	}
 	r.Metrics.Login("OK")

@@ -7,19 +7,39 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/wxlogin/wxlogin/graph/model"
+	"github.com/wxlogin/wxlogin/internal/auth"
 )
 
 func (r *mutationResolver) RevokeSession(ctx context.Context, id string) (bool, error) {
-	panic(fmt.Errorf("not implemented: RevokeSession - revokeSession"))
+	cur, err := auth.CurrentFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.Auth.RevokeSession(ctx, cur, id)
 }
 
 func (r *mutationResolver) LogoutAll(ctx context.Context, keepCurrent *bool) (int, error) {
-	panic(fmt.Errorf("not implemented: LogoutAll - logoutAll"))
+	cur, err := auth.CurrentFrom(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return r.Auth.LogoutAll(ctx, cur, keepCurrent != nil && *keepCurrent)
 }
 
 func (r *queryResolver) Sessions(ctx context.Context) ([]*model.Session, error) {
-	panic(fmt.Errorf("not implemented: Sessions - sessions"))
+	cur, err := auth.CurrentFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	views, err := r.Auth.Sessions(ctx, cur)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.Session, len(views))
+	for i, v := range views {
+		out[i] = sessionOf(v)
+	}
+	return out, nil
 }

@@ -2,34 +2,114 @@ package auth
 
 import (
 	"context"
+	"log/slog"
+	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/session"
 )
 
-// PurgeExpiredCodes deletes code records past their window, and claims whose holder
-// died with them.
-func (s *Service) PurgeExpiredCodes(ctx context.Context) (int, error) {
-	return s.db.LoginCode.Delete().Where(logincode.ExpiresAtLT(s.clock())).Exec(ctx)
+// purgeBatch bounds one delete, so that housekeeping never holds locks for long.
+const purgeBatch = 500
+
+// Purged counts what one housekeeping round deleted.
+type Purged struct {
+	Sessions, Codes, AuditEvents int
 }
 
-// RunHousekeeping purges expired code records every interval until ctx ends.
-func (s *Service) RunHousekeeping(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Purge deletes, in small batches, what has no more use: sessions that are revoked or
+// expired, code records past their window (and claims whose holder died), and audit
+// rows past their retention. Several instances may run it at once: each batch deletes
+// by id, and a row another instance deleted first is simply not counted.
+func (s *Service) Purge(ctx context.Context) (Purged, error) {
+	now := s.clock()
+	var p Purged
+	var err error
+	p.Sessions, err = purge(ctx, s,
+		func(q *ent.Tx) ([]uuid.UUID, error) {
+			return q.Session.Query().Where(session.Or(
+				session.RevokedAtNotNil(),
+				session.ExpiresAtLTE(now),
+				session.LastSeenAtLTE(now.Add(-s.policy.IdleTimeout)),
+			)).Limit(purgeBatch).IDs(ctx)
+		},
+		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
+			return tx.Session.Delete().Where(session.IDIn(ids...)).Exec(ctx)
+		})
+	if err != nil {
+		return p, err
+	}
+	p.Codes, err = purge(ctx, s,
+		func(q *ent.Tx) ([]int, error) {
+			return q.LoginCode.Query().Where(logincode.ExpiresAtLTE(now)).Limit(purgeBatch).IDs(ctx)
+		},
+		func(tx *ent.Tx, ids []int) (int, error) {
+			return tx.LoginCode.Delete().Where(logincode.IDIn(ids...)).Exec(ctx)
+		})
+	if err != nil {
+		return p, err
+	}
+	p.AuditEvents, err = purge(ctx, s,
+		func(q *ent.Tx) ([]uuid.UUID, error) {
+			return q.AuditEvent.Query().Where(auditevent.AtLTE(now.Add(-s.policy.AuditRetention))).Limit(purgeBatch).IDs(ctx)
+		},
+		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
+			return tx.AuditEvent.Delete().Where(auditevent.IDIn(ids...)).Exec(ctx)
+		})
+	s.limiter.prune(now)
+	return p, err
+}
+
+// purge deletes batch after batch of the ids find returns, each batch in a short
+// transaction of its own, until a batch comes back short.
+func purge[ID any](ctx context.Context, s *Service, find func(*ent.Tx) ([]ID, error), del func(*ent.Tx, []ID) (int, error)) (int, error) {
+	total := 0
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.PurgeExpiredCodes(ctx); err != nil {
-				s.log.WarnContext(ctx, "auth: purging expired login codes", "error", err)
-			} else if n > 0 {
-				s.log.DebugContext(ctx, "auth: purged expired login codes", "rows", n)
+		var found, deleted int
+		err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
+			ids, err := find(tx)
+			if err != nil || len(ids) == 0 {
+				return err
 			}
+			found = len(ids)
+			deleted, err = del(tx, ids)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += deleted
+		if found < purgeBatch {
+			return total, nil
 		}
 	}
 }
 
-// upsertAccount finds or creates the identity for (appid, openid) and its user, and
-// stores the new session_key sealed. Racing first logins of one openid are settled by
+// RunHousekeeping purges every interval (with jitter, so that instances started
+// together spread out) until ctx ends.
+func (s *Service) RunHousekeeping(ctx context.Context, interval time.Duration) {
+	for {
+		wait := interval/2 + rand.N(interval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		p, err := s.Purge(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "auth: housekeeping", "error", err)
+			}
+			continue
+		}
+		if p != (Purged{}) {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "auth: housekeeping purged",
+				slog.Int("sessions", p.Sessions), slog.Int("login_codes", p.Codes), slog.Int("audit_events", p.AuditEvents))
+		}
+	}
+}

@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
@@ -19,6 +23,9 @@ import (
 // later, from this instance or another, logs the same user in again with a session of
 // its own and reaches WeChat only once.
 func (s *Service) Login(ctx context.Context, code string, client Client) (*Login, error) {
+	if wait, ok := s.limiter.take(client.IP, s.clock()); !ok {
+		return nil, &RateLimitError{RetryAfter: wait}
+	}
 	if err := ValidateCode(code); err != nil {
 		return nil, err
 	}
@@ -163,7 +170,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, claim int, code string, c
 	if err == nil {
 		var login *Login
 		var rec codeRecord
-		err = s.db.WithTx(ctx, func(tx *ent.Tx) error {
+		err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 			now := s.clock()
 			acct, created, err := s.upsertAccount(ctx, tx, appid, ws, now)
 			if err != nil {
@@ -183,7 +190,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, claim int, code string, c
 			if n != 1 {
 				return errors.New("auth: the claim on this login code was lost")
 			}
-			login, err = s.openSession(ctx, tx, acct, created, client, now)
+			login, err = s.openSession(ctx, tx, audit, acct, created, client, now)
 			return err
 		})
 		if err == nil {
@@ -304,7 +311,7 @@ func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity
 // relogin opens a new session for a code that was already exchanged.
 func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*Login, error) {
 	var login *Login
-	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		now := s.clock()
 		ident, err := tx.Identity.Get(ctx, rec.identityID)
 		if err != nil {
@@ -314,27 +321,58 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 		if err != nil {
 			return err
 		}
-		login, err = s.openSession(ctx, tx, acct, rec.newUser, client, now)
+		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, client, now)
 		return err
 	})
 	return login, err
 }
 
-func (s *Service) openSession(ctx context.Context, tx *ent.Tx, acct Account, newUser bool, client Client, now time.Time) (*Login, error) {
+// openSession creates a session for the account, records the login, and ends the
+// user's least recently used sessions beyond the cap. The caller has already written
+// the user's row in this transaction, which on MySQL holds the user's other logins off
+// until it commits, so two logins never evict on a stale count.
+func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser bool, client Client, now time.Time) (*Login, error) {
 	token, hash := newToken()
-	expires := now.Add(s.sessionTTL)
-	err := tx.Session.Create().
+	sess, err := tx.Session.Create().
 		SetTokenHash(hash).
 		SetUserID(acct.User.ID).
 		SetIdentityID(acct.Identity.ID).
 		SetCreatedAt(now).
 		SetLastSeenAt(now).
-		SetExpiresAt(expires).
+		SetExpiresAt(now.Add(s.policy.SessionTTL)).
 		SetNillableIP(optional(clip(client.IP, 64))).
 		SetNillableUserAgent(optional(clip(client.UserAgent, 512))).
-		Exec(ctx)
+		Save(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Login{Token: token, ExpiresAt: expires, Account: acct, NewUser: newUser}, nil
+	userID := acct.User.ID
+	if err := audit.record(ctx, auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}); err != nil {
+		return nil, err
+	}
+	if err := s.evictBeyondCap(ctx, tx, audit, userID, client, now); err != nil {
+		return nil, err
+	}
+	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
+}
+
+// evictBeyondCap ends the least recently used live sessions past MaxSessions.
+func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID uuid.UUID, client Client, now time.Time) error {
+	extra, err := tx.Session.Query().
+		Where(s.liveSessionsOf(userID, now)...).
+		Order(session.ByLastSeenAt(sql.OrderDesc()), session.ByCreatedAt(sql.OrderDesc()), session.ByID(sql.OrderDesc())).
+		Limit(1000).Offset(s.policy.MaxSessions).
+		IDs(ctx)
+	if err != nil || len(extra) == 0 {
+		return err
+	}
+	if err := tx.Session.Update().Where(session.IDIn(extra...)).SetRevokedAt(now).Exec(ctx); err != nil {
+		return err
+	}
+	for _, id := range extra {
+		if err := audit.record(ctx, auditEntry{event: auditevent.EventSessionEvicted, userID: &userID, sessionID: &id, client: client}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

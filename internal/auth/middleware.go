@@ -2,8 +2,8 @@ package auth
 
 import (
 	"context"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 )
@@ -29,7 +29,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 		ra := &requestAuth{
 			svc:    s,
 			header: r.Header.Values("Authorization"),
-			client: Client{IP: remoteIP(r), UserAgent: r.UserAgent()},
+			client: Client{IP: s.clientIP(r), UserAgent: r.UserAgent()},
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ra)))
 	})
@@ -78,11 +78,37 @@ func bearer(values []string) (string, error) {
 	return token, nil
 }
 
-// remoteIP is the peer's address. Forwarded headers are not trusted here.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientIP is the address a request comes from: the peer's, or, when the peer is a
+// trusted proxy, the last address in X-Forwarded-For that is not itself a trusted
+// proxy. Addresses an untrusted peer puts in the header are never believed.
+func (s *Service) clientIP(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	ip := peer.Addr().Unmap()
+	if !s.isTrusted(ip) {
+		return ip.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // junk: the last good hop is as far as the chain can be trusted
+		}
+		ip = hop.Unmap()
+		if !s.isTrusted(ip) {
+			break
+		}
+	}
+	return ip.String()
+}
+
+func (s *Service) isTrusted(ip netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

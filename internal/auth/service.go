@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -48,14 +49,64 @@ type WeChat interface {
 
 // Options are the Service's dependencies and policy.
 type Options struct {
-	DB           *database.DB
-	WeChat       WeChat
-	Keyring      *seal.Keyring
-	SessionTTL   time.Duration
-	CodeWindow   time.Duration    // default DefaultCodeWindow
-	LoginTimeout time.Duration    // default DefaultLoginTimeout
-	Now          func() time.Time // default time.Now
-	Logger       *slog.Logger
+	DB      *database.DB
+	WeChat  WeChat
+	Keyring *seal.Keyring
+	Policy  Policy
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	CodeWindow     time.Duration    // default DefaultCodeWindow
+	LoginTimeout   time.Duration    // default DefaultLoginTimeout
+	Now            func() time.Time // default time.Now
+	Logger         *slog.Logger
+}
+
+// Policy is how sessions live and how logins are limited. Zero fields take the defaults.
+type Policy struct {
+	// SessionTTL is a session's absolute lifetime.
+	SessionTTL time.Duration
+	// IdleTimeout ends a session not used for this long.
+	IdleTimeout time.Duration
+	// MaxSessions is how many live sessions a user may have; a new login ends the least
+	// recently used beyond it.
+	MaxSessions int
+	// LoginsPerMinute and LoginBurst limit logins per client address. LoginsPerMinute
+	// below 0 switches the limit off.
+	LoginsPerMinute int
+	LoginBurst      int
+	// AuditRetention is how long audit rows are kept.
+	AuditRetention time.Duration
+}
+
+// Policy defaults.
+const (
+	DefaultSessionTTL      = 30 * 24 * time.Hour
+	DefaultIdleTimeout     = 7 * 24 * time.Hour
+	DefaultMaxSessions     = 10
+	DefaultLoginsPerMinute = 600
+	DefaultLoginBurst      = 100
+	DefaultAuditRetention  = 90 * 24 * time.Hour
+)
+
+func (p Policy) withDefaults() Policy {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&p.SessionTTL, DefaultSessionTTL)
+	def(&p.IdleTimeout, DefaultIdleTimeout)
+	def(&p.AuditRetention, DefaultAuditRetention)
+	if p.MaxSessions <= 0 {
+		p.MaxSessions = DefaultMaxSessions
+	}
+	if p.LoginsPerMinute == 0 {
+		p.LoginsPerMinute = DefaultLoginsPerMinute
+	}
+	if p.LoginBurst <= 0 {
+		p.LoginBurst = DefaultLoginBurst
+	}
+	return p
 }
 
 // Service logs people in and keeps their sessions.
@@ -63,7 +114,9 @@ type Service struct {
 	db           *database.DB
 	wechat       WeChat
 	keyring      *seal.Keyring
-	sessionTTL   time.Duration
+	policy       Policy
+	trusted      []netip.Prefix
+	limiter      *limiter
 	codeWindow   time.Duration
 	loginTimeout time.Duration
 	now          func() time.Time
@@ -121,7 +174,8 @@ func New(o Options) (*Service, error) {
 		db:           o.DB,
 		wechat:       o.WeChat,
 		keyring:      o.Keyring,
-		sessionTTL:   o.SessionTTL,
+		policy:       o.Policy.withDefaults(),
+		trusted:      o.TrustedProxies,
 		codeWindow:   o.CodeWindow,
 		loginTimeout: o.LoginTimeout,
 		now:          o.Now,
@@ -131,9 +185,7 @@ func New(o Options) (*Service, error) {
 	if s.loginTimeout <= 0 {
 		s.loginTimeout = DefaultLoginTimeout
 	}
-	if s.sessionTTL <= 0 {
-		s.sessionTTL = 30 * 24 * time.Hour
-	}
+	s.limiter = newLimiter(s.policy.LoginsPerMinute, s.policy.LoginBurst)
 	if s.codeWindow <= 0 || s.codeWindow > DefaultCodeWindow {
 		s.codeWindow = DefaultCodeWindow
 	}
@@ -148,6 +200,16 @@ func New(o Options) (*Service, error) {
 
 // clock is the current time as the database stores it: UTC, microseconds.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// expiresAt is when a session ends unless it is used again: the sooner of its absolute
+// end and its idle timeout.
+func (s *Service) expiresAt(sess *ent.Session) time.Time {
+	idle := sess.LastSeenAt.Add(s.policy.IdleTimeout)
+	if idle.Before(sess.ExpiresAt) {
+		return idle
+	}
+	return sess.ExpiresAt
+}
 
 // IdentityBinding is the additional data a session_key is sealed with: it ties the
 // sealed value to its identity, so a value copied to another row does not open.

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -19,6 +21,12 @@ const (
 	DefaultDatabaseURL = "sqlite://wxlogin.db"
 	DefaultAPIBase     = "https://api.weixin.qq.com"
 	DefaultSessionTTL  = 30 * 24 * time.Hour
+	DefaultIdleTimeout = 7 * 24 * time.Hour
+	DefaultMaxSessions = 10
+	DefaultLoginRate   = 600
+	DefaultLoginBurst  = 100
+	DefaultAuditKeep   = 90 * 24 * time.Hour
+	DefaultHousekeep   = time.Minute
 )
 
 // Config is wxlogin's validated configuration.
@@ -38,7 +46,21 @@ type Config struct {
 	DevMode bool
 	WeChat  WeChat
 
-	SessionTTL time.Duration
+	Sessions Sessions
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// HousekeepingInterval is how often expired rows are purged.
+	HousekeepingInterval time.Duration
+}
+
+// Sessions is the session and login policy.
+type Sessions struct {
+	TTL             time.Duration // absolute lifetime
+	IdleTimeout     time.Duration // ends a session unused this long
+	MaxSessions     int           // live sessions per user
+	LoginsPerMinute int           // per client address; -1: no limit
+	LoginBurst      int
+	AuditRetention  time.Duration
 }
 
 // WeChat holds the mini-program's credentials. Empty in dev mode.
@@ -56,7 +78,12 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("dev_mode", c.DevMode),
 		slog.String("wechat_appid", c.WeChat.AppID),
 		slog.String("wechat_api_base", c.WeChat.APIBase),
-		slog.Duration("session_ttl", c.SessionTTL),
+		slog.Duration("session_ttl", c.Sessions.TTL),
+		slog.Duration("session_idle_timeout", c.Sessions.IdleTimeout),
+		slog.Int("max_sessions", c.Sessions.MaxSessions),
+		slog.Int("login_rate_limit", c.Sessions.LoginsPerMinute),
+		slog.Int("login_rate_burst", c.Sessions.LoginBurst),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 	)
 }
 
@@ -78,7 +105,6 @@ func Load(getenv func(string) string) (Config, error) {
 			Secret:  env("WECHAT_SECRET", ""),
 			APIBase: env("WECHAT_API_BASE", ""),
 		},
-		SessionTTL: DefaultSessionTTL,
 	}
 
 	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
@@ -130,12 +156,59 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	if raw := env("WXLOGIN_SESSION_TTL", ""); raw != "" {
-		d, err := time.ParseDuration(raw)
-		if err != nil || d < time.Minute {
-			problems = append(problems, fmt.Errorf("WXLOGIN_SESSION_TTL %q must be a duration of at least 1m, such as 720h", raw))
+	duration := func(name string, def, least time.Duration) time.Duration {
+		raw := env(name, "")
+		if raw == "" {
+			return def
 		}
-		c.SessionTTL = d
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < least {
+			problems = append(problems, fmt.Errorf("%s %q must be a duration of at least %s, such as %s", name, raw, least, def))
+			return def
+		}
+		return d
+	}
+	integer := func(name string, def, least int) int {
+		raw := env(name, "")
+		if raw == "" {
+			return def
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < least {
+			problems = append(problems, fmt.Errorf("%s %q must be a whole number of at least %d", name, raw, least))
+			return def
+		}
+		return n
+	}
+	c.Sessions = Sessions{
+		TTL:            duration("WXLOGIN_SESSION_TTL", DefaultSessionTTL, time.Minute),
+		IdleTimeout:    duration("WXLOGIN_SESSION_IDLE_TIMEOUT", DefaultIdleTimeout, 2*time.Minute),
+		MaxSessions:    integer("WXLOGIN_MAX_SESSIONS", DefaultMaxSessions, 1),
+		LoginBurst:     integer("WXLOGIN_LOGIN_RATE_BURST", DefaultLoginBurst, 1),
+		AuditRetention: duration("WXLOGIN_AUDIT_RETENTION", DefaultAuditKeep, time.Hour),
+	}
+	if raw := env("WXLOGIN_LOGIN_RATE_LIMIT", ""); raw == "off" || raw == "0" {
+		c.Sessions.LoginsPerMinute = -1
+	} else {
+		c.Sessions.LoginsPerMinute = integer("WXLOGIN_LOGIN_RATE_LIMIT", DefaultLoginRate, 1)
+	}
+	c.HousekeepingInterval = duration("WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep, time.Second)
+	if raw := env("WXLOGIN_TRUSTED_PROXIES", ""); raw != "" {
+		for _, part := range strings.Split(raw, ",") {
+			part = strings.TrimSpace(part)
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				var a netip.Addr
+				if a, err = netip.ParseAddr(part); err == nil {
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+			}
+			if err != nil {
+				problems = append(problems, fmt.Errorf("WXLOGIN_TRUSTED_PROXIES: %q is not an IP address or CIDR range", part))
+				continue
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+		}
 	}
 
 	return c, errors.Join(problems...)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestDevModeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.DevMode || c.Addr != ":8080" || c.DatabaseURL != "sqlite://wxlogin.db" || len(c.SecretKey) != 32 || !c.SecretKeyGenerated || c.SessionTTL != 30*24*time.Hour {
+	if !c.DevMode || c.Addr != ":8080" || c.DatabaseURL != "sqlite://wxlogin.db" || len(c.SecretKey) != 32 || !c.SecretKeyGenerated || c.Sessions.TTL != 30*24*time.Hour || c.Sessions.IdleTimeout != 7*24*time.Hour || c.Sessions.MaxSessions != 10 || c.Sessions.LoginsPerMinute != 600 || c.Sessions.LoginBurst != 100 || c.Sessions.AuditRetention != 90*24*time.Hour || c.TrustedProxies != nil {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -28,11 +29,15 @@ func TestProductionConfig(t *testing.T) {
 	c, err := config.Load(env(map[string]string{
 		"WECHAT_APPID": "wx123", "WECHAT_SECRET": "s3cr3t", "WXLOGIN_SECRET_KEY": goodKey,
 		"WXLOGIN_DATABASE_URL": "mysql://u:p@db:3306/wxlogin", "WXLOGIN_SESSION_TTL": "48h",
+		"WXLOGIN_SESSION_IDLE_TIMEOUT": "2h", "WXLOGIN_MAX_SESSIONS": "3", "WXLOGIN_LOGIN_RATE_LIMIT": "off",
+		"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "WXLOGIN_AUDIT_RETENTION": "24h",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DevMode || c.WeChat.APIBase != "https://api.weixin.qq.com" || c.SessionTTL != 48*time.Hour || c.SecretKeyGenerated {
+	if c.DevMode || c.WeChat.APIBase != "https://api.weixin.qq.com" || c.Sessions.TTL != 48*time.Hour || c.SecretKeyGenerated ||
+		c.Sessions.IdleTimeout != 2*time.Hour || c.Sessions.MaxSessions != 3 || c.Sessions.LoginsPerMinute != -1 ||
+		c.Sessions.AuditRetention != 24*time.Hour || fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 192.168.1.7/32]" {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -51,6 +56,10 @@ func TestStartupErrors(t *testing.T) {
 		"mysql without database": {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/"}, []string{"needs a host and a database name"}},
 		"api base in dev mode":   {map[string]string{"WECHAT_API_BASE": "http://127.0.0.1:9090"}, []string{"WECHAT_API_BASE is set"}},
 		"bad ttl":                {map[string]string{"WXLOGIN_SESSION_TTL": "soon"}, []string{"WXLOGIN_SESSION_TTL"}},
+		"bad idle timeout":       {map[string]string{"WXLOGIN_SESSION_IDLE_TIMEOUT": "1s"}, []string{"WXLOGIN_SESSION_IDLE_TIMEOUT"}},
+		"bad max sessions":       {map[string]string{"WXLOGIN_MAX_SESSIONS": "0"}, []string{"WXLOGIN_MAX_SESSIONS"}},
+		"bad rate":               {map[string]string{"WXLOGIN_LOGIN_RATE_LIMIT": "lots"}, []string{"WXLOGIN_LOGIN_RATE_LIMIT"}},
+		"bad proxy":              {map[string]string{"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is not an IP`}},
 		"every problem at once": {map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_DATABASE_URL": "redis://x"}, []string{
 			"WECHAT_SECRET is not", "redis", "WXLOGIN_SECRET_KEY is required",
 		}},

@@ -101,12 +101,12 @@ func TestSpentCodesArePurged(t *testing.T) {
 		e := newEnv(t, b)
 		e.mustLogin(0, e.fake.IssueCode(alice))
 		ctx := context.Background()
-		if n, _ := e.services[0].PurgeExpiredCodes(ctx); n != 0 {
-			t.Errorf("purge within the window removed %d rows", n)
+		if p, _ := e.services[0].Purge(ctx); p.Codes != 0 {
+			t.Errorf("purge within the window removed %d code rows", p.Codes)
 		}
 		e.clock.Advance(5*time.Minute + time.Second)
-		if n, err := e.services[0].PurgeExpiredCodes(ctx); n != 1 || err != nil {
-			t.Errorf("purge after the window = %d, %v; want 1 row", n, err)
+		if p, err := e.services[0].Purge(ctx); p.Codes != 1 || err != nil {
+			t.Errorf("purge after the window = %+v, %v; want 1 code row", p, err)
 		}
 		if got := e.count(); got["login_codes"] != 0 || got["users"] != 1 || got["sessions"] != 1 {
 			t.Errorf("rows after purge = %v; want the code gone and the user and session kept", got)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,8 +47,11 @@ type env struct {
 	secretKey []byte
 	wcfg      wechat.Config
 	fakeOpts  fakewechat.Options
-	// loginTimeout is the auth service's; 0 is its default.
+	// loginTimeout, policy and trusted are the auth service's; zero values are its
+	// defaults.
 	loginTimeout time.Duration
+	policy       auth.Policy
+	trusted      []netip.Prefix
 	instances    []*httptest.Server
 	services     []*auth.Service
 	client       *http.Client
@@ -109,7 +113,7 @@ func (e *env) addInstance() *httptest.Server {
 		e.t.Fatal(err)
 	}
 	svc, err := auth.New(auth.Options{
-		DB: e.db, WeChat: wc, Keyring: ring, SessionTTL: 30 * 24 * time.Hour,
+		DB: e.db, WeChat: wc, Keyring: ring, Policy: e.policy, TrustedProxies: e.trusted,
 		LoginTimeout: e.loginTimeout, Now: e.clock.Now, Logger: e.logger(),
 	})
 	if err != nil {
@@ -266,7 +270,7 @@ func (e *env) assertNothingLeft(after string) {
 		}
 	}
 	e.clock.Advance(11 * time.Second)
-	if _, err := e.services[0].PurgeExpiredCodes(ctx); err != nil {
+	if _, err := e.services[0].Purge(ctx); err != nil {
 		e.t.Fatal(err)
 	}
 	if n := e.count()["login_codes"]; n != 0 {

@@ -94,7 +94,7 @@ func forms(s string) [][]byte {
 func dumpDatabase(t *testing.T, e *env) []byte {
 	t.Helper()
 	var dump bytes.Buffer
-	for _, table := range []string{"users", "identities", "sessions", "login_codes"} {
+	for _, table := range []string{"users", "identities", "sessions", "login_codes", "audit_events"} {
 		rows, err := e.db.SQL.Query("SELECT * FROM " + table)
 		if err != nil {
 			t.Fatal(err)
