@@ -30,8 +30,8 @@ type AuditEvent struct {
 	IP *string `json:"ip,omitempty"`
 	// UserAgent holds the value of the "user_agent" field.
 	UserAgent *string `json:"user_agent,omitempty"`
-	// Code holds the value of the "code" field.
-	Code *string `json:"code,omitempty"`
+	// ErrorCode holds the value of the "error_code" field.
+	ErrorCode *string `json:"error_code,omitempty"`
 	// Sessions holds the value of the "sessions" field.
 	Sessions     *int `json:"sessions,omitempty"`
 	selectValues sql.SelectValues
@@ -46,7 +46,7 @@ func (*AuditEvent) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case auditevent.FieldSessions:
 			values[i] = new(sql.NullInt64)
-		case auditevent.FieldEvent, auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldCode:
+		case auditevent.FieldEvent, auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode:
 			values[i] = new(sql.NullString)
 		case auditevent.FieldAt:
 			values[i] = new(sql.NullTime)
@@ -113,12 +113,12 @@ func (_m *AuditEvent) assignValues(columns []string, values []any) error {
 				_m.UserAgent = new(string)
 				*_m.UserAgent = value.String
 			}
-		case auditevent.FieldCode:
+		case auditevent.FieldErrorCode:
 			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field code", values[i])
+				return fmt.Errorf("unexpected type %T for field error_code", values[i])
 			} else if value.Valid {
-				_m.Code = new(string)
-				*_m.Code = value.String
+				_m.ErrorCode = new(string)
+				*_m.ErrorCode = value.String
 			}
 		case auditevent.FieldSessions:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -189,8 +189,8 @@ func (_m *AuditEvent) String() string {
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")
-	if v := _m.Code; v != nil {
-		builder.WriteString("code=")
+	if v := _m.ErrorCode; v != nil {
+		builder.WriteString("error_code=")
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")

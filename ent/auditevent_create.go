@@ -100,16 +100,16 @@ func (_c *AuditEventCreate) SetNillableUserAgent(v *string) *AuditEventCreate {
 	return _c
 }
 
-// SetCode sets the "code" field.
-func (_c *AuditEventCreate) SetCode(v string) *AuditEventCreate {
-	_c.mutation.SetCode(v)
+// SetErrorCode sets the "error_code" field.
+func (_c *AuditEventCreate) SetErrorCode(v string) *AuditEventCreate {
+	_c.mutation.SetErrorCode(v)
 	return _c
 }
 
-// SetNillableCode sets the "code" field if the given value is not nil.
-func (_c *AuditEventCreate) SetNillableCode(v *string) *AuditEventCreate {
+// SetNillableErrorCode sets the "error_code" field if the given value is not nil.
+func (_c *AuditEventCreate) SetNillableErrorCode(v *string) *AuditEventCreate {
 	if v != nil {
-		_c.SetCode(*v)
+		_c.SetErrorCode(*v)
 	}
 	return _c
 }
@@ -210,9 +210,9 @@ func (_c *AuditEventCreate) check() error {
 			return &ValidationError{Name: "user_agent", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.user_agent": %w`, err)}
 		}
 	}
-	if v, ok := _c.mutation.Code(); ok {
-		if err := auditevent.CodeValidator(v); err != nil {
-			return &ValidationError{Name: "code", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.code": %w`, err)}
+	if v, ok := _c.mutation.ErrorCode(); ok {
+		if err := auditevent.ErrorCodeValidator(v); err != nil {
+			return &ValidationError{Name: "error_code", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.error_code": %w`, err)}
 		}
 	}
 	return nil
@@ -275,9 +275,9 @@ func (_c *AuditEventCreate) createSpec() (*AuditEvent, *sqlgraph.CreateSpec) {
 		_spec.SetField(auditevent.FieldUserAgent, field.TypeString, value)
 		_node.UserAgent = &value
 	}
-	if value, ok := _c.mutation.Code(); ok {
-		_spec.SetField(auditevent.FieldCode, field.TypeString, value)
-		_node.Code = &value
+	if value, ok := _c.mutation.ErrorCode(); ok {
+		_spec.SetField(auditevent.FieldErrorCode, field.TypeString, value)
+		_node.ErrorCode = &value
 	}
 	if value, ok := _c.mutation.Sessions(); ok {
 		_spec.SetField(auditevent.FieldSessions, field.TypeInt, value)
@@ -370,8 +370,8 @@ func (u *AuditEventUpsertOne) UpdateNewValues() *AuditEventUpsertOne {
 		if _, exists := u.create.mutation.UserAgent(); exists {
 			s.SetIgnore(auditevent.FieldUserAgent)
 		}
-		if _, exists := u.create.mutation.Code(); exists {
-			s.SetIgnore(auditevent.FieldCode)
+		if _, exists := u.create.mutation.ErrorCode(); exists {
+			s.SetIgnore(auditevent.FieldErrorCode)
 		}
 		if _, exists := u.create.mutation.Sessions(); exists {
 			s.SetIgnore(auditevent.FieldSessions)
@@ -608,8 +608,8 @@ func (u *AuditEventUpsertBulk) UpdateNewValues() *AuditEventUpsertBulk {
 			if _, exists := b.mutation.UserAgent(); exists {
 				s.SetIgnore(auditevent.FieldUserAgent)
 			}
-			if _, exists := b.mutation.Code(); exists {
-				s.SetIgnore(auditevent.FieldCode)
+			if _, exists := b.mutation.ErrorCode(); exists {
+				s.SetIgnore(auditevent.FieldErrorCode)
 			}
 			if _, exists := b.mutation.Sessions(); exists {
 				s.SetIgnore(auditevent.FieldSessions)

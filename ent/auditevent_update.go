@@ -80,8 +80,8 @@ func (_u *AuditEventUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.UserAgentCleared() {
 		_spec.ClearField(auditevent.FieldUserAgent, field.TypeString)
 	}
-	if _u.mutation.CodeCleared() {
-		_spec.ClearField(auditevent.FieldCode, field.TypeString)
+	if _u.mutation.ErrorCodeCleared() {
+		_spec.ClearField(auditevent.FieldErrorCode, field.TypeString)
 	}
 	if _u.mutation.SessionsCleared() {
 		_spec.ClearField(auditevent.FieldSessions, field.TypeInt)
@@ -189,8 +189,8 @@ func (_u *AuditEventUpdateOne) sqlSave(ctx context.Context) (_node *AuditEvent, 
 	if _u.mutation.UserAgentCleared() {
 		_spec.ClearField(auditevent.FieldUserAgent, field.TypeString)
 	}
-	if _u.mutation.CodeCleared() {
-		_spec.ClearField(auditevent.FieldCode, field.TypeString)
+	if _u.mutation.ErrorCodeCleared() {
+		_spec.ClearField(auditevent.FieldErrorCode, field.TypeString)
 	}
 	if _u.mutation.SessionsCleared() {
 		_spec.ClearField(auditevent.FieldSessions, field.TypeInt)

@@ -48,7 +48,7 @@ type AuditEventMutation struct {
 	session_id    *uuid.UUID
 	ip            *string
 	user_agent    *string
-	code          *string
+	error_code    *string
 	sessions      *int
 	addsessions   *int
 	clearedFields map[string]struct{}
@@ -429,53 +429,53 @@ func (m *AuditEventMutation) ResetUserAgent() {
 	delete(m.clearedFields, auditevent.FieldUserAgent)
 }
 
-// SetCode sets the "code" field.
-func (m *AuditEventMutation) SetCode(s string) {
-	m.code = &s
+// SetErrorCode sets the "error_code" field.
+func (m *AuditEventMutation) SetErrorCode(s string) {
+	m.error_code = &s
 }
 
-// Code returns the value of the "code" field in the mutation.
-func (m *AuditEventMutation) Code() (r string, exists bool) {
-	v := m.code
+// ErrorCode returns the value of the "error_code" field in the mutation.
+func (m *AuditEventMutation) ErrorCode() (r string, exists bool) {
+	v := m.error_code
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldCode returns the old "code" field's value of the AuditEvent entity.
+// OldErrorCode returns the old "error_code" field's value of the AuditEvent entity.
 // If the AuditEvent object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *AuditEventMutation) OldCode(ctx context.Context) (v *string, err error) {
+func (m *AuditEventMutation) OldErrorCode(ctx context.Context) (v *string, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldCode is only allowed on UpdateOne operations")
+		return v, errors.New("OldErrorCode is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldCode requires an ID field in the mutation")
+		return v, errors.New("OldErrorCode requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldCode: %w", err)
+		return v, fmt.Errorf("querying old value for OldErrorCode: %w", err)
 	}
-	return oldValue.Code, nil
+	return oldValue.ErrorCode, nil
 }
 
-// ClearCode clears the value of the "code" field.
-func (m *AuditEventMutation) ClearCode() {
-	m.code = nil
-	m.clearedFields[auditevent.FieldCode] = struct{}{}
+// ClearErrorCode clears the value of the "error_code" field.
+func (m *AuditEventMutation) ClearErrorCode() {
+	m.error_code = nil
+	m.clearedFields[auditevent.FieldErrorCode] = struct{}{}
 }
 
-// CodeCleared returns if the "code" field was cleared in this mutation.
-func (m *AuditEventMutation) CodeCleared() bool {
-	_, ok := m.clearedFields[auditevent.FieldCode]
+// ErrorCodeCleared returns if the "error_code" field was cleared in this mutation.
+func (m *AuditEventMutation) ErrorCodeCleared() bool {
+	_, ok := m.clearedFields[auditevent.FieldErrorCode]
 	return ok
 }
 
-// ResetCode resets all changes to the "code" field.
-func (m *AuditEventMutation) ResetCode() {
-	m.code = nil
-	delete(m.clearedFields, auditevent.FieldCode)
+// ResetErrorCode resets all changes to the "error_code" field.
+func (m *AuditEventMutation) ResetErrorCode() {
+	m.error_code = nil
+	delete(m.clearedFields, auditevent.FieldErrorCode)
 }
 
 // SetSessions sets the "sessions" field.
@@ -601,8 +601,8 @@ func (m *AuditEventMutation) Fields() []string {
 	if m.user_agent != nil {
 		fields = append(fields, auditevent.FieldUserAgent)
 	}
-	if m.code != nil {
-		fields = append(fields, auditevent.FieldCode)
+	if m.error_code != nil {
+		fields = append(fields, auditevent.FieldErrorCode)
 	}
 	if m.sessions != nil {
 		fields = append(fields, auditevent.FieldSessions)
@@ -627,8 +627,8 @@ func (m *AuditEventMutation) Field(name string) (ent.Value, bool) {
 		return m.IP()
 	case auditevent.FieldUserAgent:
 		return m.UserAgent()
-	case auditevent.FieldCode:
-		return m.Code()
+	case auditevent.FieldErrorCode:
+		return m.ErrorCode()
 	case auditevent.FieldSessions:
 		return m.Sessions()
 	}
@@ -652,8 +652,8 @@ func (m *AuditEventMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldIP(ctx)
 	case auditevent.FieldUserAgent:
 		return m.OldUserAgent(ctx)
-	case auditevent.FieldCode:
-		return m.OldCode(ctx)
+	case auditevent.FieldErrorCode:
+		return m.OldErrorCode(ctx)
 	case auditevent.FieldSessions:
 		return m.OldSessions(ctx)
 	}
@@ -707,12 +707,12 @@ func (m *AuditEventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUserAgent(v)
 		return nil
-	case auditevent.FieldCode:
+	case auditevent.FieldErrorCode:
 		v, ok := value.(string)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetCode(v)
+		m.SetErrorCode(v)
 		return nil
 	case auditevent.FieldSessions:
 		v, ok := value.(int)
@@ -778,8 +778,8 @@ func (m *AuditEventMutation) ClearedFields() []string {
 	if m.FieldCleared(auditevent.FieldUserAgent) {
 		fields = append(fields, auditevent.FieldUserAgent)
 	}
-	if m.FieldCleared(auditevent.FieldCode) {
-		fields = append(fields, auditevent.FieldCode)
+	if m.FieldCleared(auditevent.FieldErrorCode) {
+		fields = append(fields, auditevent.FieldErrorCode)
 	}
 	if m.FieldCleared(auditevent.FieldSessions) {
 		fields = append(fields, auditevent.FieldSessions)
@@ -810,8 +810,8 @@ func (m *AuditEventMutation) ClearField(name string) error {
 	case auditevent.FieldUserAgent:
 		m.ClearUserAgent()
 		return nil
-	case auditevent.FieldCode:
-		m.ClearCode()
+	case auditevent.FieldErrorCode:
+		m.ClearErrorCode()
 		return nil
 	case auditevent.FieldSessions:
 		m.ClearSessions()
@@ -842,8 +842,8 @@ func (m *AuditEventMutation) ResetField(name string) error {
 	case auditevent.FieldUserAgent:
 		m.ResetUserAgent()
 		return nil
-	case auditevent.FieldCode:
-		m.ResetCode()
+	case auditevent.FieldErrorCode:
+		m.ResetErrorCode()
 		return nil
 	case auditevent.FieldSessions:
 		m.ResetSessions()

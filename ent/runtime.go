@@ -32,10 +32,10 @@ func init() {
 	auditeventDescUserAgent := auditeventFields[6].Descriptor()
 	// auditevent.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
 	auditevent.UserAgentValidator = auditeventDescUserAgent.Validators[0].(func(string) error)
-	// auditeventDescCode is the schema descriptor for code field.
-	auditeventDescCode := auditeventFields[7].Descriptor()
-	// auditevent.CodeValidator is a validator for the "code" field. It is called by the builders before save.
-	auditevent.CodeValidator = auditeventDescCode.Validators[0].(func(string) error)
+	// auditeventDescErrorCode is the schema descriptor for error_code field.
+	auditeventDescErrorCode := auditeventFields[7].Descriptor()
+	// auditevent.ErrorCodeValidator is a validator for the "error_code" field. It is called by the builders before save.
+	auditevent.ErrorCodeValidator = auditeventDescErrorCode.Validators[0].(func(string) error)
 	// auditeventDescID is the schema descriptor for id field.
 	auditeventDescID := auditeventFields[0].Descriptor()
 	// auditevent.DefaultID holds the default value on creation for the id field.

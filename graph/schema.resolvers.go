@@ -18,7 +18,7 @@ func (r *mutationResolver) Login(ctx context.Context, code string) (*model.Login
 	if err != nil {
 		code := ErrorCode(err)
 		r.Metrics.Login(code)
-		r.Auth.LoginFailed(ctx, client, code)
+		r.Auth.LoginFailed(ctx, client, code, err)
 		return nil, err
 	}
 	r.Metrics.Login("OK")

@@ -17,7 +17,7 @@ var (
 		{Name: "session_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "ip", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "user_agent", Type: field.TypeString, Nullable: true, Size: 512},
-		{Name: "code", Type: field.TypeString, Nullable: true, Size: 32},
+		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 32},
 		{Name: "sessions", Type: field.TypeInt, Nullable: true},
 	}
 	// AuditEventsTable holds the schema information for the "audit_events" table.
@@ -143,6 +143,16 @@ var (
 				Name:    "session_expires_at",
 				Unique:  false,
 				Columns: []*schema.Column{SessionsColumns[3]},
+			},
+			{
+				Name:    "session_revoked_at",
+				Unique:  false,
+				Columns: []*schema.Column{SessionsColumns[5]},
+			},
+			{
+				Name:    "session_last_seen_at",
+				Unique:  false,
+				Columns: []*schema.Column{SessionsColumns[4]},
 			},
 		},
 	}

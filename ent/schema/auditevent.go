@@ -27,8 +27,8 @@ func (AuditEvent) Fields() []ent.Field {
 		field.UUID("session_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.String("ip").MaxLen(64).Optional().Nillable().Immutable(),
 		field.String("user_agent").MaxLen(512).Optional().Nillable().Immutable(),
-		// code is the error code of a failed login.
-		field.String("code").MaxLen(32).Optional().Nillable().Immutable(),
+		// error_code is the error code a failed login answered with.
+		field.String("error_code").MaxLen(32).Optional().Nillable().Immutable(),
 		// sessions is how many sessions a logout-all ended.
 		field.Int("sessions").Optional().Nillable().Immutable(),
 	}

@@ -41,6 +41,9 @@ func (Session) Edges() []ent.Edge {
 func (Session) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("user_id", "expires_at"),
+		// Housekeeping finds ended sessions by each of these.
 		index.Fields("expires_at"),
+		index.Fields("revoked_at"),
+		index.Fields("last_seen_at"),
 	}
 }

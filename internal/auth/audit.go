@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -24,17 +26,19 @@ type auditEntry struct {
 // that the log never tells of a change that was rolled back.
 type auditor struct {
 	tx      *ent.Tx
+	now     time.Time
 	pending []auditEntry
 }
 
 func (a *auditor) record(ctx context.Context, e auditEntry) error {
 	err := a.tx.AuditEvent.Create().
+		SetAt(a.now).
 		SetEvent(e.event).
 		SetNillableUserID(e.userID).
 		SetNillableSessionID(e.sessionID).
 		SetNillableIP(optional(clip(e.client.IP, 64))).
 		SetNillableUserAgent(optional(clip(e.client.UserAgent, 512))).
-		SetNillableCode(optional(e.code)).
+		SetNillableErrorCode(optional(e.code)).
 		SetNillableSessions(e.sessions).
 		Exec(ctx)
 	if err == nil {
@@ -48,7 +52,7 @@ func (a *auditor) record(ctx context.Context, e auditEntry) error {
 func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx, audit *auditor) error) error {
 	var a *auditor
 	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
-		a = &auditor{tx: tx} // afresh on every try of a retried transaction
+		a = &auditor{tx: tx, now: s.clock()} // afresh on every try of a retried transaction
 		return fn(tx, a)
 	})
 	if err == nil {
@@ -68,7 +72,7 @@ func (s *Service) logAudit(ctx context.Context, e auditEntry) {
 		attrs = append(attrs, slog.String("session_id", e.sessionID.String()))
 	}
 	if e.code != "" {
-		attrs = append(attrs, slog.String("code", e.code))
+		attrs = append(attrs, slog.String("error_code", e.code))
 	}
 	if e.sessions != nil {
 		attrs = append(attrs, slog.Int("sessions", *e.sessions))
@@ -77,13 +81,21 @@ func (s *Service) logAudit(ctx context.Context, e auditEntry) {
 }
 
 // LoginFailed records a failed login with the error code its client was given. A
-// failed login changes nothing, so it is written on its own; when even that fails
-// (the database is down), the failure is logged and the client still gets its answer.
-func (s *Service) LoginFailed(ctx context.Context, client Client, code string) {
+// failed login changes nothing, so it is written on its own, and finished even if the
+// client has gone away. A flood refused by the rate limit is recorded once per address
+// each time its allowance runs dry, not once per request: recording every refusal would
+// turn the flood into as many database writes. When even the write fails (the database
+// is down), the failure is logged and the client still gets its answer.
+func (s *Service) LoginFailed(ctx context.Context, client Client, code string, cause error) {
+	if limited := (*RateLimitError)(nil); errors.As(cause, &limited) && !limited.first {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
 	err := s.inTx(ctx, func(_ *ent.Tx, audit *auditor) error {
 		return audit.record(ctx, auditEntry{event: auditevent.EventLoginFailed, client: client, code: code})
 	})
 	if err != nil {
-		s.log.ErrorContext(ctx, "auth: recording a failed login", "code", code, "error", err)
+		s.log.ErrorContext(ctx, "auth: recording a failed login", "error_code", code, "error", err)
 	}
 }

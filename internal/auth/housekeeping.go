@@ -11,6 +11,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
 )
 
@@ -22,44 +23,51 @@ type Purged struct {
 	Sessions, Codes, AuditEvents int
 }
 
-// Purge deletes, in small batches, what has no more use: sessions that are revoked or
-// expired, code records past their window (and claims whose holder died), and audit
-// rows past their retention. Several instances may run it at once: each batch deletes
-// by id, and a row another instance deleted first is simply not counted.
+// Purge deletes, in small batches, what has no more use: sessions that are revoked,
+// past their lifetime or idle too long, code records past their window (and claims
+// whose holder died), and audit rows past their retention. Several instances may run it
+// at once: each batch deletes by id and re-checks the condition, so a row another
+// instance deleted first is not counted, and a session used since it was found is kept.
 func (s *Service) Purge(ctx context.Context) (Purged, error) {
 	now := s.clock()
 	var p Purged
-	var err error
-	p.Sessions, err = purge(ctx, s,
-		func(q *ent.Tx) ([]uuid.UUID, error) {
-			return q.Session.Query().Where(session.Or(
-				session.RevokedAtNotNil(),
-				session.ExpiresAtLTE(now),
-				session.LastSeenAtLTE(now.Add(-s.policy.IdleTimeout)),
-			)).Limit(purgeBatch).IDs(ctx)
-		},
-		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
-			return tx.Session.Delete().Where(session.IDIn(ids...)).Exec(ctx)
-		})
-	if err != nil {
-		return p, err
+	ended := []predicate.Session{ // each on an index of its own
+		session.RevokedAtNotNil(),
+		session.ExpiresAtLTE(now),
+		session.LastSeenAtLTE(now.Add(-s.policy.IdleTimeout)),
 	}
+	for _, cond := range ended {
+		n, err := purge(ctx, s,
+			func(tx *ent.Tx) ([]uuid.UUID, error) {
+				return tx.Session.Query().Where(cond).Limit(purgeBatch).IDs(ctx)
+			},
+			func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
+				return tx.Session.Delete().Where(session.IDIn(ids...), cond).Exec(ctx)
+			})
+		p.Sessions += n
+		if err != nil {
+			return p, err
+		}
+	}
+	spent := logincode.ExpiresAtLTE(now)
+	var err error
 	p.Codes, err = purge(ctx, s,
-		func(q *ent.Tx) ([]int, error) {
-			return q.LoginCode.Query().Where(logincode.ExpiresAtLTE(now)).Limit(purgeBatch).IDs(ctx)
+		func(tx *ent.Tx) ([]int, error) {
+			return tx.LoginCode.Query().Where(spent).Limit(purgeBatch).IDs(ctx)
 		},
 		func(tx *ent.Tx, ids []int) (int, error) {
-			return tx.LoginCode.Delete().Where(logincode.IDIn(ids...)).Exec(ctx)
+			return tx.LoginCode.Delete().Where(logincode.IDIn(ids...), spent).Exec(ctx)
 		})
 	if err != nil {
 		return p, err
 	}
+	old := auditevent.AtLTE(now.Add(-s.policy.AuditRetention))
 	p.AuditEvents, err = purge(ctx, s,
-		func(q *ent.Tx) ([]uuid.UUID, error) {
-			return q.AuditEvent.Query().Where(auditevent.AtLTE(now.Add(-s.policy.AuditRetention))).Limit(purgeBatch).IDs(ctx)
+		func(tx *ent.Tx) ([]uuid.UUID, error) {
+			return tx.AuditEvent.Query().Where(old).Limit(purgeBatch).IDs(ctx)
 		},
 		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
-			return tx.AuditEvent.Delete().Where(auditevent.IDIn(ids...)).Exec(ctx)
+			return tx.AuditEvent.Delete().Where(auditevent.IDIn(ids...), old).Exec(ctx)
 		})
 	s.limiter.prune(now)
 	return p, err

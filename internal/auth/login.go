@@ -23,8 +23,8 @@ import (
 // later, from this instance or another, logs the same user in again with a session of
 // its own and reaches WeChat only once.
 func (s *Service) Login(ctx context.Context, code string, client Client) (*Login, error) {
-	if wait, ok := s.limiter.take(client.IP, s.clock()); !ok {
-		return nil, &RateLimitError{RetryAfter: wait}
+	if err := s.limiter.take(client.IP, s.clock()); err != nil {
+		return nil, err
 	}
 	if err := ValidateCode(code); err != nil {
 		return nil, err
@@ -328,9 +328,7 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 }
 
 // openSession creates a session for the account, records the login, and ends the
-// user's least recently used sessions beyond the cap. The caller has already written
-// the user's row in this transaction, which on MySQL holds the user's other logins off
-// until it commits, so two logins never evict on a stale count.
+// user's least recently used sessions beyond the cap.
 func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser bool, client Client, now time.Time) (*Login, error) {
 	token, hash := newToken()
 	sess, err := tx.Session.Create().
@@ -350,26 +348,40 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 	if err := audit.record(ctx, auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}); err != nil {
 		return nil, err
 	}
-	if err := s.evictBeyondCap(ctx, tx, audit, userID, client, now); err != nil {
+	if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now); err != nil {
 		return nil, err
 	}
 	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
 }
 
-// evictBeyondCap ends the least recently used live sessions past MaxSessions.
-func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID uuid.UUID, client Client, now time.Time) error {
-	extra, err := tx.Session.Query().
-		Where(s.liveSessionsOf(userID, now)...).
+// evictBeyondCap ends the least recently used live sessions past MaxSessions, never the
+// one just made. Concurrent logins of one user are serialised by the user row this
+// transaction has already written; on MySQL the sessions are read with a lock, so the
+// count includes what those logins committed while this one waited (a plain read would
+// see this transaction's older snapshot).
+func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID, newID uuid.UUID, client Client, now time.Time) error {
+	q := tx.Session.Query().
+		Where(append(s.liveSessionsOf(userID, now), session.IDNEQ(newID))...).
 		Order(session.ByLastSeenAt(sql.OrderDesc()), session.ByCreatedAt(sql.OrderDesc()), session.ByID(sql.OrderDesc())).
-		Limit(1000).Offset(s.policy.MaxSessions).
-		IDs(ctx)
-	if err != nil || len(extra) == 0 {
-		return err
+		Limit(1000).Offset(s.policy.MaxSessions - 1) // the new session takes one place
+	if s.db.Dialect == dialect.MySQL {
+		q = q.ForUpdate()
 	}
-	if err := tx.Session.Update().Where(session.IDIn(extra...)).SetRevokedAt(now).Exec(ctx); err != nil {
+	extra, err := q.IDs(ctx)
+	if err != nil {
 		return err
 	}
 	for _, id := range extra {
+		n, err := tx.Session.Update().
+			Where(append(s.liveSessionsOf(userID, now), session.ID(id))...).
+			SetRevokedAt(now).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			continue // already ended: nothing to record
+		}
 		if err := audit.record(ctx, auditEntry{event: auditevent.EventSessionEvicted, userID: &userID, sessionID: &id, client: client}); err != nil {
 			return err
 		}

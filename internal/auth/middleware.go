@@ -92,16 +92,30 @@ func (s *Service) clientIP(r *http.Request) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		addr, ok := parseHop(hop)
+		if !ok {
 			break // junk: the last good hop is as far as the chain can be trusted
 		}
-		ip = hop.Unmap()
+		ip = addr
 		if !s.isTrusted(ip) {
 			break
 		}
 	}
 	return ip.String()
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, possibly with a port, and an
+// IPv6 one possibly in brackets, as some load balancers write them.
+func parseHop(hop string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	addr, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(hop, "["), "]"))
+	return addr.Unmap(), err == nil
 }
 
 func (s *Service) isTrusted(ip netip.Addr) bool {

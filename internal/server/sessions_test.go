@@ -396,8 +396,8 @@ func TestAuditTrail(t *testing.T) {
 		var got []row
 		for _, ev := range e.audit() {
 			code := ""
-			if ev.Code != nil {
-				code = *ev.Code
+			if ev.ErrorCode != nil {
+				code = *ev.ErrorCode
 			}
 			got = append(got, row{ev.Event, code})
 			if ev.IP == nil || *ev.IP != "127.0.0.1" || ev.UserAgent == nil {

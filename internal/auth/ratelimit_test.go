@@ -1,0 +1,59 @@
+package auth
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestLimiterBurstRefillAndFirstRefusal(t *testing.T) {
+	l := newLimiter(60, 2)
+	now := time.Unix(1_700_000_000, 0)
+	for i := range 2 {
+		if err := l.take("203.0.113.7", now); err != nil {
+			t.Fatalf("take %d within the burst: %v", i+1, err)
+		}
+	}
+	first := l.take("203.0.113.7", now)
+	second := l.take("203.0.113.7", now)
+	if first == nil || !first.first || second == nil || second.first {
+		t.Fatalf("refusals = %+v, %+v; want the first marked first and the second not", first, second)
+	}
+	if first.RetryAfterSeconds() != 1 {
+		t.Errorf("retryAfter = %d s, want 1 at 60 a minute", first.RetryAfterSeconds())
+	}
+	if err := l.take("203.0.113.7", now.Add(time.Second)); err != nil {
+		t.Errorf("after a second's refill: %v", err)
+	}
+	if again := l.take("203.0.113.7", now.Add(time.Second)); again == nil || !again.first {
+		t.Errorf("the next dry spell's first refusal = %+v, want it marked first", again)
+	}
+}
+
+func TestLimiterKeysIPv6ByPrefix(t *testing.T) {
+	l := newLimiter(60, 1)
+	now := time.Unix(1_700_000_000, 0)
+	if l.take("2001:db8:1:2::1", now) != nil {
+		t.Fatal("first address of the /64 refused")
+	}
+	if l.take("2001:db8:1:2:ffff::9", now) == nil {
+		t.Error("another address in the same /64 got a bucket of its own")
+	}
+	if l.take("2001:db8:1:3::1", now) != nil {
+		t.Error("another /64 shares the bucket")
+	}
+	if l.take("::ffff:203.0.113.7", now) != nil || l.take("203.0.113.8", now) != nil {
+		t.Error("IPv4 addresses share a bucket")
+	}
+}
+
+func TestLimiterMemoryIsBounded(t *testing.T) {
+	l := newLimiter(1, 5) // slow refill: buckets stay part-spent
+	now := time.Unix(1_700_000_000, 0)
+	for i := range maxBuckets + 5000 {
+		l.take(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), now)
+	}
+	if n := len(l.buckets); n > maxBuckets {
+		t.Errorf("%d buckets, want at most %d", n, maxBuckets)
+	}
+}
