@@ -329,13 +329,28 @@ func (t *teeWriter) Flush() {
 	}
 }
 
-// clock is a settable time source shared by the code under test.
-type clock struct{ offset atomic.Int64 }
+// clock is a settable time source shared by the code under test: real time moved on
+// by Advance, or, once frozen, a fixed instant moved only by Advance.
+type clock struct {
+	offset atomic.Int64
+	frozen atomic.Int64 // UnixNano of the frozen instant; 0 when running
+}
 
 func newClock() *clock { return &clock{} }
 
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Now() time.Time {
+	base := time.Now()
+	if f := c.frozen.Load(); f != 0 {
+		base = time.Unix(0, f)
+	}
+	return base.Add(time.Duration(c.offset.Load()))
+}
+
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// Freeze stops the clock where it is, so that tests of rates do not depend on how fast
+// the machine runs them.
+func (c *clock) Freeze() { c.frozen.Store(time.Now().UnixNano()) }
 
 // codes returns n fresh codes for one WeChat user.
 func (e *env) codes(n int, u fakewechat.User) []string {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/hook"
+	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
@@ -118,13 +120,17 @@ func TestExpiresAtTellsThePolicy(t *testing.T) {
 func TestLastSeenIsWrittenAtMostOnceAMinute(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		e := newEnv(t, b)
+		e.addInstance()
 		var writes atomic.Int32
 		e.db.Session.Use(func(next ent.Mutator) ent.Mutator {
 			return hook.SessionFunc(func(ctx context.Context, m *ent.SessionMutation) (ent.Value, error) {
-				if _, ok := m.LastSeenAt(); ok && m.Op().Is(ent.OpUpdate|ent.OpUpdateOne) {
-					writes.Add(1)
+				v, err := next.Mutate(ctx, m)
+				// Rows written: concurrent requests may each try the conditional update,
+				// but only one finds the row still stale.
+				if _, ok := m.LastSeenAt(); ok && err == nil && m.Op().Is(ent.OpUpdate) {
+					writes.Add(int32(v.(int)))
 				}
-				return next.Mutate(ctx, m)
+				return v, err
 			})
 		})
 		p := e.mustLogin(0, e.fake.IssueCode(alice))
@@ -135,11 +141,13 @@ func TestLastSeenIsWrittenAtMostOnceAMinute(t *testing.T) {
 			t.Errorf("10 me calls in the login's minute wrote lastSeenAt %d times, want 0", n)
 		}
 		e.clock.Advance(61 * time.Second)
-		for range 10 {
-			e.me(0, p.Token)
+		var wg sync.WaitGroup
+		for i := range 10 { // at once, on two instances
+			wg.Go(func() { e.me(i%2, p.Token) })
 		}
+		wg.Wait()
 		if n := writes.Load(); n != 1 {
-			t.Errorf("10 me calls a minute later wrote lastSeenAt %d times, want 1", n)
+			t.Errorf("10 me calls a minute later, on two instances at once, wrote lastSeenAt %d times, want 1", n)
 		}
 		if seen := e.sessions(p.Token)[0].LastSeenAt; e.clock.Now().Sub(seen) > 5*time.Second {
 			t.Errorf("lastSeenAt = %v, want about %v", seen, e.clock.Now())
@@ -302,6 +310,7 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 			e.policy = auth.Policy{LoginsPerMinute: 60, LoginBurst: 3}
 			e.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		})
+		e.clock.Freeze()
 		loginFrom := func(ip string) gqlResult {
 			req := newGraphQLRequest(e, `mutation { login(code: "`+e.fake.IssueCode(alice)+`") { token } }`)
 			if ip != "" {
@@ -336,7 +345,12 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 
 func TestForwardedForIsIgnoredFromUntrustedPeers(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
-		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{LoginsPerMinute: 60, LoginBurst: 2} })
+		// Proxies are configured, but the peer (127.0.0.1) is not one of them.
+		e := newEnv(t, b, func(e *env) {
+			e.policy = auth.Policy{LoginsPerMinute: 60, LoginBurst: 2}
+			e.trusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		})
+		e.clock.Freeze()
 		var token string
 		for i, forged := range []string{"203.0.113.1", "203.0.113.2", "203.0.113.3"} {
 			req := newGraphQLRequest(e, `mutation { login(code: "`+e.fake.IssueCode(alice)+`") { token } }`)
@@ -362,14 +376,60 @@ func TestTrustedProxyGivesTheClientAddress(t *testing.T) {
 		e := newEnv(t, b, func(e *env) {
 			e.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
 		})
-		req := newGraphQLRequest(e, `mutation { login(code: "`+e.fake.IssueCode(alice)+`") { token } }`)
-		// The client claims an address, then two proxies of ours append theirs.
-		req.Header.Set("X-Forwarded-For", "192.0.2.66, 203.0.113.7, 10.1.2.3")
-		r := e.send(req)
-		var p struct{ Token string }
-		json.Unmarshal(r.Data["login"], &p)
-		if ip := e.sessions(p.Token)[0].IP; ip == nil || *ip != "203.0.113.7" {
-			t.Errorf("session ip = %v, want 203.0.113.7: the last hop before our proxies", ip)
+		for header, want := range map[string]string{
+			// The client claims an address, then two proxies of ours append theirs.
+			"192.0.2.66, 203.0.113.7, 10.1.2.3": "203.0.113.7",
+			"203.0.113.7:4711":                  "203.0.113.7", // with a port, as some balancers write it
+			"[2001:db8::1]:443":                 "2001:db8::1",
+			"2001:db8::1, ":                     "2001:db8::1", // a trailing empty element
+			"10.9.9.9":                          "10.9.9.9",    // only proxies: the farthest one
+			"not-an-address, 10.1.2.3":          "10.1.2.3",    // junk: trust stops at the last good hop
+		} {
+			req := newGraphQLRequest(e, `mutation { login(code: "`+e.fake.IssueCode(alice)+`") { token } }`)
+			req.Header.Set("X-Forwarded-For", header)
+			r := e.send(req)
+			var p struct{ Token string }
+			json.Unmarshal(r.Data["login"], &p)
+			if ip := e.sessions(p.Token)[0].IP; ip == nil || *ip != want {
+				t.Errorf("X-Forwarded-For %q: session ip = %v, want %s", header, strOrNil(ip), want)
+			}
+		}
+	})
+}
+
+// TestCapHoldsUnderConcurrentLogins: a user logging in on many devices at once still
+// ends with no more live sessions than the cap, and each eviction is recorded once.
+func TestCapHoldsUnderConcurrentLogins(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{MaxSessions: 3} })
+		e.addInstance()
+		for round := range 3 {
+			codes := e.codes(8, alice)
+			var wg sync.WaitGroup
+			for i, c := range codes {
+				wg.Go(func() {
+					if _, code := e.login(i%2, c); code != "" {
+						t.Errorf("round %d login %d: %s", round, i, code)
+					}
+				})
+			}
+			wg.Wait()
+			e.clock.Advance(2 * time.Minute)
+		}
+		ctx := context.Background()
+		if live := e.db.Session.Query().Where(session.RevokedAtIsNil()).CountX(ctx); live != 3 {
+			t.Errorf("%d live sessions after 24 logins, want the cap of 3", live)
+		}
+		evicted := e.db.AuditEvent.Query().Where(auditevent.EventEQ(auditevent.EventSessionEvicted)).AllX(ctx)
+		seen := map[string]bool{}
+		for _, ev := range evicted {
+			if seen[ev.SessionID.String()] {
+				t.Errorf("session %s recorded as evicted twice", ev.SessionID)
+			}
+			seen[ev.SessionID.String()] = true
+		}
+		if len(evicted) != 24-3 {
+			t.Errorf("%d evictions recorded, want 21", len(evicted))
 		}
 	})
 }
@@ -490,10 +550,19 @@ func TestHousekeepingDeletesOnlyWhatItShould(t *testing.T) {
 		e.clock.Advance(6 * 24 * time.Hour)
 		e.me(0, kept.Token) // used on day 6: live until day 13
 		fresh := e.mustLogin(0, e.fake.IssueCode(alice))
-		e.clock.Advance(2 * 24 * time.Hour) // day 8: bob's session, unused since day 0, is idle
+		e.clock.Advance(2 * 24 * time.Hour)              // day 8: bob's session, unused since day 0, is idle
+		today := e.mustLogin(0, e.fake.IssueCode(alice)) // its code record is within its window
+		seedEnded(t, e, purgeBatchPlus)
 
-		keptIDs := map[string]bool{e.currentSessionID(kept.Token): true, e.currentSessionID(fresh.Token): true}
-		recent := e.db.AuditEvent.Query().Where(auditevent.AtGT(e.clock.Now().Add(-7 * 24 * time.Hour))).CountX(context.Background())
+		keptIDs := map[string]bool{}
+		for _, tok := range []string{kept.Token, fresh.Token, today.Token} {
+			keptIDs[e.currentSessionID(tok)] = true
+		}
+		ctx := context.Background()
+		recent := e.db.AuditEvent.Query().Where(auditevent.AtGT(e.clock.Now().Add(-7 * 24 * time.Hour))).CountX(ctx)
+		if old := e.db.AuditEvent.Query().CountX(ctx) - recent; recent == 0 || old < purgeBatchPlus {
+			t.Fatalf("%d recent and %d old audit rows: the test needs both", recent, old)
+		}
 
 		results := make([]auth.Purged, 2)
 		errs := make([]error, 2)
@@ -507,19 +576,19 @@ func TestHousekeepingDeletesOnlyWhatItShould(t *testing.T) {
 				t.Errorf("instance %d: %v", i, err)
 			}
 		}
-		if n := results[0].Sessions + results[1].Sessions; n != 2 {
-			t.Errorf("sessions deleted = %d, want 2 (the revoked and the idle one)", n)
+		if n := results[0].Sessions + results[1].Sessions; n != 2+purgeBatchPlus {
+			t.Errorf("sessions deleted = %d, want %d (the revoked, the idle and the seeded ones)", n, 2+purgeBatchPlus)
 		}
 		left := e.db.Session.Query().AllX(context.Background())
-		if len(left) != 2 {
-			t.Errorf("%d sessions left, want the 2 live ones", len(left))
+		if len(left) != 3 {
+			t.Errorf("%d sessions left, want the 3 live ones", len(left))
 		}
 		for _, s := range left {
 			if !keptIDs[s.ID.String()] {
 				t.Errorf("session %s was kept but is not live", s.ID)
 			}
 		}
-		for _, tok := range []string{kept.Token, fresh.Token} {
+		for _, tok := range []string{kept.Token, fresh.Token, today.Token} {
 			if _, c := e.me(0, tok); c != "" {
 				t.Errorf("a live session after housekeeping: %q", c)
 			}
@@ -527,8 +596,8 @@ func TestHousekeepingDeletesOnlyWhatItShould(t *testing.T) {
 		if _, c := e.me(0, idle.Token); c != "UNAUTHENTICATED" {
 			t.Errorf("the idle session after housekeeping: %q", c)
 		}
-		if n := e.count()["login_codes"]; n != 0 {
-			t.Errorf("%d spent code rows left", n)
+		if codes := e.db.LoginCode.Query().AllX(ctx); len(codes) != 1 || !codes[0].ExpiresAt.After(e.clock.Now()) {
+			t.Errorf("code rows left = %d, want only today's, still within its window", len(codes))
 		}
 		if n := e.db.AuditEvent.Query().CountX(context.Background()); n != recent {
 			t.Errorf("%d audit rows left, want the %d within the 7-day retention", n, recent)
@@ -537,6 +606,31 @@ func TestHousekeepingDeletesOnlyWhatItShould(t *testing.T) {
 			t.Errorf("%d users left, want 2: housekeeping never deletes people", n)
 		}
 	})
+}
+
+// purgeBatchPlus is more rows than one housekeeping batch (500) deletes.
+const purgeBatchPlus = 600
+
+// seedEnded adds n revoked sessions and n audit rows a hundred days old, so that
+// housekeeping needs more than one batch for each.
+func seedEnded(t *testing.T, e *env, n int) {
+	t.Helper()
+	ctx := context.Background()
+	ident := e.db.Identity.Query().FirstX(ctx)
+	now := e.clock.Now().UTC()
+	sessions := make([]*ent.SessionCreate, n)
+	events := make([]*ent.AuditEventCreate, n)
+	for i := range n {
+		hash := make([]byte, 32)
+		rand.Read(hash)
+		sessions[i] = e.db.Session.Create().SetTokenHash(hash).SetUserID(ident.UserID).SetIdentityID(ident.ID).
+			SetCreatedAt(now.Add(-time.Hour)).SetLastSeenAt(now.Add(-time.Hour)).SetExpiresAt(now.Add(time.Hour)).SetRevokedAt(now.Add(-time.Minute))
+		events[i] = e.db.AuditEvent.Create().SetAt(now.Add(-100 * 24 * time.Hour)).SetEvent(auditevent.EventLogout)
+	}
+	for i := 0; i < n; i += 100 {
+		e.db.Session.CreateBulk(sessions[i:min(i+100, n)]...).ExecX(ctx)
+		e.db.AuditEvent.CreateBulk(events[i:min(i+100, n)]...).ExecX(ctx)
+	}
 }
 
 func countLines(text, substr string) int {
