@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/wxlogin/wxlogin/internal/auth"
 	"log/slog"
 	"net/netip"
 	"net/url"
@@ -20,12 +21,6 @@ const (
 	DefaultAddr        = ":8080"
 	DefaultDatabaseURL = "sqlite://wxlogin.db"
 	DefaultAPIBase     = "https://api.weixin.qq.com"
-	DefaultSessionTTL  = 30 * 24 * time.Hour
-	DefaultIdleTimeout = 7 * 24 * time.Hour
-	DefaultMaxSessions = 10
-	DefaultLoginRate   = 600
-	DefaultLoginBurst  = 100
-	DefaultAuditKeep   = 90 * 24 * time.Hour
 	DefaultHousekeep   = time.Minute
 )
 
@@ -53,7 +48,7 @@ type Config struct {
 	HousekeepingInterval time.Duration
 }
 
-// Sessions is the session and login policy.
+// Sessions is the session and login policy; its defaults are auth's.
 type Sessions struct {
 	TTL             time.Duration // absolute lifetime
 	IdleTimeout     time.Duration // ends a session unused this long
@@ -181,16 +176,16 @@ func Load(getenv func(string) string) (Config, error) {
 		return n
 	}
 	c.Sessions = Sessions{
-		TTL:            duration("WXLOGIN_SESSION_TTL", DefaultSessionTTL, time.Minute),
-		IdleTimeout:    duration("WXLOGIN_SESSION_IDLE_TIMEOUT", DefaultIdleTimeout, 2*time.Minute),
-		MaxSessions:    integer("WXLOGIN_MAX_SESSIONS", DefaultMaxSessions, 1),
-		LoginBurst:     integer("WXLOGIN_LOGIN_RATE_BURST", DefaultLoginBurst, 1),
-		AuditRetention: duration("WXLOGIN_AUDIT_RETENTION", DefaultAuditKeep, time.Hour),
+		TTL:            duration("WXLOGIN_SESSION_TTL", auth.DefaultSessionTTL, time.Minute),
+		IdleTimeout:    duration("WXLOGIN_SESSION_IDLE_TIMEOUT", auth.DefaultIdleTimeout, 2*time.Minute),
+		MaxSessions:    integer("WXLOGIN_MAX_SESSIONS", auth.DefaultMaxSessions, 1),
+		LoginBurst:     integer("WXLOGIN_LOGIN_RATE_BURST", auth.DefaultLoginBurst, 1),
+		AuditRetention: duration("WXLOGIN_AUDIT_RETENTION", auth.DefaultAuditRetention, time.Hour),
 	}
 	if raw := env("WXLOGIN_LOGIN_RATE_LIMIT", ""); raw == "off" || raw == "0" {
 		c.Sessions.LoginsPerMinute = -1
 	} else {
-		c.Sessions.LoginsPerMinute = integer("WXLOGIN_LOGIN_RATE_LIMIT", DefaultLoginRate, 1)
+		c.Sessions.LoginsPerMinute = integer("WXLOGIN_LOGIN_RATE_LIMIT", auth.DefaultLoginsPerMinute, 1)
 	}
 	c.HousekeepingInterval = duration("WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep, time.Second)
 	if raw := env("WXLOGIN_TRUSTED_PROXIES", ""); raw != "" {
