@@ -25,6 +25,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/config"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/server"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -101,7 +102,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Options{Auth: authn, DB: db, Metrics: metrics.New(), Logger: log}),
+		Handler:           server.New(server.Options{Auth: authn, Profile: profile.New(db.Client), DB: db, Metrics: metrics.New(), Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second, // well past a login's 10 s bound

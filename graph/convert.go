@@ -14,6 +14,8 @@ func userOf(a auth.Account) *model.User {
 		Unionid:     a.Identity.Unionid,
 		CreatedAt:   a.User.CreatedAt,
 		LastLoginAt: a.User.LastLoginAt,
+		Nickname:    a.User.Nickname,
+		AvatarURL:   a.User.AvatarURL,
 	}
 }
 

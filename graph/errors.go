@@ -11,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
@@ -40,9 +41,10 @@ const (
 // ErrorCode gives the contract code for an error a resolver returned.
 func ErrorCode(err error) string {
 	var input *auth.InputError
+	var profileInput *profile.InputError
 	var limited *auth.RateLimitError
 	switch {
-	case errors.As(err, &input):
+	case errors.As(err, &input), errors.As(err, &profileInput):
 		return CodeBadUserInput
 	case errors.As(err, &limited):
 		return CodeRateLimited

@@ -8,10 +8,12 @@ package graph
 import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/profile"
 )
 
 // Resolver holds the resolvers' dependencies, and nothing else.
 type Resolver struct {
 	Auth    *auth.Service
+	Profile *profile.Service
 	Metrics *metrics.Metrics
 }

@@ -161,6 +161,8 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "last_login_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "nickname", Type: field.TypeString, Nullable: true, Size: 128},
+		{Name: "avatar_url", Type: field.TypeString, Nullable: true, Size: 1024},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{

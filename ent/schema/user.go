@@ -18,6 +18,10 @@ func (User) Fields() []ent.Field {
 		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
 		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
 		field.Time("last_login_at").SchemaType(datetime6).Default(now),
+		// What the person filled in through the mini-program's nickname and avatar
+		// components (WeChat itself no longer gives them out).
+		field.String("nickname").MaxLen(128).Optional().Nillable(),
+		field.String("avatar_url").MaxLen(1024).Optional().Nillable(),
 	}
 }
 

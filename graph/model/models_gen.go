@@ -44,6 +44,14 @@ type Session struct {
 	Current bool `json:"current"`
 }
 
+// What the person filled in. A field left out or null stays as it is; an empty string clears it.
+type UpdateProfileInput struct {
+	// 1 to 32 characters, without control characters.
+	Nickname *string `json:"nickname,omitempty"`
+	// An https URL of at most 1024 bytes.
+	AvatarURL *string `json:"avatarUrl,omitempty"`
+}
+
 // A person who logs in through a WeChat mini-program.
 type User struct {
 	// Stable, opaque identifier of the user.
@@ -56,4 +64,8 @@ type User struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// When the user last logged in.
 	LastLoginAt time.Time `json:"lastLoginAt"`
+	// The nickname the person filled in (`<input type="nickname">`), or null.
+	Nickname *string `json:"nickname,omitempty"`
+	// The https URL of the avatar the person chose (`<button open-type="chooseAvatar">`, uploaded by the mini-program), or null.
+	AvatarURL *string `json:"avatarUrl,omitempty"`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/server"
 	"github.com/wxlogin/wxlogin/internal/testdb"
@@ -119,7 +120,7 @@ func (e *env) addInstance() *httptest.Server {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Options{Auth: svc, DB: e.db, Metrics: metrics.New(), Logger: e.logger()}))
+	srv := httptest.NewServer(server.New(server.Options{Auth: svc, Profile: profile.New(e.db.Client), DB: e.db, Metrics: metrics.New(), Logger: e.logger()}))
 	e.t.Cleanup(srv.Close)
 	e.instances = append(e.instances, srv)
 	e.services = append(e.services, svc)

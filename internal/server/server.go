@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/profile"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -30,6 +31,7 @@ type Pinger interface {
 // Options are the handler's dependencies.
 type Options struct {
 	Auth    *auth.Service
+	Profile *profile.Service
 	DB      Pinger
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -41,7 +43,7 @@ func New(o Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Metrics: o.Metrics}, log)
+	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Metrics: o.Metrics}, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", o.Auth.Middleware(gql))

@@ -1,0 +1,105 @@
+// Package profile keeps what a person fills in about themselves: since 2022 WeChat no
+// longer hands out nicknames and avatars, so the mini-program sends what the person
+// chose through its nickname and avatar components.
+package profile
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/ent"
+)
+
+// Limits on what a person can fill in.
+const (
+	MaxNicknameRunes = 32
+	MaxAvatarURLLen  = 1024
+)
+
+// Update is a change to a profile: nil leaves a field as it is, "" clears it.
+type Update struct {
+	Nickname  *string
+	AvatarURL *string
+}
+
+// InputError is a value that cannot be stored, with a message for the client.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// Service stores profiles.
+type Service struct{ db *ent.Client }
+
+// New builds a Service.
+func New(db *ent.Client) *Service { return &Service{db: db} }
+
+// Apply validates the update and stores it on the user.
+func (s *Service) Apply(ctx context.Context, userID uuid.UUID, u Update) (*ent.User, error) {
+	upd := s.db.User.UpdateOneID(userID)
+	if u.Nickname != nil {
+		nick, err := nickname(*u.Nickname)
+		if err != nil {
+			return nil, err
+		}
+		if nick == "" {
+			upd.ClearNickname()
+		} else {
+			upd.SetNickname(nick)
+		}
+	}
+	if u.AvatarURL != nil {
+		avatar, err := avatarURL(*u.AvatarURL)
+		if err != nil {
+			return nil, err
+		}
+		if avatar == "" {
+			upd.ClearAvatarURL()
+		} else {
+			upd.SetAvatarURL(avatar)
+		}
+	}
+	return upd.Save(ctx)
+}
+
+// nickname trims the value and checks it; "" means clear.
+func nickname(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	if n := utf8.RuneCountInString(v); n > MaxNicknameRunes {
+		return "", &InputError{"nickname is longer than 32 characters."}
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) || r == utf8.RuneError || unicode.In(r, unicode.Cf) {
+			return "", &InputError{"nickname must not contain control or invisible formatting characters."}
+		}
+	}
+	return v, nil
+}
+
+// avatarURL checks that the value is an https URL a client can show; "" means clear.
+func avatarURL(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	if len(v) > MaxAvatarURLLen {
+		return "", &InputError{"avatarUrl is longer than 1024 bytes."}
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" {
+		return "", &InputError{"avatarUrl must be an https URL, such as https://cdn.example.com/avatar.png: upload the chosen avatar first, then send its URL."}
+	}
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return "", &InputError{"avatarUrl must not contain spaces or control characters."}
+		}
+	}
+	return v, nil
+}
