@@ -21,10 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/accesstoken"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/config"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/server"
@@ -65,6 +67,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer db.Close()
 
 	wcfg := wechat.Config{BaseURL: cfg.WeChat.APIBase, AppID: cfg.WeChat.AppID, Secret: cfg.WeChat.Secret, Logger: log}
+	var devFake http.Handler
 	if cfg.DevMode {
 		fake, base, stopFake, err := startDevFake(log)
 		if err != nil {
@@ -72,6 +75,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopFake() // after the drain: in-flight dev logins still reach it
 		wcfg.BaseURL, wcfg.AppID, wcfg.Secret = base, fake.AppID(), fake.Secret()
+		devFake = fake
 	}
 	wc, err := wechat.New(wcfg)
 	if err != nil {
@@ -97,12 +101,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 
+	tokens := accesstoken.New(accesstoken.Options{DB: db, Source: wc, Keyring: keyring, Logger: log})
+	phones := phone.New(phone.Options{DB: db, WeChat: wc, Tokens: tokens, Keyring: keyring, Logger: log})
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Options{Auth: authn, Profile: profile.New(db.Client), DB: db, Metrics: metrics.New(), Logger: log}),
+		Handler: server.New(server.Options{
+			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: metrics.New(), Logger: log,
+			DevFake: devFake,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second, // well past a login's 10 s bound
@@ -117,7 +127,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	housekeeping, stopHousekeeping := context.WithCancel(context.Background())
 	defer stopHousekeeping()
-	go authn.RunHousekeeping(housekeeping, cfg.HousekeepingInterval)
+	go authn.RunHousekeeping(housekeeping, cfg.HousekeepingInterval, phones.PurgeExpired)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -163,6 +173,8 @@ func devBanner(w io.Writer, cfg config.Config, addr net.Addr) {
 		"  log in:     mutation { login(code: \"dev-alice\") { token user { id openid } } }",
 		"              any code dev-<name> logs in as the dev user <name>, every time",
 		"  then send:  Authorization: Bearer <token>   with   query { me { id openid } }",
+		"  phone code: curl 'http://localhost:" + port + "/dev/fake/phonecode?openid=<openid>&phone=13800000000'",
+		"              then  mutation { bindPhoneNumber(code: \"<code>\") { phoneNumber } }",
 		"  database:   " + config.RedactURL(cfg.DatabaseURL),
 	}
 	if cfg.SecretKeyGenerated {

@@ -116,6 +116,18 @@ func TestDevModeWithNothingConfigured(t *testing.T) {
 	if dig(again, "data", "login", "token") == token || dig(again, "data", "login", "user", "id") != userID {
 		t.Errorf("second dev-alice login = %v, want a new session for user %v", again, userID)
 	}
+	// A phone code from the dev fake, through wxlogin's own /dev/fake route.
+	resp, err := http.Get(s.base + "/dev/fake/phonecode?openid=" + fakewechat.OpenIDFor("wxdevfake0000001", "alice") + "&phone=13800000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var minted struct{ Code string }
+	json.NewDecoder(resp.Body).Decode(&minted)
+	resp.Body.Close()
+	bound := s.graphql(t, token, `mutation { bindPhoneNumber(code: "`+minted.Code+`") { phoneNumber } }`)
+	if dig(bound, "data", "bindPhoneNumber", "phoneNumber") != "+8613800000000" {
+		t.Errorf("dev phone binding = %v", bound)
+	}
 	bob := s.graphql(t, "", `mutation { login(code: "dev-bob") { isNewUser user { id } } }`)
 	if dig(bob, "data", "login", "isNewUser") != true || dig(bob, "data", "login", "user", "id") == userID {
 		t.Errorf("dev-bob login = %v, want a new user other than alice", bob)

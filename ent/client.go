@@ -16,9 +16,11 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/wxlogin/wxlogin/ent/accesstoken"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
 
@@ -30,12 +32,16 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AccessToken is the client for interacting with the AccessToken builders.
+	AccessToken *AccessTokenClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
 	// LoginCode is the client for interacting with the LoginCode builders.
 	LoginCode *LoginCodeClient
+	// PhoneCode is the client for interacting with the PhoneCode builders.
+	PhoneCode *PhoneCodeClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
 	// User is the client for interacting with the User builders.
@@ -51,9 +57,11 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AccessToken = NewAccessTokenClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.LoginCode = NewLoginCodeClient(c.config)
+	c.PhoneCode = NewPhoneCodeClient(c.config)
 	c.Session = NewSessionClient(c.config)
 	c.User = NewUserClient(c.config)
 }
@@ -146,13 +154,15 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:        ctx,
-		config:     cfg,
-		AuditEvent: NewAuditEventClient(cfg),
-		Identity:   NewIdentityClient(cfg),
-		LoginCode:  NewLoginCodeClient(cfg),
-		Session:    NewSessionClient(cfg),
-		User:       NewUserClient(cfg),
+		ctx:         ctx,
+		config:      cfg,
+		AccessToken: NewAccessTokenClient(cfg),
+		AuditEvent:  NewAuditEventClient(cfg),
+		Identity:    NewIdentityClient(cfg),
+		LoginCode:   NewLoginCodeClient(cfg),
+		PhoneCode:   NewPhoneCodeClient(cfg),
+		Session:     NewSessionClient(cfg),
+		User:        NewUserClient(cfg),
 	}, nil
 }
 
@@ -170,20 +180,22 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:        ctx,
-		config:     cfg,
-		AuditEvent: NewAuditEventClient(cfg),
-		Identity:   NewIdentityClient(cfg),
-		LoginCode:  NewLoginCodeClient(cfg),
-		Session:    NewSessionClient(cfg),
-		User:       NewUserClient(cfg),
+		ctx:         ctx,
+		config:      cfg,
+		AccessToken: NewAccessTokenClient(cfg),
+		AuditEvent:  NewAuditEventClient(cfg),
+		Identity:    NewIdentityClient(cfg),
+		LoginCode:   NewLoginCodeClient(cfg),
+		PhoneCode:   NewPhoneCodeClient(cfg),
+		Session:     NewSessionClient(cfg),
+		User:        NewUserClient(cfg),
 	}, nil
 }
 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		AuditEvent.
+//		AccessToken.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -205,38 +217,177 @@ func (c *Client) Close() error {
 // Use adds the mutation hooks to all the entity clients.
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
-	c.AuditEvent.Use(hooks...)
-	c.Identity.Use(hooks...)
-	c.LoginCode.Use(hooks...)
-	c.Session.Use(hooks...)
-	c.User.Use(hooks...)
+	for _, n := range []interface{ Use(...Hook) }{
+		c.AccessToken, c.AuditEvent, c.Identity, c.LoginCode, c.PhoneCode, c.Session,
+		c.User,
+	} {
+		n.Use(hooks...)
+	}
 }
 
 // Intercept adds the query interceptors to all the entity clients.
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
-	c.AuditEvent.Intercept(interceptors...)
-	c.Identity.Intercept(interceptors...)
-	c.LoginCode.Intercept(interceptors...)
-	c.Session.Intercept(interceptors...)
-	c.User.Intercept(interceptors...)
+	for _, n := range []interface{ Intercept(...Interceptor) }{
+		c.AccessToken, c.AuditEvent, c.Identity, c.LoginCode, c.PhoneCode, c.Session,
+		c.User,
+	} {
+		n.Intercept(interceptors...)
+	}
 }
 
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AccessTokenMutation:
+		return c.AccessToken.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
 	case *IdentityMutation:
 		return c.Identity.mutate(ctx, m)
 	case *LoginCodeMutation:
 		return c.LoginCode.mutate(ctx, m)
+	case *PhoneCodeMutation:
+		return c.PhoneCode.mutate(ctx, m)
 	case *SessionMutation:
 		return c.Session.mutate(ctx, m)
 	case *UserMutation:
 		return c.User.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
+	}
+}
+
+// AccessTokenClient is a client for the AccessToken schema.
+type AccessTokenClient struct {
+	config
+}
+
+// NewAccessTokenClient returns a client for the AccessToken from the given config.
+func NewAccessTokenClient(c config) *AccessTokenClient {
+	return &AccessTokenClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `accesstoken.Hooks(f(g(h())))`.
+func (c *AccessTokenClient) Use(hooks ...Hook) {
+	c.hooks.AccessToken = append(c.hooks.AccessToken, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `accesstoken.Intercept(f(g(h())))`.
+func (c *AccessTokenClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AccessToken = append(c.inters.AccessToken, interceptors...)
+}
+
+// Create returns a builder for creating a AccessToken entity.
+func (c *AccessTokenClient) Create() *AccessTokenCreate {
+	mutation := newAccessTokenMutation(c.config, OpCreate)
+	return &AccessTokenCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AccessToken entities.
+func (c *AccessTokenClient) CreateBulk(builders ...*AccessTokenCreate) *AccessTokenCreateBulk {
+	return &AccessTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AccessTokenClient) MapCreateBulk(slice any, setFunc func(*AccessTokenCreate, int)) *AccessTokenCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AccessTokenCreateBulk{err: fmt.Errorf("calling to AccessTokenClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AccessTokenCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AccessTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AccessToken.
+func (c *AccessTokenClient) Update() *AccessTokenUpdate {
+	mutation := newAccessTokenMutation(c.config, OpUpdate)
+	return &AccessTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AccessTokenClient) UpdateOne(_m *AccessToken) *AccessTokenUpdateOne {
+	mutation := newAccessTokenMutation(c.config, OpUpdateOne, withAccessToken(_m))
+	return &AccessTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AccessTokenClient) UpdateOneID(id string) *AccessTokenUpdateOne {
+	mutation := newAccessTokenMutation(c.config, OpUpdateOne, withAccessTokenID(id))
+	return &AccessTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AccessToken.
+func (c *AccessTokenClient) Delete() *AccessTokenDelete {
+	mutation := newAccessTokenMutation(c.config, OpDelete)
+	return &AccessTokenDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AccessTokenClient) DeleteOne(_m *AccessToken) *AccessTokenDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AccessTokenClient) DeleteOneID(id string) *AccessTokenDeleteOne {
+	builder := c.Delete().Where(accesstoken.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AccessTokenDeleteOne{builder}
+}
+
+// Query returns a query builder for AccessToken.
+func (c *AccessTokenClient) Query() *AccessTokenQuery {
+	return &AccessTokenQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAccessToken},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AccessToken entity by its id.
+func (c *AccessTokenClient) Get(ctx context.Context, id string) (*AccessToken, error) {
+	return c.Query().Where(accesstoken.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AccessTokenClient) GetX(ctx context.Context, id string) *AccessToken {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AccessTokenClient) Hooks() []Hook {
+	return c.hooks.AccessToken
+}
+
+// Interceptors returns the client interceptors.
+func (c *AccessTokenClient) Interceptors() []Interceptor {
+	return c.inters.AccessToken
+}
+
+func (c *AccessTokenClient) mutate(ctx context.Context, m *AccessTokenMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AccessTokenCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AccessTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AccessTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AccessTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AccessToken mutation op: %q", m.Op())
 	}
 }
 
@@ -655,6 +806,139 @@ func (c *LoginCodeClient) mutate(ctx context.Context, m *LoginCodeMutation) (Val
 	}
 }
 
+// PhoneCodeClient is a client for the PhoneCode schema.
+type PhoneCodeClient struct {
+	config
+}
+
+// NewPhoneCodeClient returns a client for the PhoneCode from the given config.
+func NewPhoneCodeClient(c config) *PhoneCodeClient {
+	return &PhoneCodeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `phonecode.Hooks(f(g(h())))`.
+func (c *PhoneCodeClient) Use(hooks ...Hook) {
+	c.hooks.PhoneCode = append(c.hooks.PhoneCode, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `phonecode.Intercept(f(g(h())))`.
+func (c *PhoneCodeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PhoneCode = append(c.inters.PhoneCode, interceptors...)
+}
+
+// Create returns a builder for creating a PhoneCode entity.
+func (c *PhoneCodeClient) Create() *PhoneCodeCreate {
+	mutation := newPhoneCodeMutation(c.config, OpCreate)
+	return &PhoneCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PhoneCode entities.
+func (c *PhoneCodeClient) CreateBulk(builders ...*PhoneCodeCreate) *PhoneCodeCreateBulk {
+	return &PhoneCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PhoneCodeClient) MapCreateBulk(slice any, setFunc func(*PhoneCodeCreate, int)) *PhoneCodeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PhoneCodeCreateBulk{err: fmt.Errorf("calling to PhoneCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PhoneCodeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PhoneCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PhoneCode.
+func (c *PhoneCodeClient) Update() *PhoneCodeUpdate {
+	mutation := newPhoneCodeMutation(c.config, OpUpdate)
+	return &PhoneCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PhoneCodeClient) UpdateOne(_m *PhoneCode) *PhoneCodeUpdateOne {
+	mutation := newPhoneCodeMutation(c.config, OpUpdateOne, withPhoneCode(_m))
+	return &PhoneCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PhoneCodeClient) UpdateOneID(id int) *PhoneCodeUpdateOne {
+	mutation := newPhoneCodeMutation(c.config, OpUpdateOne, withPhoneCodeID(id))
+	return &PhoneCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PhoneCode.
+func (c *PhoneCodeClient) Delete() *PhoneCodeDelete {
+	mutation := newPhoneCodeMutation(c.config, OpDelete)
+	return &PhoneCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PhoneCodeClient) DeleteOne(_m *PhoneCode) *PhoneCodeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PhoneCodeClient) DeleteOneID(id int) *PhoneCodeDeleteOne {
+	builder := c.Delete().Where(phonecode.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PhoneCodeDeleteOne{builder}
+}
+
+// Query returns a query builder for PhoneCode.
+func (c *PhoneCodeClient) Query() *PhoneCodeQuery {
+	return &PhoneCodeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePhoneCode},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PhoneCode entity by its id.
+func (c *PhoneCodeClient) Get(ctx context.Context, id int) (*PhoneCode, error) {
+	return c.Query().Where(phonecode.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PhoneCodeClient) GetX(ctx context.Context, id int) *PhoneCode {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PhoneCodeClient) Hooks() []Hook {
+	return c.hooks.PhoneCode
+}
+
+// Interceptors returns the client interceptors.
+func (c *PhoneCodeClient) Interceptors() []Interceptor {
+	return c.inters.PhoneCode
+}
+
+func (c *PhoneCodeClient) mutate(ctx context.Context, m *PhoneCodeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PhoneCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PhoneCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PhoneCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PhoneCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PhoneCode mutation op: %q", m.Op())
+	}
+}
+
 // SessionClient is a client for the Session schema.
 type SessionClient struct {
 	config
@@ -988,10 +1272,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuditEvent, Identity, LoginCode, Session, User []ent.Hook
+		AccessToken, AuditEvent, Identity, LoginCode, PhoneCode, Session,
+		User []ent.Hook
 	}
 	inters struct {
-		AuditEvent, Identity, LoginCode, Session, User []ent.Interceptor
+		AccessToken, AuditEvent, Identity, LoginCode, PhoneCode, Session,
+		User []ent.Interceptor
 	}
 )
 

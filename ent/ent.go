@@ -12,9 +12,11 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/wxlogin/wxlogin/ent/accesstoken"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
 )
@@ -77,11 +79,13 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			auditevent.Table: auditevent.ValidColumn,
-			identity.Table:   identity.ValidColumn,
-			logincode.Table:  logincode.ValidColumn,
-			session.Table:    session.ValidColumn,
-			user.Table:       user.ValidColumn,
+			accesstoken.Table: accesstoken.ValidColumn,
+			auditevent.Table:  auditevent.ValidColumn,
+			identity.Table:    identity.ValidColumn,
+			logincode.Table:   logincode.ValidColumn,
+			phonecode.Table:   phonecode.ValidColumn,
+			session.Table:     session.ValidColumn,
+			user.Table:        user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/wxlogin/wxlogin/ent/accesstoken"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/schema"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
@@ -18,6 +20,34 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	accesstokenFields := schema.AccessToken{}.Fields()
+	_ = accesstokenFields
+	// accesstokenDescLeaseHolder is the schema descriptor for lease_holder field.
+	accesstokenDescLeaseHolder := accesstokenFields[4].Descriptor()
+	// accesstoken.LeaseHolderValidator is a validator for the "lease_holder" field. It is called by the builders before save.
+	accesstoken.LeaseHolderValidator = accesstokenDescLeaseHolder.Validators[0].(func(string) error)
+	// accesstokenDescUpdatedAt is the schema descriptor for updated_at field.
+	accesstokenDescUpdatedAt := accesstokenFields[5].Descriptor()
+	// accesstoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	accesstoken.DefaultUpdatedAt = accesstokenDescUpdatedAt.Default.(func() time.Time)
+	// accesstokenDescID is the schema descriptor for id field.
+	accesstokenDescID := accesstokenFields[0].Descriptor()
+	// accesstoken.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	accesstoken.IDValidator = func() func(string) error {
+		validators := accesstokenDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	auditeventFields := schema.AuditEvent{}.Fields()
 	_ = auditeventFields
 	// auditeventDescAt is the schema descriptor for at field.
@@ -126,6 +156,34 @@ func init() {
 	logincodeDescCreatedAt := logincodeFields[8].Descriptor()
 	// logincode.DefaultCreatedAt holds the default value on creation for the created_at field.
 	logincode.DefaultCreatedAt = logincodeDescCreatedAt.Default.(func() time.Time)
+	phonecodeFields := schema.PhoneCode{}.Fields()
+	_ = phonecodeFields
+	// phonecodeDescCodeHash is the schema descriptor for code_hash field.
+	phonecodeDescCodeHash := phonecodeFields[0].Descriptor()
+	// phonecode.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
+	phonecode.CodeHashValidator = func() func([]byte) error {
+		validators := phonecodeDescCodeHash.Validators
+		fns := [...]func([]byte) error{
+			validators[0].(func([]byte) error),
+			validators[1].(func([]byte) error),
+		}
+		return func(code_hash []byte) error {
+			for _, fn := range fns {
+				if err := fn(code_hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// phonecodeDescFailure is the schema descriptor for failure field.
+	phonecodeDescFailure := phonecodeFields[3].Descriptor()
+	// phonecode.FailureValidator is a validator for the "failure" field. It is called by the builders before save.
+	phonecode.FailureValidator = phonecodeDescFailure.Validators[0].(func(string) error)
+	// phonecodeDescCreatedAt is the schema descriptor for created_at field.
+	phonecodeDescCreatedAt := phonecodeFields[6].Descriptor()
+	// phonecode.DefaultCreatedAt holds the default value on creation for the created_at field.
+	phonecode.DefaultCreatedAt = phonecodeDescCreatedAt.Default.(func() time.Time)
 	sessionFields := schema.Session{}.Fields()
 	_ = sessionFields
 	// sessionDescTokenHash is the schema descriptor for token_hash field.

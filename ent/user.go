@@ -26,6 +26,8 @@ type User struct {
 	Nickname *string `json:"nickname,omitempty"`
 	// AvatarURL holds the value of the "avatar_url" field.
 	AvatarURL *string `json:"avatar_url,omitempty"`
+	// PhoneNumber holds the value of the "phone_number" field.
+	PhoneNumber *[]byte `json:"-"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UserQuery when eager-loading is set.
 	Edges        UserEdges `json:"edges"`
@@ -66,6 +68,8 @@ func (*User) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case user.FieldPhoneNumber:
+			values[i] = new([]byte)
 		case user.FieldNickname, user.FieldAvatarURL:
 			values[i] = new(sql.NullString)
 		case user.FieldCreatedAt, user.FieldLastLoginAt:
@@ -118,6 +122,12 @@ func (_m *User) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.AvatarURL = new(string)
 				*_m.AvatarURL = value.String
+			}
+		case user.FieldPhoneNumber:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field phone_number", values[i])
+			} else if value != nil {
+				_m.PhoneNumber = value
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -180,6 +190,8 @@ func (_m *User) String() string {
 		builder.WriteString("avatar_url=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("phone_number=<sensitive>")
 	builder.WriteByte(')')
 	return builder.String()
 }

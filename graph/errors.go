@@ -11,7 +11,8 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
-	"github.com/wxlogin/wxlogin/internal/profile"
+	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
@@ -40,11 +41,10 @@ const (
 
 // ErrorCode gives the contract code for an error a resolver returned.
 func ErrorCode(err error) string {
-	var input *auth.InputError
-	var profileInput *profile.InputError
+	var bad *input.Error
 	var limited *auth.RateLimitError
 	switch {
-	case errors.As(err, &input), errors.As(err, &profileInput):
+	case errors.As(err, &bad):
 		return CodeBadUserInput
 	case errors.As(err, &limited):
 		return CodeRateLimited
@@ -56,7 +56,8 @@ func ErrorCode(err error) string {
 		return CodeForbidden
 	case errors.Is(err, wechat.ErrRateLimited):
 		return CodeRateLimited
-	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy):
+	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy), errors.Is(err, phone.ErrBusy),
+		errors.Is(err, wechat.ErrAccessToken): // still rejected after a refresh and a retry
 		return CodeWeChatUnavailable
 	default:
 		return CodeInternal

@@ -8,6 +8,7 @@ package graph
 import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 )
 
@@ -15,5 +16,6 @@ import (
 type Resolver struct {
 	Auth    *auth.Service
 	Profile *profile.Service
+	Phone   *phone.Service
 	Metrics *metrics.Metrics
 }

@@ -8,6 +8,21 @@ import (
 )
 
 var (
+	// AccessTokensColumns holds the columns for the "access_tokens" table.
+	AccessTokensColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 64},
+		{Name: "token", Type: field.TypeBytes, Nullable: true},
+		{Name: "expires_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "lease_holder", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// AccessTokensTable holds the schema information for the "access_tokens" table.
+	AccessTokensTable = &schema.Table{
+		Name:       "access_tokens",
+		Columns:    AccessTokensColumns,
+		PrimaryKey: []*schema.Column{AccessTokensColumns[0]},
+	}
 	// AuditEventsColumns holds the columns for the "audit_events" table.
 	AuditEventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -101,6 +116,30 @@ var (
 			},
 		},
 	}
+	// PhoneCodesColumns holds the columns for the "phone_codes" table.
+	PhoneCodesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "code_hash", Type: field.TypeBytes, Unique: true, Size: 32, SchemaType: map[string]string{"mysql": "binary(32)"}},
+		{Name: "user_id", Type: field.TypeUUID},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "done", "failed"}, Default: "pending"},
+		{Name: "failure", Type: field.TypeString, Nullable: true, Size: 32},
+		{Name: "lease_until", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// PhoneCodesTable holds the schema information for the "phone_codes" table.
+	PhoneCodesTable = &schema.Table{
+		Name:       "phone_codes",
+		Columns:    PhoneCodesColumns,
+		PrimaryKey: []*schema.Column{PhoneCodesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "phonecode_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{PhoneCodesColumns[6]},
+			},
+		},
+	}
 	// SessionsColumns holds the columns for the "sessions" table.
 	SessionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -163,6 +202,7 @@ var (
 		{Name: "last_login_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "nickname", Type: field.TypeString, Nullable: true, Size: 128},
 		{Name: "avatar_url", Type: field.TypeString, Nullable: true, Size: 1024},
+		{Name: "phone_number", Type: field.TypeBytes, Nullable: true},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
@@ -172,9 +212,11 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		AccessTokensTable,
 		AuditEventsTable,
 		IdentitiesTable,
 		LoginCodesTable,
+		PhoneCodesTable,
 		SessionsTable,
 		UsersTable,
 	}

@@ -6,6 +6,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AccessToken is the predicate function for accesstoken builders.
+type AccessToken func(*sql.Selector)
+
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
@@ -14,6 +17,9 @@ type Identity func(*sql.Selector)
 
 // LoginCode is the predicate function for logincode builders.
 type LoginCode func(*sql.Selector)
+
+// PhoneCode is the predicate function for phonecode builders.
+type PhoneCode func(*sql.Selector)
 
 // Session is the predicate function for session builders.
 type Session func(*sql.Selector)

@@ -22,6 +22,9 @@ func (User) Fields() []ent.Field {
 		// components (WeChat itself no longer gives them out).
 		field.String("nickname").MaxLen(128).Optional().Nillable(),
 		field.String("avatar_url").MaxLen(1024).Optional().Nillable(),
+		// phone_number from WeChat's getuserphonenumber, sealed with AES-256-GCM under
+		// WXLOGIN_SECRET_KEY and bound to the user's id.
+		field.Bytes("phone_number").Optional().Nillable().Sensitive(),
 	}
 }
 

@@ -23,6 +23,8 @@ const (
 	FieldNickname = "nickname"
 	// FieldAvatarURL holds the string denoting the avatar_url field in the database.
 	FieldAvatarURL = "avatar_url"
+	// FieldPhoneNumber holds the string denoting the phone_number field in the database.
+	FieldPhoneNumber = "phone_number"
 	// EdgeIdentities holds the string denoting the identities edge name in mutations.
 	EdgeIdentities = "identities"
 	// EdgeSessions holds the string denoting the sessions edge name in mutations.
@@ -52,6 +54,7 @@ var Columns = []string{
 	FieldLastLoginAt,
 	FieldNickname,
 	FieldAvatarURL,
+	FieldPhoneNumber,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).

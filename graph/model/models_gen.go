@@ -64,6 +64,8 @@ type User struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// When the user last logged in.
 	LastLoginAt time.Time `json:"lastLoginAt"`
+	// The phone number bound with bindPhoneNumber, as WeChat gives it (such as +8613800000000), or null. Only its owner sees it.
+	PhoneNumber *string `json:"phoneNumber,omitempty"`
 	// The nickname the person filled in (`<input type="nickname">`), or null.
 	Nickname *string `json:"nickname,omitempty"`
 	// The https URL of the avatar the person chose (`<button open-type="chooseAvatar">`, uploaded by the mini-program), or null.

@@ -1,5 +1,7 @@
 package auth
 
+import "github.com/wxlogin/wxlogin/internal/input"
+
 // MaxCodeLen is the longest wx.login code accepted, in bytes.
 const MaxCodeLen = 128
 
@@ -7,13 +9,13 @@ const MaxCodeLen = 128
 func ValidateCode(code string) error {
 	switch {
 	case code == "":
-		return &InputError{"code must not be empty: pass the code that wx.login returned."}
+		return input.Errorf("code must not be empty: pass the code that wx.login returned.")
 	case len(code) > MaxCodeLen:
-		return &InputError{"code is longer than 128 bytes: pass the code that wx.login returned, unchanged."}
+		return input.Errorf("code is longer than 128 bytes: pass the code that wx.login returned, unchanged.")
 	}
 	for i := 0; i < len(code); i++ {
 		if code[i] < 0x20 || code[i] > 0x7e {
-			return &InputError{"code must contain only printable ASCII characters: pass the code that wx.login returned, unchanged."}
+			return input.Errorf("code must contain only printable ASCII characters: pass the code that wx.login returned, unchanged.")
 		}
 	}
 	return nil

@@ -19,11 +19,6 @@ var (
 	errInvalidToken   = &authError{"The session token is invalid, expired or revoked: log in again with a new wx.login code."}
 )
 
-// InputError is a malformed argument, rejected before any work is done.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
-
 // ErrCodeBusy means another instance is still exchanging the same code with WeChat and
 // did not finish within the login's time budget.
 var ErrCodeBusy = errors.New("this code is still being exchanged with WeChat")

@@ -99,8 +99,8 @@ func purge[ID any](ctx context.Context, s *Service, find func(*ent.Tx) ([]ID, er
 }
 
 // RunHousekeeping purges every interval (with jitter, so that instances started
-// together spread out) until ctx ends.
-func (s *Service) RunHousekeeping(ctx context.Context, interval time.Duration) {
+// together spread out) until ctx ends, running the other packages' purges after its own.
+func (s *Service) RunHousekeeping(ctx context.Context, interval time.Duration, others ...func(context.Context) (int, error)) {
 	for {
 		wait := interval/2 + rand.N(interval)
 		select {
@@ -114,6 +114,13 @@ func (s *Service) RunHousekeeping(ctx context.Context, interval time.Duration) {
 				s.log.WarnContext(ctx, "auth: housekeeping", "error", err)
 			}
 			continue
+		}
+		for _, purge := range others {
+			if n, err := purge(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "housekeeping", "error", err)
+			} else if n > 0 {
+				s.log.InfoContext(ctx, "housekeeping purged", "rows", n)
+			}
 		}
 		if p != (Purged{}) {
 			s.log.LogAttrs(ctx, slog.LevelInfo, "auth: housekeeping purged",

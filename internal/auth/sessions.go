@@ -12,6 +12,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/internal/input"
 )
 
 // Authenticate turns a bearer token into its live session: not revoked, within its
@@ -99,7 +100,7 @@ func (s *Service) Logout(ctx context.Context, cur *Current) error {
 func (s *Service) RevokeSession(ctx context.Context, cur *Current, id string) (bool, error) {
 	sid, err := uuid.Parse(id)
 	if err != nil {
-		return false, &InputError{"id is not a session id: pass an id from the sessions query."}
+		return false, input.Errorf("id is not a session id: pass an id from the sessions query.")
 	}
 	return s.revoke(ctx, cur, sid, auditevent.EventSessionRevoked)
 }

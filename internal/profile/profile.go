@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/input"
 )
 
 // Limits on what a person can fill in.
@@ -26,11 +27,6 @@ type Update struct {
 	Nickname  *string
 	AvatarURL *string
 }
-
-// InputError is a value that cannot be stored, with a message for the client.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
 
 // Service stores profiles.
 type Service struct{ db *ent.Client }
@@ -73,11 +69,11 @@ func nickname(v string) (string, error) {
 		return "", nil
 	}
 	if n := utf8.RuneCountInString(v); n > MaxNicknameRunes {
-		return "", &InputError{"nickname is longer than 32 characters."}
+		return "", input.Errorf("nickname is longer than 32 characters.")
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) || r == utf8.RuneError || unicode.In(r, unicode.Cf) {
-			return "", &InputError{"nickname must not contain control or invisible formatting characters."}
+			return "", input.Errorf("nickname must not contain control or invisible formatting characters.")
 		}
 	}
 	return v, nil
@@ -90,15 +86,15 @@ func avatarURL(v string) (string, error) {
 		return "", nil
 	}
 	if len(v) > MaxAvatarURLLen {
-		return "", &InputError{"avatarUrl is longer than 1024 bytes."}
+		return "", input.Errorf("avatarUrl is longer than 1024 bytes.")
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" {
-		return "", &InputError{"avatarUrl must be an https URL, such as https://cdn.example.com/avatar.png: upload the chosen avatar first, then send its URL."}
+		return "", input.Errorf("avatarUrl must be an https URL, such as https://cdn.example.com/avatar.png: upload the chosen avatar first, then send its URL.")
 	}
 	for _, r := range v {
 		if r <= ' ' || r == 0x7f {
-			return "", &InputError{"avatarUrl must not contain spaces or control characters."}
+			return "", input.Errorf("avatarUrl must not contain spaces or control characters.")
 		}
 	}
 	return v, nil

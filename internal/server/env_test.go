@@ -17,9 +17,11 @@ import (
 	"github.com/wxlogin/wxlogin/internal/capture"
 
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/internal/accesstoken"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/server"
@@ -105,6 +107,7 @@ func (e *env) addInstance() *httptest.Server {
 	e.t.Helper()
 	cfg := e.wcfg
 	cfg.Logger = e.logger()
+	cfg.Now = e.clock.Now
 	wc, err := wechat.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
@@ -120,7 +123,11 @@ func (e *env) addInstance() *httptest.Server {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Options{Auth: svc, Profile: profile.New(e.db.Client), DB: e.db, Metrics: metrics.New(), Logger: e.logger()}))
+	tokens := accesstoken.New(accesstoken.Options{DB: e.db, Source: wc, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
+	phones := phone.New(phone.Options{DB: e.db, WeChat: wc, Tokens: tokens, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
+	srv := httptest.NewServer(server.New(server.Options{
+		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, DB: e.db, Metrics: metrics.New(), Logger: e.logger(),
+	}))
 	e.t.Cleanup(srv.Close)
 	e.instances = append(e.instances, srv)
 	e.services = append(e.services, svc)
@@ -374,4 +381,11 @@ func newGraphQLRequest(e *env, doc string) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, e.instances[0].URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	return req
+}
+
+func jsonUnmarshal(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
 }

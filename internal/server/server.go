@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 )
 
@@ -32,9 +33,14 @@ type Pinger interface {
 type Options struct {
 	Auth    *auth.Service
 	Profile *profile.Service
+	Phone   *phone.Service
 	DB      Pinger
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// DevFake, in dev mode only, is the in-process fake WeChat: its helper routes
+	// (/fake/wx.login, /fake/phonecode) are served under /dev, so that a person in the
+	// playground can mint codes.
+	DevFake http.Handler
 }
 
 // New returns the handler for every route of the contract.
@@ -43,7 +49,7 @@ func New(o Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Metrics: o.Metrics}, log)
+	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, Metrics: o.Metrics}, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", o.Auth.Middleware(gql))
@@ -65,6 +71,9 @@ func New(o Options) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", o.Metrics.Handler())
+	if o.DevFake != nil {
+		mux.Handle("GET /dev/fake/", http.StripPrefix("/dev", o.DevFake))
+	}
 
 	return requestID(accessLog(log, o.Metrics, mux))
 }

@@ -1,11 +1,15 @@
 // Package wechat is the client for WeChat's server API: it exchanges a
-// mini-program's wx.login code for a session (code2Session) with bounded
-// time, bounded retries and typed errors. It knows nothing of users or
-// sessions of its own, and never lets the app secret, a code or a
-// session_key reach a log line or an error string.
+// mini-program's wx.login code for a session (code2Session), gets access
+// tokens (stable_token), exchanges phone codes for phone numbers
+// (getuserphonenumber), and checks and resets session_keys, each with
+// bounded time, bounded retries and typed errors. It knows nothing of users
+// or sessions of its own, and never lets the app secret, an access token, a
+// code, a session_key, a signature or a phone number reach a log line or an
+// error string.
 package wechat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,9 +39,12 @@ type Config struct {
 	HTTPClient     *http.Client  // optional; default: transport timeouts, no overall Timeout (each attempt has its own)
 	Logger         *slog.Logger  // optional; default discards
 	AttemptTimeout time.Duration // per HTTP attempt; default 3s
-	Deadline       time.Duration // budget for one Code2Session including retries; default 8s (a login must answer in <10s)
+	Deadline       time.Duration // budget for one call (Code2Session, StableToken…) including retries; default 8s (a login must answer in <10s)
 	MaxAttempts    int           // default 3
 	RetryBackoff   time.Duration // base of the full-jitter, doubling backoff (ceiling capped at 2s); default 100ms
+	// Now is the clock that access-token expiry times are read on; default time.Now.
+	// Tests that move their services' clocks pass the same one here.
+	Now func() time.Time
 }
 
 // Client calls WeChat's server API. It is safe for concurrent use.
@@ -49,6 +57,7 @@ type Client struct {
 	deadline       time.Duration
 	maxAttempts    int
 	backoff        time.Duration
+	now            func() time.Time
 }
 
 // New validates cfg and returns a Client. BaseURL must be an absolute http or
@@ -78,6 +87,10 @@ func New(cfg Config) (*Client, error) {
 		deadline:       cfg.Deadline,
 		maxAttempts:    cfg.MaxAttempts,
 		backoff:        cfg.RetryBackoff,
+		now:            cfg.Now,
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.http == nil {
 		c.http = defaultHTTPClient()
@@ -144,39 +157,105 @@ func (c *Client) Code2Session(ctx context.Context, code string) (Session, error)
 	if code == "" {
 		return Session{}, fmt.Errorf("wechat %s: empty code, not sent: %w", apiCode2Session, ErrInvalidCode)
 	}
+	k := &call{
+		api:    apiCode2Session,
+		method: http.MethodGet,
+		path:   "/sns/jscode2session",
+		query: url.Values{
+			"appid":      {c.appID},
+			"secret":     {c.secret},
+			"js_code":    {code},
+			"grant_type": {"authorization_code"},
+		},
+		shown:   []string{"appid", "grant_type"},
+		secrets: []string{code},
+		// "Code been used" right after an attempt that may have reached WeChat:
+		// most likely that attempt spent it. The code is gone, but the fault was
+		// WeChat's slowness, not the client's code.
+		spent:    40163,
+		spentMsg: "the retry found the code already used, most likely by that attempt",
+	}
+	return do(ctx, c, k, func(body []byte) (Session, []slog.Attr, error) {
+		var b struct {
+			OpenID     string `json:"openid"`
+			UnionID    string `json:"unionid"`
+			SessionKey string `json:"session_key"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			return Session{}, nil, errNotJSON
+		}
+		if b.OpenID == "" || b.SessionKey == "" {
+			return Session{}, nil, errors.New("success answer without openid or session_key")
+		}
+		sess := Session{OpenID: b.OpenID, UnionID: b.UnionID, SessionKey: b.SessionKey}
+		return sess, []slog.Attr{slog.Any("session", sess)}, nil
+	})
+}
+
+var errNotJSON = errors.New("response is not WeChat's JSON")
+
+// call is one API request as the retry loop and the attempt log see it.
+type call struct {
+	api    string     // e.g. "jscode2session": names the call in logs and errors
+	method string     // http.MethodGet or http.MethodPost
+	path   string     // e.g. "/sns/jscode2session"
+	query  url.Values // sent as is
+	shown  []string   // query keys whose values the log shows; every other one is REDACTED
+	body   []byte     // a POST's JSON; never logged, it may hold the secret or a code
+	// secrets are the values, besides the app secret, scrubbed from any text
+	// that came from elsewhere (errmsg, transport errors): codes, tokens,
+	// session_keys, signatures.
+	secrets []string
+	// once: the request must not reach WeChat twice (each success is billed,
+	// the code is single use). Only "system busy" and failures before anything
+	// was sent (dial errors) are then retried; an attempt timeout or a broken
+	// answer is not.
+	once bool
+	// spent: a retry answering this errcode after an attempt that may have
+	// reached WeChat most likely means that attempt did the work (used the
+	// code, replaced the key). The caller then gets ErrUnavailable saying so
+	// (spentMsg), not the errcode's sentinel. 0: none.
+	spent    int
+	spentMsg string
+}
+
+// do makes the call with bounded attempts, all within the configured
+// Deadline, and logs one line per attempt. decode turns a success answer
+// (errcode 0 or absent) into the result and the attributes its log line
+// shows (never a secret); a decode error means the answer is not what WeChat
+// sends, and its text must not hold anything from the answer.
+func do[T any](ctx context.Context, c *Client, k *call, decode func(body []byte) (T, []slog.Attr, error)) (T, error) {
+	var zero T
 	dctx, cancel := context.WithTimeout(ctx, c.deadline)
 	defer cancel()
 	deadline, _ := dctx.Deadline()
 
 	var earlier *unavailableError // the last failed attempt that may have reached WeChat
 	for attempt := 1; ; attempt++ {
-		sess, retry, err := c.code2SessionOnce(ctx, dctx, attempt, code)
+		v, retry, err := attemptOnce(ctx, dctx, c, k, attempt, decode)
 		if err == nil {
-			return sess, nil
+			return v, nil
 		}
 		var apiErr *APIError
-		if earlier != nil && errors.As(err, &apiErr) && apiErr.Errcode == 40163 {
-			// "Code been used" right after an attempt that may have reached WeChat:
-			// most likely that attempt spent it. The code is gone, but the fault was
-			// WeChat's slowness, not the client's code.
-			return Session{}, &unavailableError{api: apiCode2Session, msg: earlier.msg + "; the retry found the code already used, most likely by that attempt"}
+		if earlier != nil && k.spent != 0 && errors.As(err, &apiErr) && apiErr.Errcode == k.spent {
+			return zero, &unavailableError{api: k.api, msg: earlier.msg + "; " + k.spentMsg}
 		}
 		if u := (*unavailableError)(nil); errors.As(err, &u) && u.maybeSent {
 			earlier = u
 		}
 		if !retry || attempt >= c.maxAttempts {
-			return Session{}, err
+			return zero, err
 		}
 		wait := c.backoffFor(attempt)
 		if time.Until(deadline) <= wait {
-			return Session{}, err // no time left for another attempt
+			return zero, err // no time left for another attempt
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-dctx.Done():
 			t.Stop()
-			return Session{}, c.doneErr(ctx, apiCode2Session)
+			return zero, c.doneErr(ctx, k.api)
 		}
 	}
 }
@@ -203,34 +282,38 @@ func (c *Client) doneErr(ctx context.Context, api string) error {
 	return &unavailableError{api: api, msg: fmt.Sprintf("no answer within the %s deadline", c.deadline)}
 }
 
-type code2SessionBody struct {
-	OpenID     string `json:"openid"`
-	UnionID    string `json:"unionid"`
-	SessionKey string `json:"session_key"`
-	Errcode    int    `json:"errcode"`
-	Errmsg     string `json:"errmsg"`
+// envelope is what every WeChat answer may carry.
+type envelope struct {
+	Errcode int    `json:"errcode"`
+	Errmsg  string `json:"errmsg"`
 }
 
-// code2SessionOnce makes one attempt and logs it. retry says whether a
-// further attempt may succeed.
-func (c *Client) code2SessionOnce(ctx, dctx context.Context, attempt int, code string) (sess Session, retry bool, err error) {
-	q := url.Values{
-		"appid":      {c.appID},
-		"secret":     {c.secret},
-		"js_code":    {code},
-		"grant_type": {"authorization_code"},
+// attemptOnce makes one attempt and logs it. retry says whether a further
+// attempt may succeed and is allowed.
+func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt int, decode func([]byte) (T, []slog.Attr, error)) (v T, retry bool, err error) {
+	var zero T
+	full, logURL := c.base+k.path, c.base+k.path
+	if len(k.query) > 0 {
+		logQuery := make(url.Values, len(k.query))
+		for key, vals := range k.query {
+			if slices.Contains(k.shown, key) {
+				logQuery[key] = vals
+			} else {
+				logQuery.Set(key, redacted)
+			}
+		}
+		full += "?" + k.query.Encode()
+		logURL += "?" + logQuery.Encode()
 	}
-	full := c.base + "/sns/jscode2session?" + q.Encode()
-	q.Set("secret", redacted)
-	q.Set("js_code", redacted)
-	logURL := c.base + "/sns/jscode2session?" + q.Encode()
 
 	start := time.Now()
 	status, errcode, rid := 0, 0, ""
+	var okAttrs []slog.Attr
 	defer func() {
 		attrs := []slog.Attr{
-			slog.String("api", apiCode2Session),
+			slog.String("api", k.api),
 			slog.Int("attempt", attempt),
+			slog.String("method", k.method),
 			slog.String("url", logURL),
 			slog.Duration("duration", time.Since(start)),
 		}
@@ -244,7 +327,7 @@ func (c *Client) code2SessionOnce(ctx, dctx context.Context, attempt int, code s
 			attrs = append(attrs, slog.String("rid", rid))
 		}
 		if err == nil {
-			attrs = append(attrs, slog.Any("session", sess))
+			attrs = append(attrs, okAttrs...)
 			c.log.LogAttrs(ctx, slog.LevelDebug, "wechat api call", attrs...)
 			return
 		}
@@ -254,57 +337,66 @@ func (c *Client) code2SessionOnce(ctx, dctx context.Context, attempt int, code s
 
 	actx, cancel := context.WithTimeout(dctx, c.attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, full, nil)
+	var reqBody io.Reader
+	if k.body != nil {
+		reqBody = bytes.NewReader(k.body)
+	}
+	req, err := http.NewRequestWithContext(actx, k.method, full, reqBody)
 	if err != nil {
-		return Session{}, false, &unavailableError{api: apiCode2Session, msg: "cannot build request"}
+		return zero, false, &unavailableError{api: k.api, msg: "cannot build request"}
 	}
 	req.Header.Set("Accept", "application/json")
+	if k.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		retry, err := c.transportErr(ctx, dctx, actx, err, code)
-		return Session{}, retry, err
+		retry, err := c.transportErr(ctx, dctx, actx, err, k)
+		return zero, retry, err
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		retry, err := c.transportErr(ctx, dctx, actx, err, code)
-		return Session{}, retry, err
+		retry, err := c.transportErr(ctx, dctx, actx, err, k)
+		return zero, retry, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Session{}, false, &unavailableError{api: apiCode2Session, msg: fmt.Sprintf("HTTP status %d", resp.StatusCode)}
+		return zero, false, &unavailableError{api: k.api, msg: fmt.Sprintf("HTTP status %d", resp.StatusCode), maybeSent: true}
 	}
 	if len(body) > maxBody {
-		return Session{}, false, &unavailableError{api: apiCode2Session, msg: "response larger than 64 KiB"}
+		return zero, false, &unavailableError{api: k.api, msg: "response larger than 64 KiB", maybeSent: true}
 	}
-	var b code2SessionBody
-	if err := json.Unmarshal(body, &b); err != nil {
-		return Session{}, false, &unavailableError{api: apiCode2Session, msg: "response is not WeChat's JSON"}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return zero, false, &unavailableError{api: k.api, msg: errNotJSON.Error(), maybeSent: true}
 	}
-	if b.Errcode != 0 {
-		errcode = b.Errcode
-		msg := c.scrub(b.Errmsg, code)
+	if env.Errcode != 0 {
+		errcode = env.Errcode
+		msg := c.scrub(env.Errmsg, k.secrets)
 		rid = parseRID(msg)
-		apiErr := &APIError{API: apiCode2Session, Errcode: b.Errcode, Errmsg: msg, RID: rid, kind: kindOf(b.Errcode)}
-		return Session{}, b.Errcode == -1, apiErr
+		apiErr := &APIError{API: k.api, Errcode: env.Errcode, Errmsg: msg, RID: rid, kind: kindOf(env.Errcode)}
+		return zero, env.Errcode == -1, apiErr
 	}
-	if b.OpenID == "" || b.SessionKey == "" {
-		return Session{}, false, &unavailableError{api: apiCode2Session, msg: "success answer without openid or session_key"}
+	v, okAttrs, err = decode(body)
+	if err != nil {
+		return zero, false, &unavailableError{api: k.api, msg: err.Error(), maybeSent: true}
 	}
-	return Session{OpenID: b.OpenID, UnionID: b.UnionID, SessionKey: b.SessionKey}, false, nil
+	return v, false, nil
 }
 
 // transportErr turns a failed round trip into a redacted error, and says
-// whether another attempt may help (not when the call's time is up). Go's
-// *url.Error carries the whole request URL (secret and code included), so
-// only the text of the error beneath it is kept, scrubbed again for safety.
-func (c *Client) transportErr(ctx, dctx, actx context.Context, err error, code string) (retry bool, _ error) {
+// whether another attempt may help and is allowed (not when the call's time
+// is up, nor for a once call that may have reached WeChat). Go's *url.Error
+// carries the whole request URL (secret, code and token included), so only
+// the text of the error beneath it is kept, scrubbed again for safety.
+func (c *Client) transportErr(ctx, dctx, actx context.Context, err error, k *call) (retry bool, _ error) {
 	if ctx.Err() != nil || dctx.Err() != nil {
-		return false, c.doneErr(ctx, apiCode2Session)
+		return false, c.doneErr(ctx, k.api)
 	}
 	if actx.Err() != nil {
-		return true, &unavailableError{api: apiCode2Session, msg: fmt.Sprintf("no answer within the %s attempt timeout", c.attemptTimeout), maybeSent: true}
+		return !k.once, &unavailableError{api: k.api, msg: fmt.Sprintf("no answer within the %s attempt timeout", c.attemptTimeout), maybeSent: true}
 	}
 	var opErr *net.OpError
 	notSent := errors.As(err, &opErr) && opErr.Op == "dial"
@@ -312,14 +404,17 @@ func (c *Client) transportErr(ctx, dctx, actx context.Context, err error, code s
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	return true, &unavailableError{api: apiCode2Session, msg: "request failed: " + c.scrub(err.Error(), code), maybeSent: !notSent}
+	return notSent || !k.once, &unavailableError{api: k.api, msg: "request failed: " + c.scrub(err.Error(), k.secrets), maybeSent: !notSent}
 }
 
-// scrub removes the secret and the code from text that came from elsewhere.
-func (c *Client) scrub(s, code string) string {
-	for _, v := range []string{c.secret, url.QueryEscape(c.secret), code, url.QueryEscape(code)} {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, redacted)
+// scrub removes the app secret and the given values from text that came
+// from elsewhere.
+func (c *Client) scrub(s string, secrets []string) string {
+	for _, secret := range append([]string{c.secret}, secrets...) {
+		for _, v := range []string{secret, url.QueryEscape(secret)} {
+			if v != "" {
+				s = strings.ReplaceAll(s, v, redacted)
+			}
 		}
 	}
 	return s

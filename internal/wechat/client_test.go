@@ -35,7 +35,17 @@ type env struct {
 // timeouts keep the hang and slow cases quick; retries back off by little.
 func newEnv(t *testing.T, logs *capture.Buffer, mutate func(*wechat.Config)) *env {
 	t.Helper()
-	fake := fakewechat.New(fakewechat.Options{AppID: testAppID, Secret: testSecret, SlowDelay: 50 * time.Millisecond})
+	return newEnvWithFake(t, logs, nil, mutate)
+}
+
+// newEnvWithFake is newEnv with the fake's options changed by fakeOpts too.
+func newEnvWithFake(t *testing.T, logs *capture.Buffer, fakeOpts func(*fakewechat.Options), mutate func(*wechat.Config)) *env {
+	t.Helper()
+	opts := fakewechat.Options{AppID: testAppID, Secret: testSecret, SlowDelay: 50 * time.Millisecond}
+	if fakeOpts != nil {
+		fakeOpts(&opts)
+	}
+	fake := fakewechat.New(opts)
 	ts := httptest.NewServer(fake)
 	t.Cleanup(ts.Close)
 	t.Cleanup(fake.Close) // runs first: releases hanging requests so ts.Close returns

@@ -6,11 +6,12 @@ import (
 	"strings"
 )
 
-// Sentinel errors: every error Code2Session returns (other than a cancelled
-// caller context) satisfies errors.Is with exactly one of them.
+// Sentinel errors: every error a Client's method returns (other than a
+// cancelled caller context) satisfies errors.Is with exactly one of them.
 var (
-	// ErrInvalidCode: WeChat rejected the code (40029 invalid or expired,
-	// 40163 already used, 41008 missing). The client should call wx.login again.
+	// ErrInvalidCode: WeChat rejected the code (40029 invalid, expired or
+	// already used, 40163 already used, 41008 missing): a wx.login code, or a
+	// phone code for GetPhoneNumber. The client should get a new code.
 	ErrInvalidCode = errors.New("wechat: invalid login code")
 	// ErrRateLimited: WeChat's frequency limit (45011).
 	ErrRateLimited = errors.New("wechat: rate limited")
@@ -19,9 +20,16 @@ var (
 	// ErrConfig: WeChat rejected the appid (40013) or the app secret (40125);
 	// an operator's configuration error, not the user's.
 	ErrConfig = errors.New("wechat: invalid appid or app secret")
+	// ErrAccessToken: WeChat rejected the access token (40001 invalid, e.g.
+	// replaced by a refresh elsewhere; 42001 expired). The caller should get a
+	// fresh token once (StableToken) and retry the call once.
+	ErrAccessToken = errors.New("wechat: invalid or expired access token")
+	// ErrSessionKeyStale: the session_key the signature was made with is not
+	// the user's current one (87009): the user must log in again.
+	ErrSessionKeyStale = errors.New("wechat: session_key is stale")
 	// ErrUnavailable: WeChat was busy (-1) on every attempt, timed out, could
 	// not be reached, answered a non-200 status or something that is not its
-	// JSON, or a success without openid or session_key.
+	// JSON, or a success without the fields it always carries.
 	ErrUnavailable = errors.New("wechat: unavailable")
 	// ErrUnexpected: any other non-zero errcode.
 	ErrUnexpected = errors.New("wechat: unexpected error")
@@ -62,6 +70,10 @@ func kindOf(errcode int) error {
 		return ErrRiskyUser
 	case 40013, 40125:
 		return ErrConfig
+	case 40001, 42001:
+		return ErrAccessToken
+	case 87009:
+		return ErrSessionKeyStale
 	case -1:
 		return ErrUnavailable
 	default:
@@ -94,7 +106,7 @@ type unavailableError struct {
 	extra error // an additional error to match, e.g. context.DeadlineExceeded; may be nil
 	// maybeSent is true when the request may have reached WeChat before the failure
 	// (a timeout or a broken answer, not a refused connection): WeChat may have
-	// spent the code.
+	// done the work (spent the code, replaced the key).
 	maybeSent bool
 }
 

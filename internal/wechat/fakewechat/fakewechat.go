@@ -1,8 +1,11 @@
 // Package fakewechat is a fake of WeChat's server API, served over real HTTP
 // the way WeChat answers (HTTP 200, JSON errcode/errmsg, errmsg ending in
 // ", rid: …"). It backs dev mode, the tests, and client teams who need codes
-// without a phone: codes are minted with IssueCode or GET /fake/wx.login, and
-// faults (busy, rate limit, slow, gateway errors…) can be injected.
+// without a phone: login codes are minted with IssueCode or GET
+// /fake/wx.login, phone codes with IssuePhoneCode or GET /fake/phonecode,
+// and faults (busy, rate limit, slow, gateway errors…) can be injected per
+// API. Besides code2Session it serves access tokens (stable_token and the
+// older token), getuserphonenumber, checksession and resetusersessionkey.
 package fakewechat
 
 import (
@@ -12,22 +15,37 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
+// The APIs, by the names InjectFaultFor and CallsTo take.
+const (
+	apiCode2Session        = "jscode2session"
+	apiStableToken         = "stable_token"
+	apiToken               = "token" // GET /cgi-bin/token, the older form
+	apiGetPhoneNumber      = "getuserphonenumber"
+	apiCheckSession        = "checksession"
+	apiResetUserSessionKey = "resetusersessionkey"
+)
+
+var apiNames = []string{apiCode2Session, apiStableToken, apiToken, apiGetPhoneNumber, apiCheckSession, apiResetUserSessionKey}
+
 // Options configures a Server.
 type Options struct {
-	AppID, Secret string           // required
-	CodeTTL       time.Duration    // how long an issued code is valid; default 5 minutes
-	Now           func() time.Time // default time.Now (tests move the clock)
-	SlowDelay     time.Duration    // delay for FaultSlow; default 1500ms
-	Logger        *slog.Logger     // optional; default discards
+	AppID, Secret  string           // required
+	CodeTTL        time.Duration    // how long an issued code (login or phone) is valid; default 5 minutes
+	AccessTokenTTL time.Duration    // how long an access token is valid; default 7200 s
+	Now            func() time.Time // default time.Now (tests move the clock)
+	SlowDelay      time.Duration    // delay for FaultSlow; default 1500ms
+	Logger         *slog.Logger     // optional; default discards
 }
 
 // User is who a code logs in as. UnionID "" means the mini-program is not
@@ -39,13 +57,13 @@ type Fault int
 
 const (
 	FaultNone          Fault = iota
-	FaultBusy                // errcode -1 "system error"; the code is not consumed
+	FaultBusy                // errcode -1 "system error"; nothing is done (the code is not consumed)
 	FaultRateLimit           // errcode 45011
 	FaultRiskyUser           // errcode 40226
-	FaultSlow                // exchanges the code, then waits SlowDelay (or until the request ends) to answer
-	FaultHTML502             // HTTP 502 with an HTML body, like a gateway error page
-	FaultTruncatedJSON       // HTTP 200, the answer's JSON cut in half
-	FaultHang                // no answer until the request ends or the Server is closed
+	FaultSlow                // does the work (exchanges the code…), then waits SlowDelay (or until the request ends) to answer
+	FaultHTML502             // HTTP 502 with an HTML body, like a gateway error page; nothing is done
+	FaultTruncatedJSON       // does the work, then answers HTTP 200 with the JSON cut in half
+	FaultHang                // no answer until the request ends or the Server is closed; nothing is done
 )
 
 var faultNames = map[Fault]string{
@@ -84,25 +102,37 @@ var devName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 type Server struct {
 	appID, secret string
 	ttl           time.Duration
+	tokenTTL      time.Duration
 	now           func() time.Time
 	slow          time.Duration
 	log           *slog.Logger
 	mux           *http.ServeMux
 
-	mu         sync.Mutex
-	codes      map[string]*issued
-	fault      Fault
-	faultLeft  int // requests left to get fault; < 0: until cleared
-	calls      int
-	closed     chan struct{}
-	closeOnce  sync.Once
-	lastPruned time.Time
+	mu             sync.Mutex
+	codes          map[string]*issued
+	phoneCodes     map[string]*phoneIssued
+	sessionKeys    map[string]string // openid → the session_key of its latest exchange
+	tokens         map[string]*token // every access token issued and not invalidated
+	stable         string            // the stable_token of the moment; "" none
+	legacy         string            // the latest /cgi-bin/token token; "" none
+	faults         map[string]injected
+	calls          map[string]int
+	phoneExchanges int
+	closed         chan struct{}
+	closeOnce      sync.Once
+	lastPruned     time.Time
 }
 
 type issued struct {
 	user    User
 	expires time.Time
 	used    bool
+}
+
+// injected is a fault put on an API by InjectFaultFor.
+type injected struct {
+	fault Fault
+	left  int // requests left to get it; < 0: until cleared
 }
 
 // New returns a fake WeChat for one mini-program. It panics when AppID or
@@ -112,17 +142,26 @@ func New(opts Options) *Server {
 		panic("fakewechat: Options.AppID and Options.Secret are required")
 	}
 	s := &Server{
-		appID:  opts.AppID,
-		secret: opts.Secret,
-		ttl:    opts.CodeTTL,
-		now:    opts.Now,
-		slow:   opts.SlowDelay,
-		log:    opts.Logger,
-		codes:  make(map[string]*issued),
-		closed: make(chan struct{}),
+		appID:       opts.AppID,
+		secret:      opts.Secret,
+		ttl:         opts.CodeTTL,
+		tokenTTL:    opts.AccessTokenTTL,
+		now:         opts.Now,
+		slow:        opts.SlowDelay,
+		log:         opts.Logger,
+		codes:       make(map[string]*issued),
+		phoneCodes:  make(map[string]*phoneIssued),
+		sessionKeys: make(map[string]string),
+		tokens:      make(map[string]*token),
+		faults:      make(map[string]injected),
+		calls:       make(map[string]int),
+		closed:      make(chan struct{}),
 	}
 	if s.ttl <= 0 {
 		s.ttl = 5 * time.Minute
+	}
+	if s.tokenTTL <= 0 {
+		s.tokenTTL = 7200 * time.Second
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -135,11 +174,20 @@ func New(opts Options) *Server {
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /sns/jscode2session", s.jscode2session)
+	s.mux.HandleFunc("POST /cgi-bin/stable_token", s.stableToken)
+	s.mux.HandleFunc("GET /cgi-bin/token", s.legacyToken)
+	s.mux.HandleFunc("POST /wxa/business/getuserphonenumber", s.getPhoneNumber)
+	s.mux.HandleFunc("GET /wxa/checksession", s.checkSession)
+	s.mux.HandleFunc("GET /wxa/resetusersessionkey", s.resetSessionKey)
 	s.mux.HandleFunc("GET /fake/wx.login", s.wxLogin)
+	s.mux.HandleFunc("GET /fake/phonecode", s.phoneCode)
 	return s
 }
 
-// ServeHTTP serves /sns/jscode2session and /fake/wx.login.
+// ServeHTTP serves WeChat's APIs (/sns/jscode2session, /cgi-bin/stable_token,
+// /cgi-bin/token, /wxa/business/getuserphonenumber, /wxa/checksession,
+// /wxa/resetusersessionkey) and the fake's own /fake/wx.login and
+// /fake/phonecode.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // AppID is the fake mini-program's appid.
@@ -160,9 +208,9 @@ func (s *Server) IssueCode(u User) string {
 	return code
 }
 
-// pruneLocked forgets expired codes, at most once per TTL, so that a
-// long-running fake does not grow without bound. A forgotten code answers
-// 40029, as an expired one does.
+// pruneLocked forgets expired codes (login and phone), at most once per
+// TTL, so that a long-running fake does not grow without bound. A forgotten
+// code answers 40029, as an expired one does.
 func (s *Server) pruneLocked(now time.Time) {
 	if now.Sub(s.lastPruned) < s.ttl {
 		return
@@ -173,26 +221,59 @@ func (s *Server) pruneLocked(now time.Time) {
 			delete(s.codes, c)
 		}
 	}
+	for c, is := range s.phoneCodes {
+		if !now.Before(is.expires) {
+			delete(s.phoneCodes, c)
+		}
+	}
 }
 
 // InjectFault makes the next `times` jscode2session requests, whatever
 // their code, get f (times < 0: every request until cleared). It overrides
 // fault codes. InjectFault(FaultNone, 0) clears.
-func (s *Server) InjectFault(f Fault, times int) {
+func (s *Server) InjectFault(f Fault, times int) { s.InjectFaultFor(apiCode2Session, f, times) }
+
+// InjectFaultFor makes the next `times` requests to api get f (times < 0:
+// every request until cleared); InjectFaultFor(api, FaultNone, 0) clears.
+// api is one of "jscode2session", "stable_token", "token",
+// "getuserphonenumber", "checksession", "resetusersessionkey"; any other
+// name panics, as a typo in a test should.
+func (s *Server) InjectFaultFor(api string, f Fault, times int) {
+	mustAPI(api)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fault, s.faultLeft = f, times
 	if f == FaultNone || times == 0 {
-		s.fault, s.faultLeft = FaultNone, 0
+		delete(s.faults, api)
+		return
 	}
+	s.faults[api] = injected{fault: f, left: times}
 }
 
 // Calls is how many jscode2session requests the fake received, whatever
 // their outcome.
-func (s *Server) Calls() int {
+func (s *Server) Calls() int { return s.CallsTo(apiCode2Session) }
+
+// CallsTo is how many requests to api (named as for InjectFaultFor) the
+// fake received, whatever their outcome.
+func (s *Server) CallsTo(api string) int {
+	mustAPI(api)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls
+	return s.calls[api]
+}
+
+func mustAPI(api string) {
+	if !slices.Contains(apiNames, api) {
+		panic(fmt.Sprintf("fakewechat: unknown api %q; want one of %s", api, strings.Join(apiNames, ", ")))
+	}
+}
+
+// SessionKeyOf is the session_key of openid's latest successful exchange
+// (jscode2session or resetusersessionkey); "" when it has none.
+func (s *Server) SessionKeyOf(openid string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessionKeys[openid]
 }
 
 // Close releases requests held by FaultHang or FaultSlow; later such
@@ -218,43 +299,74 @@ func hashID(s string) string {
 	return "o" + base64.RawURLEncoding.EncodeToString(sum[:])[:27]
 }
 
-// takeFaultLocked returns the fault this request gets from InjectFault,
-// counting it down.
-func (s *Server) takeFaultLocked() Fault {
-	if s.fault == FaultNone || s.faultLeft == 0 {
+// takeFaultLocked returns the fault this request to api gets from
+// InjectFaultFor, counting it down.
+func (s *Server) takeFaultLocked(api string) Fault {
+	in, ok := s.faults[api]
+	if !ok {
 		return FaultNone
 	}
-	f := s.fault
-	if s.faultLeft > 0 {
-		s.faultLeft--
-		if s.faultLeft == 0 {
-			s.fault = FaultNone
+	if in.left > 0 {
+		in.left--
+		s.faults[api] = in
+		if in.left == 0 {
+			delete(s.faults, api)
 		}
 	}
-	return f
+	return in.fault
 }
 
+// answer is jscode2session's success.
 type answer struct {
-	OpenID     string `json:"openid,omitempty"`
-	SessionKey string `json:"session_key,omitempty"`
+	OpenID     string `json:"openid"`
+	SessionKey string `json:"session_key"`
 	UnionID    string `json:"unionid,omitempty"`
-	Errcode    int    `json:"errcode,omitempty"`
-	Errmsg     string `json:"errmsg,omitempty"`
 }
 
-func (s *Server) jscode2session(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	code := q.Get("js_code")
+// errorAnswer is what WeChat answers on an error.
+type errorAnswer struct {
+	Errcode int    `json:"errcode"`
+	Errmsg  string `json:"errmsg"`
+}
 
+// reply is what the fake answers one request: a success (ok, marshalled as
+// is) or, when errcode is not 0, an error (its errmsg gets ", rid: …").
+type reply struct {
+	ok      any
+	errcode int
+	errmsg  string
+	attrs   []slog.Attr // what the fake's log shows of a success; never a secret
+}
+
+func fail(errcode int, errmsg string) reply { return reply{errcode: errcode, errmsg: errmsg} }
+
+// faultReply is the answer of a fault WeChat itself gives (busy, rate
+// limit, risky user), if f is one.
+func faultReply(f Fault) (reply, bool) {
+	switch f {
+	case FaultBusy:
+		return fail(-1, "system error"), true
+	case FaultRateLimit:
+		return fail(45011, "api minute-quota reach limit  mustslower  retry next minute"), true
+	case FaultRiskyUser:
+		return fail(40226, "invalid risky user"), true
+	}
+	return reply{}, false
+}
+
+// serve answers one request to api the way WeChat would, with the fault
+// injected for api, else codeFault (from a fault code). work is what WeChat
+// does; it sees the fault, to answer busy and the like where WeChat would.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, api string, codeFault Fault, work func(Fault) reply) {
 	s.mu.Lock()
-	s.calls++
-	fault := s.takeFaultLocked()
+	s.calls[api]++
+	fault := s.takeFaultLocked(api)
 	s.mu.Unlock()
 	if fault == FaultNone {
-		fault = faultCodes[code]
+		fault = codeFault
 	}
 	rid := newRID()
-	log := s.log.With(slog.String("api", "jscode2session"), slog.String("rid", rid))
+	log := s.log.With(slog.String("api", api), slog.String("rid", rid))
 	if fault != FaultNone {
 		log = log.With(slog.String("fault", fault.String()))
 	}
@@ -279,7 +391,7 @@ func (s *Server) jscode2session(w http.ResponseWriter, r *http.Request) {
 
 	// A slow WeChat has done the work before its answer is late: the code is spent
 	// even when nobody is still listening, as it is with the real one.
-	ans := s.exchange(q, fault)
+	rep := work(fault)
 	if fault == FaultSlow {
 		t := time.NewTimer(s.slow)
 		select {
@@ -292,13 +404,14 @@ func (s *Server) jscode2session(w http.ResponseWriter, r *http.Request) {
 			t.Stop()
 		}
 	}
-	if ans.Errcode != 0 {
-		ans.Errmsg += ", rid: " + rid
-		log.Info("fake wechat answered", slog.Int("errcode", ans.Errcode))
+	var v any = rep.ok
+	if rep.errcode != 0 {
+		v = errorAnswer{Errcode: rep.errcode, Errmsg: rep.errmsg + ", rid: " + rid}
+		log.Info("fake wechat answered", slog.Int("errcode", rep.errcode))
 	} else {
-		log.Info("fake wechat answered", slog.String("openid", ans.OpenID))
+		log.LogAttrs(r.Context(), slog.LevelInfo, "fake wechat answered", rep.attrs...)
 	}
-	body, _ := json.Marshal(ans)
+	body, _ := json.Marshal(v)
 	if fault == FaultTruncatedJSON {
 		body = body[:len(body)/2]
 	}
@@ -307,8 +420,23 @@ func (s *Server) jscode2session(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
-// exchange is code2Session proper: it checks the request and trades the code.
-func (s *Server) exchange(q map[string][]string, fault Fault) answer {
+func (s *Server) jscode2session(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.serve(w, r, apiCode2Session, faultCodes[q.Get("js_code")], func(fault Fault) reply {
+		return s.exchange(q, fault)
+	})
+}
+
+// readBody reads a POST's JSON into v, as far as it goes: WeChat answers
+// 47001 to a body it cannot parse, which the caller checks with ok.
+func readBody(r *http.Request, v any) (ok bool) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	return err == nil && json.Unmarshal(b, v) == nil
+}
+
+// exchange is code2Session proper: it checks the request and trades the
+// code for a new session_key, which becomes the user's current one.
+func (s *Server) exchange(q map[string][]string, fault Fault) reply {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
@@ -317,52 +445,52 @@ func (s *Server) exchange(q map[string][]string, fault Fault) answer {
 	}
 	switch {
 	case get("appid") != s.appID:
-		return answer{Errcode: 40013, Errmsg: "invalid appid"}
+		return fail(40013, "invalid appid")
 	case get("secret") != s.secret:
-		return answer{Errcode: 40125, Errmsg: "invalid appsecret"}
+		return fail(40125, "invalid appsecret")
 	case get("grant_type") != "authorization_code":
-		return answer{Errcode: 40002, Errmsg: "invalid grant_type"}
+		return fail(40002, "invalid grant_type")
 	case get("js_code") == "":
-		return answer{Errcode: 41008, Errmsg: "missing code"}
+		return fail(41008, "missing code")
 	}
-	switch fault {
-	case FaultBusy:
-		return answer{Errcode: -1, Errmsg: "system error"}
-	case FaultRateLimit:
-		return answer{Errcode: 45011, Errmsg: "api minute-quota reach limit  mustslower  retry next minute"}
-	case FaultRiskyUser:
-		return answer{Errcode: 40226, Errmsg: "invalid risky user"}
+	if rep, ok := faultReply(fault); ok {
+		return rep
 	}
-	u, errAns := s.redeem(get("js_code"))
-	if errAns.Errcode != 0 {
-		return errAns
-	}
-	return answer{OpenID: u.OpenID, UnionID: u.UnionID, SessionKey: newSessionKey()}
-}
-
-// redeem resolves a code to its user, consuming it if it was issued.
-func (s *Server) redeem(code string) (User, answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	u, errRep := s.redeemLocked(get("js_code"))
+	if errRep.errcode != 0 {
+		return errRep
+	}
+	key := newSessionKey()
+	s.sessionKeys[u.OpenID] = key
+	return reply{
+		ok:    answer{OpenID: u.OpenID, UnionID: u.UnionID, SessionKey: key},
+		attrs: []slog.Attr{slog.String("openid", u.OpenID)},
+	}
+}
+
+// redeemLocked resolves a code to its user, consuming it if it was issued.
+func (s *Server) redeemLocked(code string) (User, reply) {
 	if is, ok := s.codes[code]; ok {
 		switch {
 		case !s.now().Before(is.expires):
-			return User{}, answer{Errcode: 40029, Errmsg: "invalid code"}
+			return User{}, fail(40029, "invalid code")
 		case is.used:
-			return User{}, answer{Errcode: 40163, Errmsg: "code been used"}
+			return User{}, fail(40163, "code been used")
 		}
 		is.used = true
-		return is.user, answer{}
+		return is.user, reply{}
 	}
 	if name, ok := strings.CutPrefix(code, "dev-"); ok && devName.MatchString(name) {
-		return s.devUser(name), answer{}
+		return s.devUser(name), reply{}
 	}
 	if _, ok := faultCodes[code]; ok {
 		// A fault code that answers normally (fault-slow, or an injected
 		// fault overriding it) logs in as the dev user of that name.
-		return s.devUser(code), answer{}
+		return s.devUser(code), reply{}
 	}
-	return User{}, answer{Errcode: 40029, Errmsg: "invalid code"}
+	return User{}, fail(40029, "invalid code")
 }
 
 func (s *Server) devUser(name string) User {

@@ -423,7 +423,7 @@ func TestRun(t *testing.T) {
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Fatalf("no base URL in the first line of:\n%s", help)
 	}
-	for _, want := range []string{appID, secret, "/fake/wx.login?user=", "dev-<name>", "fault-busy"} {
+	for _, want := range []string{appID, secret, "/fake/wx.login?user=", "dev-<name>", "fault-busy", "/fake/phonecode?openid=", "/cgi-bin/stable_token", "/wxa/checksession"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}

@@ -83,7 +83,16 @@ Codes that need no minting:
                WeChat misbehaving that way (errcode -1, 45011, 40226, a slow answer,
                an HTML 502, JSON cut in half, no answer) on every request
 
-The exchange itself, as WeChat serves it:
-  GET %[1]s/sns/jscode2session?appid=APPID&secret=SECRET&js_code=CODE&grant_type=authorization_code
-`, base, s.AppID(), s.Secret(), s.ttl)
+Get a phone code, as the getPhoneNumber button would (single use, valid %[4]s):
+  curl '%[1]s/fake/phonecode?openid=OPENID&phone=13800000000'
+  -> {"code":"..."}
+
+The APIs, as WeChat serves them (access tokens live %[5]s):
+  GET  %[1]s/sns/jscode2session?appid=APPID&secret=SECRET&js_code=CODE&grant_type=authorization_code
+  POST %[1]s/cgi-bin/stable_token  {"grant_type":"client_credential","appid":"APPID","secret":"SECRET","force_refresh":false}
+  GET  %[1]s/cgi-bin/token?grant_type=client_credential&appid=APPID&secret=SECRET
+  POST %[1]s/wxa/business/getuserphonenumber?access_token=TOKEN  {"code":"CODE","openid":"OPENID"}
+  GET  %[1]s/wxa/checksession?access_token=TOKEN&openid=OPENID&signature=SIG&sig_method=hmac_sha256
+  GET  %[1]s/wxa/resetusersessionkey?access_token=TOKEN&openid=OPENID&signature=SIG&sig_method=hmac_sha256
+`, base, s.AppID(), s.Secret(), s.ttl, s.tokenTTL)
 }

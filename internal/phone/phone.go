@@ -1,0 +1,256 @@
+// Package phone binds a user's phone number from the code of the mini-program's
+// getPhoneNumber button. WeChat bills every exchange, so a code is exchanged at most
+// once: a claim row keyed by a hash of the code makes retries and races, on any
+// instance, wait for the one exchange and share its outcome. The number is stored
+// sealed and shown only to its owner.
+package phone
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/ent/phonecode"
+	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/seal"
+	"github.com/wxlogin/wxlogin/internal/wechat"
+)
+
+const (
+	// timeout bounds one binding, waiting included.
+	timeout    = 9500 * time.Millisecond
+	claimLease = 15 * time.Second
+	claimPoll  = 50 * time.Millisecond
+	// window: a phone code lives 5 minutes.
+	window = 5 * time.Minute
+	// failedTTL keeps WeChat's final refusal for requests already waiting on the code.
+	failedTTL = 10 * time.Second
+	maxCode   = 128
+)
+
+// ErrBusy means another request is still exchanging the code and did not finish within
+// this one's time.
+var ErrBusy = errors.New("phone: this code is still being exchanged with WeChat")
+
+// ErrNotYours means the code was already used to bind another user's number.
+var ErrNotYours = fmt.Errorf("phone: the code was used by another user: %w", wechat.ErrInvalidCode)
+
+// WeChat is what binding needs of the WeChat client.
+type WeChat interface {
+	AppID() string
+	GetPhoneNumber(ctx context.Context, accessToken, code, openid string) (wechat.PhoneInfo, error)
+}
+
+// Tokens runs a call with the app's access token, refreshing it once if WeChat rejects it.
+type Tokens interface {
+	Do(ctx context.Context, fn func(token string) error) error
+}
+
+// Options are the Service's dependencies.
+type Options struct {
+	DB      *database.DB
+	WeChat  WeChat
+	Tokens  Tokens
+	Keyring *seal.Keyring
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Service binds phone numbers.
+type Service struct {
+	db      *database.DB
+	wechat  WeChat
+	tokens  Tokens
+	keyring *seal.Keyring
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// New builds a Service.
+func New(o Options) *Service {
+	s := &Service{db: o.DB, wechat: o.WeChat, tokens: o.Tokens, keyring: o.Keyring, now: o.Now, log: o.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// definitive are WeChat's refusals that asking again would not change.
+var definitive = map[string]error{
+	"invalid_code": wechat.ErrInvalidCode,
+	"rate_limited": wechat.ErrRateLimited,
+}
+
+// Bind exchanges the code for the user's phone number and stores it. The same code
+// sent again by the same user succeeds again without a second exchange.
+func (s *Service) Bind(ctx context.Context, userID uuid.UUID, openid, code string) error {
+	if err := validate(code); err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte("wxlogin phone code\x00" + code))
+	hash := sum[:]
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	for {
+		rec, err := s.db.PhoneCode.Query().Where(phonecode.CodeHash(hash)).Only(ctx)
+		now := s.clock()
+		switch {
+		case ent.IsNotFound(err):
+			claim, err := s.db.PhoneCode.Create().
+				SetCodeHash(hash).SetUserID(userID).SetState(phonecode.StatePending).
+				SetLeaseUntil(now.Add(claimLease)).SetExpiresAt(now.Add(window)).SetCreatedAt(now).
+				Save(ctx)
+			if database.IsUniqueViolation(err) {
+				continue // another request claimed it first
+			}
+			if err != nil {
+				return s.busyIfLate(ctx, err)
+			}
+			return s.exchange(ctx, claim.ID, userID, openid, code)
+		case err != nil:
+			return s.busyIfLate(ctx, err)
+		case rec.UserID != userID:
+			return ErrNotYours
+		case !now.Before(rec.ExpiresAt) || (rec.State == phonecode.StatePending && !now.Before(rec.LeaseUntil)):
+			// Past its window: WeChat will refuse it, and says so. A dead claim: try again.
+			if _, err := s.db.PhoneCode.Delete().Where(phonecode.ID(rec.ID), phonecode.StateEQ(rec.State)).Exec(ctx); err != nil {
+				return s.busyIfLate(ctx, err)
+			}
+		case rec.State == phonecode.StateDone:
+			return nil
+		case rec.State == phonecode.StateFailed:
+			refusal := definitive[deref(rec.Failure)]
+			if refusal == nil {
+				refusal = wechat.ErrUnexpected
+			}
+			return fmt.Errorf("phone: WeChat refused this code moments ago: %w", refusal)
+		default: // pending elsewhere
+			select {
+			case <-ctx.Done():
+				return ErrBusy
+			case <-time.After(claimPoll):
+			}
+		}
+	}
+}
+
+// exchange asks WeChat for the number under a claim, and stores it with the claim
+// marked done in one transaction.
+func (s *Service) exchange(ctx context.Context, claim int, userID uuid.UUID, openid, code string) error {
+	var info wechat.PhoneInfo
+	err := s.tokens.Do(ctx, func(token string) (err error) {
+		info, err = s.wechat.GetPhoneNumber(ctx, token, code, openid)
+		return err
+	})
+	if err == nil && info.WatermarkAppID != s.wechat.AppID() {
+		err = fmt.Errorf("phone: WeChat's answer is for another app: %w", wechat.ErrUnexpected)
+	}
+	if err == nil && info.PhoneNumber == "" {
+		err = fmt.Errorf("phone: WeChat's answer has no number: %w", wechat.ErrUnexpected)
+	}
+	if err == nil {
+		err = s.db.WithTx(ctx, func(tx *ent.Tx) error {
+			if err := tx.User.UpdateOneID(userID).SetPhoneNumber(s.keyring.Seal([]byte(info.PhoneNumber), Binding(userID))).Exec(ctx); err != nil {
+				return err
+			}
+			n, err := tx.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).SetState(phonecode.StateDone).Save(ctx)
+			if err == nil && n != 1 {
+				err = errors.New("phone: the claim on this code was lost")
+			}
+			return err
+		})
+		if err == nil {
+			s.log.InfoContext(ctx, "phone: number bound", "user_id", userID.String())
+			return nil
+		}
+		err = s.busyIfLate(ctx, err)
+	}
+	s.release(ctx, claim, err)
+	return err
+}
+
+// release ends a failed claim: WeChat's final refusal is kept briefly for waiters;
+// anything else removes the claim so that a retry asks again.
+func (s *Service) release(ctx context.Context, claim int, cause error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	var err error
+	name := ""
+	for n, refusal := range definitive {
+		if errors.Is(cause, refusal) {
+			name = n
+		}
+	}
+	if name != "" {
+		err = s.db.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).
+			SetState(phonecode.StateFailed).SetFailure(name).SetExpiresAt(s.clock().Add(failedTTL)).Exec(cctx)
+	} else {
+		_, err = s.db.PhoneCode.Delete().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).Exec(cctx)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "phone: releasing a failed code claim", "error", err)
+	}
+}
+
+func (s *Service) busyIfLate(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ErrBusy
+	}
+	return err
+}
+
+// NumberOf returns the user's phone number, or nil when none is bound.
+func (s *Service) NumberOf(ctx context.Context, userID uuid.UUID) (*string, error) {
+	u, err := s.db.User.Get(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if u.PhoneNumber == nil {
+		return nil, nil
+	}
+	plain, err := s.keyring.Open(*u.PhoneNumber, Binding(userID))
+	if err != nil {
+		return nil, fmt.Errorf("phone: opening the stored number: %w", err)
+	}
+	number := string(plain)
+	return &number, nil
+}
+
+// PurgeExpired deletes code records past their window.
+func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
+	return s.db.PhoneCode.Delete().Where(phonecode.ExpiresAtLTE(s.clock())).Exec(ctx)
+}
+
+// Binding is the additional data a number is sealed with: its user.
+func Binding(userID uuid.UUID) []byte { return []byte("phone\x00" + userID.String()) }
+
+func validate(code string) error {
+	if code == "" || len(code) > maxCode {
+		return input.Errorf("code must be the 1 to 128 character code from the getPhoneNumber button's event.")
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < 0x21 || code[i] > 0x7e {
+			return input.Errorf("code must contain only printable ASCII characters: pass the getPhoneNumber code unchanged.")
+		}
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,109 @@
+package wechat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+const apiGetPhoneNumber = "getuserphonenumber"
+
+// PhoneInfo is the phone number a user chose to share. It is personal data:
+// String and LogValue show the country code only.
+type PhoneInfo struct {
+	PhoneNumber        string // with the country code, e.g. "+8613800000000"
+	PurePhoneNumber    string // without it, e.g. "13800000000"
+	CountryCode        string // e.g. "86"
+	WatermarkAppID     string // the appid WeChat issued the number for
+	WatermarkTimestamp int64  // when WeChat issued it, in Unix seconds
+}
+
+// LogValue shows the country code and the watermark, never the number.
+func (p PhoneInfo) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("country_code", p.CountryCode),
+		slog.String("watermark_appid", p.WatermarkAppID),
+		slog.Int64("watermark_timestamp", p.WatermarkTimestamp),
+	)
+}
+
+// String leaves the number out, so that printing a PhoneInfo never reveals it.
+func (p PhoneInfo) String() string {
+	return "wechat.PhoneInfo{CountryCode:" + p.CountryCode + " PhoneNumber:" + redacted +
+		" WatermarkAppID:" + p.WatermarkAppID + " WatermarkTimestamp:" + strconv.FormatInt(p.WatermarkTimestamp, 10) + "}"
+}
+
+// GoString is String, for %#v.
+func (p PhoneInfo) GoString() string { return p.String() }
+
+// GetPhoneNumber exchanges a phone code (from <button
+// open-type="getPhoneNumber">) for the user's phone number. With openid set,
+// WeChat also checks that the code belongs to that user; "" leaves that out.
+//
+// Each success is billed and a code works once, so the code must never be
+// exchanged twice: only "system busy" (-1) and failures before the request
+// was sent (the connection could not be made) are retried. An attempt that
+// timed out or got a broken answer may have spent the code: it ends the call
+// with ErrUnavailable. A rejected code (40029) is ErrInvalidCode; a rejected
+// access token (40001, 42001) is ErrAccessToken, and the code is still
+// unspent, so the caller refreshes the token once and retries once.
+func (c *Client) GetPhoneNumber(ctx context.Context, accessToken, code, openid string) (PhoneInfo, error) {
+	query, err := tokenQuery(apiGetPhoneNumber, accessToken)
+	if err != nil {
+		return PhoneInfo{}, err
+	}
+	if code == "" {
+		return PhoneInfo{}, fmt.Errorf("wechat %s: empty code, not sent: %w", apiGetPhoneNumber, ErrInvalidCode)
+	}
+	body, err := json.Marshal(struct {
+		Code   string `json:"code"`
+		OpenID string `json:"openid,omitempty"`
+	}{code, openid})
+	if err != nil {
+		return PhoneInfo{}, &unavailableError{api: apiGetPhoneNumber, msg: "cannot build request"}
+	}
+	k := &call{
+		api:     apiGetPhoneNumber,
+		method:  http.MethodPost,
+		path:    "/wxa/business/getuserphonenumber",
+		query:   query,
+		body:    body,
+		secrets: []string{accessToken, code},
+		once:    true,
+	}
+	return do(ctx, c, k, func(body []byte) (PhoneInfo, []slog.Attr, error) {
+		var b struct {
+			PhoneInfo *struct {
+				PhoneNumber     string `json:"phoneNumber"`
+				PurePhoneNumber string `json:"purePhoneNumber"`
+				CountryCode     string `json:"countryCode"`
+				Watermark       struct {
+					Timestamp int64  `json:"timestamp"`
+					AppID     string `json:"appid"`
+				} `json:"watermark"`
+			} `json:"phone_info"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			return PhoneInfo{}, nil, errNotJSON
+		}
+		if b.PhoneInfo == nil || b.PhoneInfo.PhoneNumber == "" && b.PhoneInfo.PurePhoneNumber == "" {
+			return PhoneInfo{}, nil, errors.New("success answer without phone_info")
+		}
+		p := PhoneInfo{
+			PhoneNumber:        b.PhoneInfo.PhoneNumber,
+			PurePhoneNumber:    b.PhoneInfo.PurePhoneNumber,
+			CountryCode:        b.PhoneInfo.CountryCode,
+			WatermarkAppID:     b.PhoneInfo.Watermark.AppID,
+			WatermarkTimestamp: b.PhoneInfo.Watermark.Timestamp,
+		}
+		attrs := []slog.Attr{slog.Any("phone", p)}
+		if openid != "" {
+			attrs = append(attrs, slog.String("openid", openid))
+		}
+		return p, attrs, nil
+	})
+}
