@@ -26,6 +26,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/config"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
@@ -103,6 +104,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	tokens := accesstoken.New(accesstoken.Options{DB: db, Source: wc, Keyring: keyring, Logger: log})
 	phones := phone.New(phone.Options{DB: db, WeChat: wc, Tokens: tokens, Keyring: keyring, Logger: log})
+	openData := opendata.New(opendata.Options{WeChat: wc, Tokens: tokens, Keyring: keyring, MaxAge: cfg.OpenDataMaxAge, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -111,7 +113,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	srv := &http.Server{
 		Handler: server.New(server.Options{
 			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: metrics.New(), Logger: log,
-			DevFake: devFake,
+			OpenData: openData, DevFake: devFake,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

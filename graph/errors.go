@@ -12,6 +12,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
@@ -25,18 +26,20 @@ const (
 	CodeRateLimited       = "RATE_LIMITED"
 	CodeWeChatUnavailable = "WECHAT_UNAVAILABLE"
 	CodeInternal          = "INTERNAL"
+	CodeSessionKeyStale   = "SESSION_KEY_STALE"
 )
 
 // Messages for errors whose own text is not meant for clients.
 const (
-	msgInvalidCode   = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
-	msgForbidden     = "WeChat refused this login because it considers the account high-risk."
-	msgRateLimited   = "Too many logins for this user: wait a minute before trying again."
-	msgTooManyLogins = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
-	msgUnavailable   = "WeChat did not answer in time: try again in a few seconds."
-	msgInternal      = "Something went wrong on the server: try again later."
-	msgTooComplex    = "The request is too large: send one login per request, and fewer fields."
-	msgBadJSON       = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
+	msgInvalidCode     = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
+	msgForbidden       = "WeChat refused this login because it considers the account high-risk."
+	msgRateLimited     = "Too many logins for this user: wait a minute before trying again."
+	msgTooManyLogins   = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
+	msgUnavailable     = "WeChat did not answer in time: try again in a few seconds."
+	msgSessionKeyStale = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
+	msgInternal        = "Something went wrong on the server: try again later."
+	msgTooComplex      = "The request is too large: send one login per request, and fewer fields."
+	msgBadJSON         = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
 )
 
 // ErrorCode gives the contract code for an error a resolver returned.
@@ -50,6 +53,8 @@ func ErrorCode(err error) string {
 		return CodeRateLimited
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return CodeUnauthenticated
+	case errors.Is(err, opendata.ErrSessionKeyStale):
+		return CodeSessionKeyStale
 	case errors.Is(err, wechat.ErrInvalidCode):
 		return CodeInvalidCode
 	case errors.Is(err, wechat.ErrRiskyUser):
@@ -86,6 +91,8 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		switch code {
 		case CodeInvalidCode:
 			gerr.Message = msgInvalidCode
+		case CodeSessionKeyStale:
+			gerr.Message = msgSessionKeyStale
 		case CodeForbidden:
 			gerr.Message = msgForbidden
 		case CodeRateLimited:

@@ -8,14 +8,16 @@ package graph
 import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 )
 
 // Resolver holds the resolvers' dependencies, and nothing else.
 type Resolver struct {
-	Auth    *auth.Service
-	Profile *profile.Service
-	Phone   *phone.Service
-	Metrics *metrics.Metrics
+	Auth     *auth.Service
+	Profile  *profile.Service
+	Phone    *phone.Service
+	OpenData *opendata.Service
+	Metrics  *metrics.Metrics
 }

@@ -44,6 +44,8 @@ type Config struct {
 	Sessions Sessions
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// OpenDataMaxAge is how old a decrypted watermark may be.
+	OpenDataMaxAge time.Duration
 	// HousekeepingInterval is how often expired rows are purged.
 	HousekeepingInterval time.Duration
 }
@@ -187,6 +189,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		c.Sessions.LoginsPerMinute = integer("WXLOGIN_LOGIN_RATE_LIMIT", auth.DefaultLoginsPerMinute, 1)
 	}
+	c.OpenDataMaxAge = duration("WXLOGIN_OPENDATA_MAX_AGE", time.Hour, time.Minute)
 	c.HousekeepingInterval = duration("WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep, time.Second)
 	if raw := env("WXLOGIN_TRUSTED_PROXIES", ""); raw != "" {
 		for _, part := range strings.Split(raw, ",") {

@@ -21,6 +21,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
@@ -125,8 +126,9 @@ func (e *env) addInstance() *httptest.Server {
 	}
 	tokens := accesstoken.New(accesstoken.Options{DB: e.db, Source: wc, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	phones := phone.New(phone.Options{DB: e.db, WeChat: wc, Tokens: tokens, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
+	openData := opendata.New(opendata.Options{WeChat: wc, Tokens: tokens, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	srv := httptest.NewServer(server.New(server.Options{
-		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, DB: e.db, Metrics: metrics.New(), Logger: e.logger(),
+		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: metrics.New(), Logger: e.logger(),
 	}))
 	e.t.Cleanup(srv.Close)
 	e.instances = append(e.instances, srv)

@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
+	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 )
@@ -31,12 +32,13 @@ type Pinger interface {
 
 // Options are the handler's dependencies.
 type Options struct {
-	Auth    *auth.Service
-	Profile *profile.Service
-	Phone   *phone.Service
-	DB      Pinger
-	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	Auth     *auth.Service
+	Profile  *profile.Service
+	Phone    *phone.Service
+	OpenData *opendata.Service
+	DB       Pinger
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
 	// DevFake, in dev mode only, is the in-process fake WeChat: its helper routes
 	// (/fake/wx.login, /fake/phonecode) are served under /dev, so that a person in the
 	// playground can mint codes.
@@ -49,7 +51,7 @@ func New(o Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, Metrics: o.Metrics}, log)
+	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics}, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", o.Auth.Middleware(gql))
