@@ -33,6 +33,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/server"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 // shutdownGrace is how long in-flight requests get to finish after SIGINT/SIGTERM.
@@ -67,27 +68,34 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	defer db.Close()
 
-	wcfg := wechat.Config{BaseURL: cfg.WeChat.APIBase, AppID: cfg.WeChat.AppID, Secret: cfg.WeChat.Secret, Logger: log}
+	apps, base := cfg.WeChat.Apps, cfg.WeChat.APIBase
 	var devFake http.Handler
 	if cfg.DevMode {
-		fake, base, stopFake, err := startDevFake(log)
+		fake, fakeBase, stopFake, err := startDevFake(log)
 		if err != nil {
 			return err
 		}
 		defer stopFake() // after the drain: in-flight dev logins still reach it
-		wcfg.BaseURL, wcfg.AppID, wcfg.Secret = base, fake.AppID(), fake.Secret()
+		apps, base = []config.App{{AppID: fake.AppID(), Secret: fake.Secret()}}, fakeBase
 		devFake = fake
-	}
-	wc, err := wechat.New(wcfg)
-	if err != nil {
-		return err
 	}
 	keyring, err := seal.NewKeyring(cfg.SecretKey, cfg.OldSecretKeys...)
 	if err != nil {
 		return err
 	}
+	// Each mini-program has its own WeChat client and its own access token.
+	var logins []auth.WeChat
+	var platform []wxapp.App
+	for _, app := range apps {
+		wc, err := wechat.New(wechat.Config{BaseURL: base, AppID: app.AppID, Secret: app.Secret, Logger: log})
+		if err != nil {
+			return err
+		}
+		logins = append(logins, wc)
+		platform = append(platform, wxapp.App{Client: wc, Tokens: accesstoken.New(accesstoken.Options{DB: db, Source: wc, Keyring: keyring, Logger: log})})
+	}
 	authn, err := auth.New(auth.Options{
-		DB: db, WeChat: wc, Keyring: keyring, Logger: log,
+		DB: db, Apps: logins, Keyring: keyring, Logger: log,
 		Policy: auth.Policy{
 			SessionTTL:      cfg.Sessions.TTL,
 			IdleTimeout:     cfg.Sessions.IdleTimeout,
@@ -102,9 +110,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 
-	tokens := accesstoken.New(accesstoken.Options{DB: db, Source: wc, Keyring: keyring, Logger: log})
-	phones := phone.New(phone.Options{DB: db, WeChat: wc, Tokens: tokens, Keyring: keyring, Logger: log})
-	openData := opendata.New(opendata.Options{WeChat: wc, Tokens: tokens, Keyring: keyring, MaxAge: cfg.OpenDataMaxAge, Logger: log})
+	phones := phone.New(phone.Options{DB: db, Apps: platform, Keyring: keyring, Logger: log})
+	openData := opendata.New(opendata.Options{Apps: platform, Keyring: keyring, MaxAge: cfg.OpenDataMaxAge, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -27,7 +27,9 @@ type AccessToken struct {
 	// LeaseHolder holds the value of the "lease_holder" field.
 	LeaseHolder *string `json:"lease_holder,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
-	UpdatedAt    time.Time `json:"updated_at,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitempty"`
+	// Version holds the value of the "version" field.
+	Version      int64 `json:"version,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -38,6 +40,8 @@ func (*AccessToken) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case accesstoken.FieldToken:
 			values[i] = new([]byte)
+		case accesstoken.FieldVersion:
+			values[i] = new(sql.NullInt64)
 		case accesstoken.FieldID, accesstoken.FieldLeaseHolder:
 			values[i] = new(sql.NullString)
 		case accesstoken.FieldExpiresAt, accesstoken.FieldLeaseUntil, accesstoken.FieldUpdatedAt:
@@ -96,6 +100,12 @@ func (_m *AccessToken) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.UpdatedAt = value.Time
 			}
+		case accesstoken.FieldVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field version", values[i])
+			} else if value.Valid {
+				_m.Version = value.Int64
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -151,6 +161,9 @@ func (_m *AccessToken) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("updated_at=")
 	builder.WriteString(_m.UpdatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Version))
 	builder.WriteByte(')')
 	return builder.String()
 }

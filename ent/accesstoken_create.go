@@ -85,6 +85,20 @@ func (_c *AccessTokenCreate) SetNillableUpdatedAt(v *time.Time) *AccessTokenCrea
 	return _c
 }
 
+// SetVersion sets the "version" field.
+func (_c *AccessTokenCreate) SetVersion(v int64) *AccessTokenCreate {
+	_c.mutation.SetVersion(v)
+	return _c
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_c *AccessTokenCreate) SetNillableVersion(v *int64) *AccessTokenCreate {
+	if v != nil {
+		_c.SetVersion(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AccessTokenCreate) SetID(v string) *AccessTokenCreate {
 	_c.mutation.SetID(v)
@@ -130,6 +144,10 @@ func (_c *AccessTokenCreate) defaults() {
 		v := accesstoken.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Version(); !ok {
+		v := accesstoken.DefaultVersion
+		_c.mutation.SetVersion(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -141,6 +159,9 @@ func (_c *AccessTokenCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "AccessToken.updated_at"`)}
+	}
+	if _, ok := _c.mutation.Version(); !ok {
+		return &ValidationError{Name: "version", err: errors.New(`ent: missing required field "AccessToken.version"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := accesstoken.IDValidator(v); err != nil {
@@ -202,6 +223,10 @@ func (_c *AccessTokenCreate) createSpec() (*AccessToken, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(accesstoken.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.Version(); ok {
+		_spec.SetField(accesstoken.FieldVersion, field.TypeInt64, value)
+		_node.Version = value
 	}
 	return _node, _spec
 }
@@ -336,6 +361,24 @@ func (u *AccessTokenUpsert) SetUpdatedAt(v time.Time) *AccessTokenUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *AccessTokenUpsert) UpdateUpdatedAt() *AccessTokenUpsert {
 	u.SetExcluded(accesstoken.FieldUpdatedAt)
+	return u
+}
+
+// SetVersion sets the "version" field.
+func (u *AccessTokenUpsert) SetVersion(v int64) *AccessTokenUpsert {
+	u.Set(accesstoken.FieldVersion, v)
+	return u
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *AccessTokenUpsert) UpdateVersion() *AccessTokenUpsert {
+	u.SetExcluded(accesstoken.FieldVersion)
+	return u
+}
+
+// AddVersion adds v to the "version" field.
+func (u *AccessTokenUpsert) AddVersion(v int64) *AccessTokenUpsert {
+	u.Add(accesstoken.FieldVersion, v)
 	return u
 }
 
@@ -482,6 +525,27 @@ func (u *AccessTokenUpsertOne) SetUpdatedAt(v time.Time) *AccessTokenUpsertOne {
 func (u *AccessTokenUpsertOne) UpdateUpdatedAt() *AccessTokenUpsertOne {
 	return u.Update(func(s *AccessTokenUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *AccessTokenUpsertOne) SetVersion(v int64) *AccessTokenUpsertOne {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *AccessTokenUpsertOne) AddVersion(v int64) *AccessTokenUpsertOne {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *AccessTokenUpsertOne) UpdateVersion() *AccessTokenUpsertOne {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.UpdateVersion()
 	})
 }
 
@@ -795,6 +859,27 @@ func (u *AccessTokenUpsertBulk) SetUpdatedAt(v time.Time) *AccessTokenUpsertBulk
 func (u *AccessTokenUpsertBulk) UpdateUpdatedAt() *AccessTokenUpsertBulk {
 	return u.Update(func(s *AccessTokenUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *AccessTokenUpsertBulk) SetVersion(v int64) *AccessTokenUpsertBulk {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *AccessTokenUpsertBulk) AddVersion(v int64) *AccessTokenUpsertBulk {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *AccessTokenUpsertBulk) UpdateVersion() *AccessTokenUpsertBulk {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.UpdateVersion()
 	})
 }
 

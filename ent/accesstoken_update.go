@@ -114,6 +114,27 @@ func (_u *AccessTokenUpdate) SetNillableUpdatedAt(v *time.Time) *AccessTokenUpda
 	return _u
 }
 
+// SetVersion sets the "version" field.
+func (_u *AccessTokenUpdate) SetVersion(v int64) *AccessTokenUpdate {
+	_u.mutation.ResetVersion()
+	_u.mutation.SetVersion(v)
+	return _u
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_u *AccessTokenUpdate) SetNillableVersion(v *int64) *AccessTokenUpdate {
+	if v != nil {
+		_u.SetVersion(*v)
+	}
+	return _u
+}
+
+// AddVersion adds value to the "version" field.
+func (_u *AccessTokenUpdate) AddVersion(v int64) *AccessTokenUpdate {
+	_u.mutation.AddVersion(v)
+	return _u
+}
+
 // Mutation returns the AccessTokenMutation object of the builder.
 func (_u *AccessTokenUpdate) Mutation() *AccessTokenMutation {
 	return _u.mutation
@@ -194,6 +215,12 @@ func (_u *AccessTokenUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(accesstoken.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Version(); ok {
+		_spec.SetField(accesstoken.FieldVersion, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedVersion(); ok {
+		_spec.AddField(accesstoken.FieldVersion, field.TypeInt64, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -298,6 +325,27 @@ func (_u *AccessTokenUpdateOne) SetNillableUpdatedAt(v *time.Time) *AccessTokenU
 	if v != nil {
 		_u.SetUpdatedAt(*v)
 	}
+	return _u
+}
+
+// SetVersion sets the "version" field.
+func (_u *AccessTokenUpdateOne) SetVersion(v int64) *AccessTokenUpdateOne {
+	_u.mutation.ResetVersion()
+	_u.mutation.SetVersion(v)
+	return _u
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_u *AccessTokenUpdateOne) SetNillableVersion(v *int64) *AccessTokenUpdateOne {
+	if v != nil {
+		_u.SetVersion(*v)
+	}
+	return _u
+}
+
+// AddVersion adds value to the "version" field.
+func (_u *AccessTokenUpdateOne) AddVersion(v int64) *AccessTokenUpdateOne {
+	_u.mutation.AddVersion(v)
 	return _u
 }
 
@@ -411,6 +459,12 @@ func (_u *AccessTokenUpdateOne) sqlSave(ctx context.Context) (_node *AccessToken
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(accesstoken.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Version(); ok {
+		_spec.SetField(accesstoken.FieldVersion, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedVersion(); ok {
+		_spec.AddField(accesstoken.FieldVersion, field.TypeInt64, value)
 	}
 	_node = &AccessToken{config: _u.config}
 	_spec.Assign = _node.assignValues

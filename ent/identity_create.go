@@ -356,6 +356,18 @@ func (u *IdentityUpsert) UpdateSessionKey() *IdentityUpsert {
 	return u
 }
 
+// SetUserID sets the "user_id" field.
+func (u *IdentityUpsert) SetUserID(v uuid.UUID) *IdentityUpsert {
+	u.Set(identity.FieldUserID, v)
+	return u
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *IdentityUpsert) UpdateUserID() *IdentityUpsert {
+	u.SetExcluded(identity.FieldUserID)
+	return u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (u *IdentityUpsert) SetUpdatedAt(v time.Time) *IdentityUpsert {
 	u.Set(identity.FieldUpdatedAt, v)
@@ -390,9 +402,6 @@ func (u *IdentityUpsertOne) UpdateNewValues() *IdentityUpsertOne {
 		}
 		if _, exists := u.create.mutation.Openid(); exists {
 			s.SetIgnore(identity.FieldOpenid)
-		}
-		if _, exists := u.create.mutation.UserID(); exists {
-			s.SetIgnore(identity.FieldUserID)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(identity.FieldCreatedAt)
@@ -460,6 +469,20 @@ func (u *IdentityUpsertOne) SetSessionKey(v []byte) *IdentityUpsertOne {
 func (u *IdentityUpsertOne) UpdateSessionKey() *IdentityUpsertOne {
 	return u.Update(func(s *IdentityUpsert) {
 		s.UpdateSessionKey()
+	})
+}
+
+// SetUserID sets the "user_id" field.
+func (u *IdentityUpsertOne) SetUserID(v uuid.UUID) *IdentityUpsertOne {
+	return u.Update(func(s *IdentityUpsert) {
+		s.SetUserID(v)
+	})
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *IdentityUpsertOne) UpdateUserID() *IdentityUpsertOne {
+	return u.Update(func(s *IdentityUpsert) {
+		s.UpdateUserID()
 	})
 }
 
@@ -666,9 +689,6 @@ func (u *IdentityUpsertBulk) UpdateNewValues() *IdentityUpsertBulk {
 			if _, exists := b.mutation.Openid(); exists {
 				s.SetIgnore(identity.FieldOpenid)
 			}
-			if _, exists := b.mutation.UserID(); exists {
-				s.SetIgnore(identity.FieldUserID)
-			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(identity.FieldCreatedAt)
 			}
@@ -736,6 +756,20 @@ func (u *IdentityUpsertBulk) SetSessionKey(v []byte) *IdentityUpsertBulk {
 func (u *IdentityUpsertBulk) UpdateSessionKey() *IdentityUpsertBulk {
 	return u.Update(func(s *IdentityUpsert) {
 		s.UpdateSessionKey()
+	})
+}
+
+// SetUserID sets the "user_id" field.
+func (u *IdentityUpsertBulk) SetUserID(v uuid.UUID) *IdentityUpsertBulk {
+	return u.Update(func(s *IdentityUpsert) {
+		s.SetUserID(v)
+	})
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *IdentityUpsertBulk) UpdateUserID() *IdentityUpsertBulk {
+	return u.Update(func(s *IdentityUpsert) {
+		s.UpdateUserID()
 	})
 }
 

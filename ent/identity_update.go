@@ -11,8 +11,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/predicate"
+	"github.com/wxlogin/wxlogin/ent/user"
 )
 
 // IdentityUpdate is the builder for updating Identity entities.
@@ -54,6 +56,20 @@ func (_u *IdentityUpdate) SetSessionKey(v []byte) *IdentityUpdate {
 	return _u
 }
 
+// SetUserID sets the "user_id" field.
+func (_u *IdentityUpdate) SetUserID(v uuid.UUID) *IdentityUpdate {
+	_u.mutation.SetUserID(v)
+	return _u
+}
+
+// SetNillableUserID sets the "user_id" field if the given value is not nil.
+func (_u *IdentityUpdate) SetNillableUserID(v *uuid.UUID) *IdentityUpdate {
+	if v != nil {
+		_u.SetUserID(*v)
+	}
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *IdentityUpdate) SetUpdatedAt(v time.Time) *IdentityUpdate {
 	_u.mutation.SetUpdatedAt(v)
@@ -68,9 +84,20 @@ func (_u *IdentityUpdate) SetNillableUpdatedAt(v *time.Time) *IdentityUpdate {
 	return _u
 }
 
+// SetUser sets the "user" edge to the User entity.
+func (_u *IdentityUpdate) SetUser(v *User) *IdentityUpdate {
+	return _u.SetUserID(v.ID)
+}
+
 // Mutation returns the IdentityMutation object of the builder.
 func (_u *IdentityUpdate) Mutation() *IdentityMutation {
 	return _u.mutation
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (_u *IdentityUpdate) ClearUser() *IdentityUpdate {
+	_u.mutation.ClearUser()
+	return _u
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -137,6 +164,35 @@ func (_u *IdentityUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(identity.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if _u.mutation.UserCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   identity.UserTable,
+			Columns: []string{identity.UserColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.UserIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   identity.UserTable,
+			Columns: []string{identity.UserColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{identity.Label}
@@ -183,6 +239,20 @@ func (_u *IdentityUpdateOne) SetSessionKey(v []byte) *IdentityUpdateOne {
 	return _u
 }
 
+// SetUserID sets the "user_id" field.
+func (_u *IdentityUpdateOne) SetUserID(v uuid.UUID) *IdentityUpdateOne {
+	_u.mutation.SetUserID(v)
+	return _u
+}
+
+// SetNillableUserID sets the "user_id" field if the given value is not nil.
+func (_u *IdentityUpdateOne) SetNillableUserID(v *uuid.UUID) *IdentityUpdateOne {
+	if v != nil {
+		_u.SetUserID(*v)
+	}
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *IdentityUpdateOne) SetUpdatedAt(v time.Time) *IdentityUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
@@ -197,9 +267,20 @@ func (_u *IdentityUpdateOne) SetNillableUpdatedAt(v *time.Time) *IdentityUpdateO
 	return _u
 }
 
+// SetUser sets the "user" edge to the User entity.
+func (_u *IdentityUpdateOne) SetUser(v *User) *IdentityUpdateOne {
+	return _u.SetUserID(v.ID)
+}
+
 // Mutation returns the IdentityMutation object of the builder.
 func (_u *IdentityUpdateOne) Mutation() *IdentityMutation {
 	return _u.mutation
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (_u *IdentityUpdateOne) ClearUser() *IdentityUpdateOne {
+	_u.mutation.ClearUser()
+	return _u
 }
 
 // Where appends a list predicates to the IdentityUpdate builder.
@@ -295,6 +376,35 @@ func (_u *IdentityUpdateOne) sqlSave(ctx context.Context) (_node *Identity, err 
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(identity.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if _u.mutation.UserCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   identity.UserTable,
+			Columns: []string{identity.UserColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.UserIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   identity.UserTable,
+			Columns: []string{identity.UserColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_node = &Identity{config: _u.config}
 	_spec.Assign = _node.assignValues

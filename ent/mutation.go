@@ -51,6 +51,8 @@ type AccessTokenMutation struct {
 	lease_until   *time.Time
 	lease_holder  *string
 	updated_at    *time.Time
+	version       *int64
+	addversion    *int64
 	clearedFields map[string]struct{}
 	done          bool
 	oldValue      func(context.Context) (*AccessToken, error)
@@ -393,6 +395,62 @@ func (m *AccessTokenMutation) ResetUpdatedAt() {
 	m.updated_at = nil
 }
 
+// SetVersion sets the "version" field.
+func (m *AccessTokenMutation) SetVersion(i int64) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *AccessTokenMutation) Version() (r int64, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the AccessToken entity.
+// If the AccessToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessTokenMutation) OldVersion(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *AccessTokenMutation) AddVersion(i int64) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *AccessTokenMutation) AddedVersion() (r int64, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *AccessTokenMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
 // Where appends a list predicates to the AccessTokenMutation builder.
 func (m *AccessTokenMutation) Where(ps ...predicate.AccessToken) {
 	m.predicates = append(m.predicates, ps...)
@@ -427,7 +485,7 @@ func (m *AccessTokenMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AccessTokenMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 6)
 	if m.token != nil {
 		fields = append(fields, accesstoken.FieldToken)
 	}
@@ -442,6 +500,9 @@ func (m *AccessTokenMutation) Fields() []string {
 	}
 	if m.updated_at != nil {
 		fields = append(fields, accesstoken.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, accesstoken.FieldVersion)
 	}
 	return fields
 }
@@ -461,6 +522,8 @@ func (m *AccessTokenMutation) Field(name string) (ent.Value, bool) {
 		return m.LeaseHolder()
 	case accesstoken.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case accesstoken.FieldVersion:
+		return m.Version()
 	}
 	return nil, false
 }
@@ -480,6 +543,8 @@ func (m *AccessTokenMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldLeaseHolder(ctx)
 	case accesstoken.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case accesstoken.FieldVersion:
+		return m.OldVersion(ctx)
 	}
 	return nil, fmt.Errorf("unknown AccessToken field %s", name)
 }
@@ -524,6 +589,13 @@ func (m *AccessTokenMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUpdatedAt(v)
 		return nil
+	case accesstoken.FieldVersion:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AccessToken field %s", name)
 }
@@ -531,13 +603,21 @@ func (m *AccessTokenMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *AccessTokenMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, accesstoken.FieldVersion)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *AccessTokenMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case accesstoken.FieldVersion:
+		return m.AddedVersion()
+	}
 	return nil, false
 }
 
@@ -546,6 +626,13 @@ func (m *AccessTokenMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *AccessTokenMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case accesstoken.FieldVersion:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AccessToken numeric field %s", name)
 }
@@ -614,6 +701,9 @@ func (m *AccessTokenMutation) ResetField(name string) error {
 		return nil
 	case accesstoken.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case accesstoken.FieldVersion:
+		m.ResetVersion()
 		return nil
 	}
 	return fmt.Errorf("unknown AccessToken field %s", name)
@@ -4685,6 +4775,7 @@ type UserMutation struct {
 	id                *uuid.UUID
 	created_at        *time.Time
 	last_login_at     *time.Time
+	unionid           *string
 	nickname          *string
 	avatar_url        *string
 	phone_number      *[]byte
@@ -4874,6 +4965,55 @@ func (m *UserMutation) OldLastLoginAt(ctx context.Context) (v time.Time, err err
 // ResetLastLoginAt resets all changes to the "last_login_at" field.
 func (m *UserMutation) ResetLastLoginAt() {
 	m.last_login_at = nil
+}
+
+// SetUnionid sets the "unionid" field.
+func (m *UserMutation) SetUnionid(s string) {
+	m.unionid = &s
+}
+
+// Unionid returns the value of the "unionid" field in the mutation.
+func (m *UserMutation) Unionid() (r string, exists bool) {
+	v := m.unionid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUnionid returns the old "unionid" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldUnionid(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUnionid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUnionid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUnionid: %w", err)
+	}
+	return oldValue.Unionid, nil
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (m *UserMutation) ClearUnionid() {
+	m.unionid = nil
+	m.clearedFields[user.FieldUnionid] = struct{}{}
+}
+
+// UnionidCleared returns if the "unionid" field was cleared in this mutation.
+func (m *UserMutation) UnionidCleared() bool {
+	_, ok := m.clearedFields[user.FieldUnionid]
+	return ok
+}
+
+// ResetUnionid resets all changes to the "unionid" field.
+func (m *UserMutation) ResetUnionid() {
+	m.unionid = nil
+	delete(m.clearedFields, user.FieldUnionid)
 }
 
 // SetNickname sets the "nickname" field.
@@ -5165,12 +5305,15 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 6)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
 	if m.last_login_at != nil {
 		fields = append(fields, user.FieldLastLoginAt)
+	}
+	if m.unionid != nil {
+		fields = append(fields, user.FieldUnionid)
 	}
 	if m.nickname != nil {
 		fields = append(fields, user.FieldNickname)
@@ -5193,6 +5336,8 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case user.FieldLastLoginAt:
 		return m.LastLoginAt()
+	case user.FieldUnionid:
+		return m.Unionid()
 	case user.FieldNickname:
 		return m.Nickname()
 	case user.FieldAvatarURL:
@@ -5212,6 +5357,8 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedAt(ctx)
 	case user.FieldLastLoginAt:
 		return m.OldLastLoginAt(ctx)
+	case user.FieldUnionid:
+		return m.OldUnionid(ctx)
 	case user.FieldNickname:
 		return m.OldNickname(ctx)
 	case user.FieldAvatarURL:
@@ -5240,6 +5387,13 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetLastLoginAt(v)
+		return nil
+	case user.FieldUnionid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUnionid(v)
 		return nil
 	case user.FieldNickname:
 		v, ok := value.(string)
@@ -5292,6 +5446,9 @@ func (m *UserMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *UserMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(user.FieldUnionid) {
+		fields = append(fields, user.FieldUnionid)
+	}
 	if m.FieldCleared(user.FieldNickname) {
 		fields = append(fields, user.FieldNickname)
 	}
@@ -5315,6 +5472,9 @@ func (m *UserMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *UserMutation) ClearField(name string) error {
 	switch name {
+	case user.FieldUnionid:
+		m.ClearUnionid()
+		return nil
 	case user.FieldNickname:
 		m.ClearNickname()
 		return nil
@@ -5337,6 +5497,9 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldLastLoginAt:
 		m.ResetLastLoginAt()
+		return nil
+	case user.FieldUnionid:
+		m.ResetUnionid()
 		return nil
 	case user.FieldNickname:
 		m.ResetNickname()

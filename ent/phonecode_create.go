@@ -276,6 +276,18 @@ type (
 	}
 )
 
+// SetUserID sets the "user_id" field.
+func (u *PhoneCodeUpsert) SetUserID(v uuid.UUID) *PhoneCodeUpsert {
+	u.Set(phonecode.FieldUserID, v)
+	return u
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *PhoneCodeUpsert) UpdateUserID() *PhoneCodeUpsert {
+	u.SetExcluded(phonecode.FieldUserID)
+	return u
+}
+
 // SetState sets the "state" field.
 func (u *PhoneCodeUpsert) SetState(v phonecode.State) *PhoneCodeUpsert {
 	u.Set(phonecode.FieldState, v)
@@ -344,9 +356,6 @@ func (u *PhoneCodeUpsertOne) UpdateNewValues() *PhoneCodeUpsertOne {
 		if _, exists := u.create.mutation.CodeHash(); exists {
 			s.SetIgnore(phonecode.FieldCodeHash)
 		}
-		if _, exists := u.create.mutation.UserID(); exists {
-			s.SetIgnore(phonecode.FieldUserID)
-		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(phonecode.FieldCreatedAt)
 		}
@@ -379,6 +388,20 @@ func (u *PhoneCodeUpsertOne) Update(set func(*PhoneCodeUpsert)) *PhoneCodeUpsert
 		set(&PhoneCodeUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetUserID sets the "user_id" field.
+func (u *PhoneCodeUpsertOne) SetUserID(v uuid.UUID) *PhoneCodeUpsertOne {
+	return u.Update(func(s *PhoneCodeUpsert) {
+		s.SetUserID(v)
+	})
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *PhoneCodeUpsertOne) UpdateUserID() *PhoneCodeUpsertOne {
+	return u.Update(func(s *PhoneCodeUpsert) {
+		s.UpdateUserID()
+	})
 }
 
 // SetState sets the "state" field.
@@ -623,9 +646,6 @@ func (u *PhoneCodeUpsertBulk) UpdateNewValues() *PhoneCodeUpsertBulk {
 			if _, exists := b.mutation.CodeHash(); exists {
 				s.SetIgnore(phonecode.FieldCodeHash)
 			}
-			if _, exists := b.mutation.UserID(); exists {
-				s.SetIgnore(phonecode.FieldUserID)
-			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(phonecode.FieldCreatedAt)
 			}
@@ -659,6 +679,20 @@ func (u *PhoneCodeUpsertBulk) Update(set func(*PhoneCodeUpsert)) *PhoneCodeUpser
 		set(&PhoneCodeUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetUserID sets the "user_id" field.
+func (u *PhoneCodeUpsertBulk) SetUserID(v uuid.UUID) *PhoneCodeUpsertBulk {
+	return u.Update(func(s *PhoneCodeUpsert) {
+		s.SetUserID(v)
+	})
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *PhoneCodeUpsertBulk) UpdateUserID() *PhoneCodeUpsertBulk {
+	return u.Update(func(s *PhoneCodeUpsert) {
+		s.UpdateUserID()
+	})
 }
 
 // SetState sets the "state" field.

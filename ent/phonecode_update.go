@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 )
@@ -25,6 +26,20 @@ type PhoneCodeUpdate struct {
 // Where appends a list predicates to the PhoneCodeUpdate builder.
 func (_u *PhoneCodeUpdate) Where(ps ...predicate.PhoneCode) *PhoneCodeUpdate {
 	_u.mutation.Where(ps...)
+	return _u
+}
+
+// SetUserID sets the "user_id" field.
+func (_u *PhoneCodeUpdate) SetUserID(v uuid.UUID) *PhoneCodeUpdate {
+	_u.mutation.SetUserID(v)
+	return _u
+}
+
+// SetNillableUserID sets the "user_id" field if the given value is not nil.
+func (_u *PhoneCodeUpdate) SetNillableUserID(v *uuid.UUID) *PhoneCodeUpdate {
+	if v != nil {
+		_u.SetUserID(*v)
+	}
 	return _u
 }
 
@@ -149,6 +164,9 @@ func (_u *PhoneCodeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
+	if value, ok := _u.mutation.UserID(); ok {
+		_spec.SetField(phonecode.FieldUserID, field.TypeUUID, value)
+	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(phonecode.FieldState, field.TypeEnum, value)
 	}
@@ -182,6 +200,20 @@ type PhoneCodeUpdateOne struct {
 	fields   []string
 	hooks    []Hook
 	mutation *PhoneCodeMutation
+}
+
+// SetUserID sets the "user_id" field.
+func (_u *PhoneCodeUpdateOne) SetUserID(v uuid.UUID) *PhoneCodeUpdateOne {
+	_u.mutation.SetUserID(v)
+	return _u
+}
+
+// SetNillableUserID sets the "user_id" field if the given value is not nil.
+func (_u *PhoneCodeUpdateOne) SetNillableUserID(v *uuid.UUID) *PhoneCodeUpdateOne {
+	if v != nil {
+		_u.SetUserID(*v)
+	}
+	return _u
 }
 
 // SetState sets the "state" field.
@@ -334,6 +366,9 @@ func (_u *PhoneCodeUpdateOne) sqlSave(ctx context.Context) (_node *PhoneCode, er
 				ps[i](selector)
 			}
 		}
+	}
+	if value, ok := _u.mutation.UserID(); ok {
+		_spec.SetField(phonecode.FieldUserID, field.TypeUUID, value)
 	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(phonecode.FieldState, field.TypeEnum, value)

@@ -30,6 +30,10 @@ func init() {
 	accesstokenDescUpdatedAt := accesstokenFields[5].Descriptor()
 	// accesstoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	accesstoken.DefaultUpdatedAt = accesstokenDescUpdatedAt.Default.(func() time.Time)
+	// accesstokenDescVersion is the schema descriptor for version field.
+	accesstokenDescVersion := accesstokenFields[6].Descriptor()
+	// accesstoken.DefaultVersion holds the default value on creation for the version field.
+	accesstoken.DefaultVersion = accesstokenDescVersion.Default.(int64)
 	// accesstokenDescID is the schema descriptor for id field.
 	accesstokenDescID := accesstokenFields[0].Descriptor()
 	// accesstoken.IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -234,12 +238,16 @@ func init() {
 	userDescLastLoginAt := userFields[2].Descriptor()
 	// user.DefaultLastLoginAt holds the default value on creation for the last_login_at field.
 	user.DefaultLastLoginAt = userDescLastLoginAt.Default.(func() time.Time)
+	// userDescUnionid is the schema descriptor for unionid field.
+	userDescUnionid := userFields[3].Descriptor()
+	// user.UnionidValidator is a validator for the "unionid" field. It is called by the builders before save.
+	user.UnionidValidator = userDescUnionid.Validators[0].(func(string) error)
 	// userDescNickname is the schema descriptor for nickname field.
-	userDescNickname := userFields[3].Descriptor()
+	userDescNickname := userFields[4].Descriptor()
 	// user.NicknameValidator is a validator for the "nickname" field. It is called by the builders before save.
 	user.NicknameValidator = userDescNickname.Validators[0].(func(string) error)
 	// userDescAvatarURL is the schema descriptor for avatar_url field.
-	userDescAvatarURL := userFields[4].Descriptor()
+	userDescAvatarURL := userFields[5].Descriptor()
 	// user.AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
 	user.AvatarURLValidator = userDescAvatarURL.Validators[0].(func(string) error)
 	// userDescID is the schema descriptor for id field.

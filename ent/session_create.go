@@ -384,6 +384,18 @@ type (
 	}
 )
 
+// SetUserID sets the "user_id" field.
+func (u *SessionUpsert) SetUserID(v uuid.UUID) *SessionUpsert {
+	u.Set(session.FieldUserID, v)
+	return u
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateUserID() *SessionUpsert {
+	u.SetExcluded(session.FieldUserID)
+	return u
+}
+
 // SetExpiresAt sets the "expires_at" field.
 func (u *SessionUpsert) SetExpiresAt(v time.Time) *SessionUpsert {
 	u.Set(session.FieldExpiresAt, v)
@@ -446,9 +458,6 @@ func (u *SessionUpsertOne) UpdateNewValues() *SessionUpsertOne {
 		if _, exists := u.create.mutation.TokenHash(); exists {
 			s.SetIgnore(session.FieldTokenHash)
 		}
-		if _, exists := u.create.mutation.UserID(); exists {
-			s.SetIgnore(session.FieldUserID)
-		}
 		if _, exists := u.create.mutation.IdentityID(); exists {
 			s.SetIgnore(session.FieldIdentityID)
 		}
@@ -490,6 +499,20 @@ func (u *SessionUpsertOne) Update(set func(*SessionUpsert)) *SessionUpsertOne {
 		set(&SessionUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetUserID sets the "user_id" field.
+func (u *SessionUpsertOne) SetUserID(v uuid.UUID) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetUserID(v)
+	})
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateUserID() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateUserID()
+	})
 }
 
 // SetExpiresAt sets the "expires_at" field.
@@ -727,9 +750,6 @@ func (u *SessionUpsertBulk) UpdateNewValues() *SessionUpsertBulk {
 			if _, exists := b.mutation.TokenHash(); exists {
 				s.SetIgnore(session.FieldTokenHash)
 			}
-			if _, exists := b.mutation.UserID(); exists {
-				s.SetIgnore(session.FieldUserID)
-			}
 			if _, exists := b.mutation.IdentityID(); exists {
 				s.SetIgnore(session.FieldIdentityID)
 			}
@@ -772,6 +792,20 @@ func (u *SessionUpsertBulk) Update(set func(*SessionUpsert)) *SessionUpsertBulk 
 		set(&SessionUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetUserID sets the "user_id" field.
+func (u *SessionUpsertBulk) SetUserID(v uuid.UUID) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetUserID(v)
+	})
+}
+
+// UpdateUserID sets the "user_id" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateUserID() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateUserID()
+	})
 }
 
 // SetExpiresAt sets the "expires_at" field.

@@ -22,6 +22,8 @@ type User struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// LastLoginAt holds the value of the "last_login_at" field.
 	LastLoginAt time.Time `json:"last_login_at,omitempty"`
+	// Unionid holds the value of the "unionid" field.
+	Unionid *string `json:"unionid,omitempty"`
 	// Nickname holds the value of the "nickname" field.
 	Nickname *string `json:"nickname,omitempty"`
 	// AvatarURL holds the value of the "avatar_url" field.
@@ -70,7 +72,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case user.FieldPhoneNumber:
 			values[i] = new([]byte)
-		case user.FieldNickname, user.FieldAvatarURL:
+		case user.FieldUnionid, user.FieldNickname, user.FieldAvatarURL:
 			values[i] = new(sql.NullString)
 		case user.FieldCreatedAt, user.FieldLastLoginAt:
 			values[i] = new(sql.NullTime)
@@ -108,6 +110,13 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field last_login_at", values[i])
 			} else if value.Valid {
 				_m.LastLoginAt = value.Time
+			}
+		case user.FieldUnionid:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field unionid", values[i])
+			} else if value.Valid {
+				_m.Unionid = new(string)
+				*_m.Unionid = value.String
 			}
 		case user.FieldNickname:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -180,6 +189,11 @@ func (_m *User) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("last_login_at=")
 	builder.WriteString(_m.LastLoginAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.Unionid; v != nil {
+		builder.WriteString("unionid=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	if v := _m.Nickname; v != nil {
 		builder.WriteString("nickname=")

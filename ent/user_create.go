@@ -54,6 +54,20 @@ func (_c *UserCreate) SetNillableLastLoginAt(v *time.Time) *UserCreate {
 	return _c
 }
 
+// SetUnionid sets the "unionid" field.
+func (_c *UserCreate) SetUnionid(v string) *UserCreate {
+	_c.mutation.SetUnionid(v)
+	return _c
+}
+
+// SetNillableUnionid sets the "unionid" field if the given value is not nil.
+func (_c *UserCreate) SetNillableUnionid(v *string) *UserCreate {
+	if v != nil {
+		_c.SetUnionid(*v)
+	}
+	return _c
+}
+
 // SetNickname sets the "nickname" field.
 func (_c *UserCreate) SetNickname(v string) *UserCreate {
 	_c.mutation.SetNickname(v)
@@ -189,6 +203,11 @@ func (_c *UserCreate) check() error {
 	if _, ok := _c.mutation.LastLoginAt(); !ok {
 		return &ValidationError{Name: "last_login_at", err: errors.New(`ent: missing required field "User.last_login_at"`)}
 	}
+	if v, ok := _c.mutation.Unionid(); ok {
+		if err := user.UnionidValidator(v); err != nil {
+			return &ValidationError{Name: "unionid", err: fmt.Errorf(`ent: validator failed for field "User.unionid": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.Nickname(); ok {
 		if err := user.NicknameValidator(v); err != nil {
 			return &ValidationError{Name: "nickname", err: fmt.Errorf(`ent: validator failed for field "User.nickname": %w`, err)}
@@ -242,6 +261,10 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.LastLoginAt(); ok {
 		_spec.SetField(user.FieldLastLoginAt, field.TypeTime, value)
 		_node.LastLoginAt = value
+	}
+	if value, ok := _c.mutation.Unionid(); ok {
+		_spec.SetField(user.FieldUnionid, field.TypeString, value)
+		_node.Unionid = &value
 	}
 	if value, ok := _c.mutation.Nickname(); ok {
 		_spec.SetField(user.FieldNickname, field.TypeString, value)
@@ -348,6 +371,24 @@ func (u *UserUpsert) SetLastLoginAt(v time.Time) *UserUpsert {
 // UpdateLastLoginAt sets the "last_login_at" field to the value that was provided on create.
 func (u *UserUpsert) UpdateLastLoginAt() *UserUpsert {
 	u.SetExcluded(user.FieldLastLoginAt)
+	return u
+}
+
+// SetUnionid sets the "unionid" field.
+func (u *UserUpsert) SetUnionid(v string) *UserUpsert {
+	u.Set(user.FieldUnionid, v)
+	return u
+}
+
+// UpdateUnionid sets the "unionid" field to the value that was provided on create.
+func (u *UserUpsert) UpdateUnionid() *UserUpsert {
+	u.SetExcluded(user.FieldUnionid)
+	return u
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (u *UserUpsert) ClearUnionid() *UserUpsert {
+	u.SetNull(user.FieldUnionid)
 	return u
 }
 
@@ -467,6 +508,27 @@ func (u *UserUpsertOne) SetLastLoginAt(v time.Time) *UserUpsertOne {
 func (u *UserUpsertOne) UpdateLastLoginAt() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateLastLoginAt()
+	})
+}
+
+// SetUnionid sets the "unionid" field.
+func (u *UserUpsertOne) SetUnionid(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetUnionid(v)
+	})
+}
+
+// UpdateUnionid sets the "unionid" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateUnionid() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateUnionid()
+	})
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (u *UserUpsertOne) ClearUnionid() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearUnionid()
 	})
 }
 
@@ -762,6 +824,27 @@ func (u *UserUpsertBulk) SetLastLoginAt(v time.Time) *UserUpsertBulk {
 func (u *UserUpsertBulk) UpdateLastLoginAt() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateLastLoginAt()
+	})
+}
+
+// SetUnionid sets the "unionid" field.
+func (u *UserUpsertBulk) SetUnionid(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetUnionid(v)
+	})
+}
+
+// UpdateUnionid sets the "unionid" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateUnionid() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateUnionid()
+	})
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (u *UserUpsertBulk) ClearUnionid() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearUnionid()
 	})
 }
 

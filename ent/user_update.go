@@ -45,6 +45,26 @@ func (_u *UserUpdate) SetNillableLastLoginAt(v *time.Time) *UserUpdate {
 	return _u
 }
 
+// SetUnionid sets the "unionid" field.
+func (_u *UserUpdate) SetUnionid(v string) *UserUpdate {
+	_u.mutation.SetUnionid(v)
+	return _u
+}
+
+// SetNillableUnionid sets the "unionid" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableUnionid(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetUnionid(*v)
+	}
+	return _u
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (_u *UserUpdate) ClearUnionid() *UserUpdate {
+	_u.mutation.ClearUnionid()
+	return _u
+}
+
 // SetNickname sets the "nickname" field.
 func (_u *UserUpdate) SetNickname(v string) *UserUpdate {
 	_u.mutation.SetNickname(v)
@@ -203,6 +223,11 @@ func (_u *UserUpdate) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *UserUpdate) check() error {
+	if v, ok := _u.mutation.Unionid(); ok {
+		if err := user.UnionidValidator(v); err != nil {
+			return &ValidationError{Name: "unionid", err: fmt.Errorf(`ent: validator failed for field "User.unionid": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Nickname(); ok {
 		if err := user.NicknameValidator(v); err != nil {
 			return &ValidationError{Name: "nickname", err: fmt.Errorf(`ent: validator failed for field "User.nickname": %w`, err)}
@@ -230,6 +255,12 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.LastLoginAt(); ok {
 		_spec.SetField(user.FieldLastLoginAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Unionid(); ok {
+		_spec.SetField(user.FieldUnionid, field.TypeString, value)
+	}
+	if _u.mutation.UnionidCleared() {
+		_spec.ClearField(user.FieldUnionid, field.TypeString)
 	}
 	if value, ok := _u.mutation.Nickname(); ok {
 		_spec.SetField(user.FieldNickname, field.TypeString, value)
@@ -370,6 +401,26 @@ func (_u *UserUpdateOne) SetNillableLastLoginAt(v *time.Time) *UserUpdateOne {
 	if v != nil {
 		_u.SetLastLoginAt(*v)
 	}
+	return _u
+}
+
+// SetUnionid sets the "unionid" field.
+func (_u *UserUpdateOne) SetUnionid(v string) *UserUpdateOne {
+	_u.mutation.SetUnionid(v)
+	return _u
+}
+
+// SetNillableUnionid sets the "unionid" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableUnionid(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetUnionid(*v)
+	}
+	return _u
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (_u *UserUpdateOne) ClearUnionid() *UserUpdateOne {
+	_u.mutation.ClearUnionid()
 	return _u
 }
 
@@ -544,6 +595,11 @@ func (_u *UserUpdateOne) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *UserUpdateOne) check() error {
+	if v, ok := _u.mutation.Unionid(); ok {
+		if err := user.UnionidValidator(v); err != nil {
+			return &ValidationError{Name: "unionid", err: fmt.Errorf(`ent: validator failed for field "User.unionid": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Nickname(); ok {
 		if err := user.NicknameValidator(v); err != nil {
 			return &ValidationError{Name: "nickname", err: fmt.Errorf(`ent: validator failed for field "User.nickname": %w`, err)}
@@ -588,6 +644,12 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if value, ok := _u.mutation.LastLoginAt(); ok {
 		_spec.SetField(user.FieldLastLoginAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Unionid(); ok {
+		_spec.SetField(user.FieldUnionid, field.TypeString, value)
+	}
+	if _u.mutation.UnionidCleared() {
+		_spec.ClearField(user.FieldUnionid, field.TypeString)
 	}
 	if value, ok := _u.mutation.Nickname(); ok {
 		_spec.SetField(user.FieldNickname, field.TypeString, value)

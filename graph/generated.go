@@ -49,7 +49,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		BindPhoneNumber func(childComplexity int, code string) int
-		Login           func(childComplexity int, code string) int
+		Login           func(childComplexity int, code string, appid *string) int
 		Logout          func(childComplexity int) int
 		LogoutAll       func(childComplexity int, keepCurrent *bool) int
 		RevokeSession   func(childComplexity int, id string) int
@@ -89,7 +89,7 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	Login(ctx context.Context, code string) (*model.LoginPayload, error)
+	Login(ctx context.Context, code string, appid *string) (*model.LoginPayload, error)
 	Logout(ctx context.Context) (bool, error)
 	BindPhoneNumber(ctx context.Context, code string) (*model.User, error)
 	UpdateProfile(ctx context.Context, input model.UpdateProfileInput) (*model.User, error)
@@ -169,7 +169,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.Login(childComplexity, args["code"].(string)), true
+		return e.ComplexityRoot.Mutation.Login(childComplexity, args["code"].(string), args["appid"].(*string)), true
 	case "Mutation.logout":
 		if e.ComplexityRoot.Mutation.Logout == nil {
 			break
@@ -633,6 +633,14 @@ func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["code"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "appid",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appid"] = arg1
 	return args, nil
 }
 
@@ -915,7 +923,7 @@ func (ec *executionContext) _Mutation_login(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().Login(ctx, fc.Args["code"].(string))
+			return ec.Resolvers.Mutation().Login(ctx, fc.Args["code"].(string), fc.Args["appid"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {

@@ -25,7 +25,7 @@ func NewHandler(r *Resolver, log *slog.Logger) *handler.Server {
 	}
 	// A login calls WeChat: it costs most of the budget, so that one request carries
 	// at most one, however it is aliased.
-	cfg.Complexity.Mutation.Login = func(childComplexity int, _ string) int {
+	cfg.Complexity.Mutation.Login = func(childComplexity int, _ string, _ *string) int {
 		return weChatCallCost + childComplexity
 	}
 	srv := handler.New(NewExecutableSchema(cfg))

@@ -18,7 +18,7 @@ func (r *mutationResolver) BindPhoneNumber(ctx context.Context, code string) (*m
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Phone.Bind(ctx, cur.Account.User.ID, cur.Account.Identity.Openid, code); err != nil {
+	if err := r.Phone.Bind(ctx, cur.Account.User.ID, cur.Account.Identity.Appid, cur.Account.Identity.Openid, code); err != nil {
 		return nil, err
 	}
 	return userOf(cur.Account), nil

@@ -12,9 +12,13 @@ import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 )
 
-func (r *mutationResolver) Login(ctx context.Context, code string) (*model.LoginPayload, error) {
+func (r *mutationResolver) Login(ctx context.Context, code string, appid *string) (*model.LoginPayload, error) {
 	client := auth.ClientFrom(ctx)
-	login, err := r.Auth.Login(ctx, code, client)
+	app := ""
+	if appid != nil {
+		app = *appid
+	}
+	login, err := r.Auth.Login(ctx, app, code, client)
 	if err != nil {
 		code := ErrorCode(err)
 		r.Metrics.Login(code)

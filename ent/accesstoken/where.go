@@ -89,6 +89,11 @@ func UpdatedAt(v time.Time) predicate.AccessToken {
 	return predicate.AccessToken(sql.FieldEQ(FieldUpdatedAt, v))
 }
 
+// Version applies equality check predicate on the "version" field. It's identical to VersionEQ.
+func Version(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldEQ(FieldVersion, v))
+}
+
 // TokenEQ applies the EQ predicate on the "token" field.
 func TokenEQ(v []byte) predicate.AccessToken {
 	return predicate.AccessToken(sql.FieldEQ(FieldToken, v))
@@ -352,6 +357,46 @@ func UpdatedAtLT(v time.Time) predicate.AccessToken {
 // UpdatedAtLTE applies the LTE predicate on the "updated_at" field.
 func UpdatedAtLTE(v time.Time) predicate.AccessToken {
 	return predicate.AccessToken(sql.FieldLTE(FieldUpdatedAt, v))
+}
+
+// VersionEQ applies the EQ predicate on the "version" field.
+func VersionEQ(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldEQ(FieldVersion, v))
+}
+
+// VersionNEQ applies the NEQ predicate on the "version" field.
+func VersionNEQ(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldNEQ(FieldVersion, v))
+}
+
+// VersionIn applies the In predicate on the "version" field.
+func VersionIn(vs ...int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldIn(FieldVersion, vs...))
+}
+
+// VersionNotIn applies the NotIn predicate on the "version" field.
+func VersionNotIn(vs ...int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldNotIn(FieldVersion, vs...))
+}
+
+// VersionGT applies the GT predicate on the "version" field.
+func VersionGT(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldGT(FieldVersion, v))
+}
+
+// VersionGTE applies the GTE predicate on the "version" field.
+func VersionGTE(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldGTE(FieldVersion, v))
+}
+
+// VersionLT applies the LT predicate on the "version" field.
+func VersionLT(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldLT(FieldVersion, v))
+}
+
+// VersionLTE applies the LTE predicate on the "version" field.
+func VersionLTE(v int64) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldLTE(FieldVersion, v))
 }
 
 // And groups predicates with the AND operator between them.

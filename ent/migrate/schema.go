@@ -16,6 +16,7 @@ var (
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "lease_holder", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "version", Type: field.TypeInt64, Default: 0},
 	}
 	// AccessTokensTable holds the schema information for the "access_tokens" table.
 	AccessTokensTable = &schema.Table{
@@ -200,6 +201,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "last_login_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "unionid", Type: field.TypeString, Unique: true, Nullable: true, Size: 128},
 		{Name: "nickname", Type: field.TypeString, Nullable: true, Size: 128},
 		{Name: "avatar_url", Type: field.TypeString, Nullable: true, Size: 1024},
 		{Name: "phone_number", Type: field.TypeBytes, Nullable: true},

@@ -21,5 +21,9 @@ func (AccessToken) Fields() []ent.Field {
 		field.Time("lease_until").SchemaType(datetime6).Optional().Nillable(),
 		field.String("lease_holder").MaxLen(64).Optional().Nillable(),
 		field.Time("updated_at").SchemaType(datetime6).Default(now),
+		// version grows with every write: a lease is taken only on the version read, so
+		// an instance that read the row before another stored a fresh token cannot
+		// start a second refresh.
+		field.Int64("version").Default(0),
 	}
 }

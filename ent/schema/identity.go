@@ -25,7 +25,8 @@ func (Identity) Fields() []ent.Field {
 		// session_key sealed with AES-256-GCM under WXLOGIN_SECRET_KEY; the sealed form
 		// carries the key id, and appid+openid are bound in as additional data.
 		field.Bytes("session_key").Sensitive(),
-		field.UUID("user_id", uuid.UUID{}).Immutable(),
+		// user_id changes only when two users merge: a unionid showed they are one person.
+		field.UUID("user_id", uuid.UUID{}),
 		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
 		field.Time("updated_at").SchemaType(datetime6).Default(now),
 	}
@@ -34,7 +35,7 @@ func (Identity) Fields() []ent.Field {
 // Edges of the Identity.
 func (Identity) Edges() []ent.Edge {
 	return []ent.Edge{
-		edge.From("user", User.Type).Ref("identities").Field("user_id").Unique().Required().Immutable(),
+		edge.From("user", User.Type).Ref("identities").Field("user_id").Unique().Required(),
 	}
 }
 

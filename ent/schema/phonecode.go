@@ -19,7 +19,7 @@ type PhoneCode struct {
 func (PhoneCode) Fields() []ent.Field {
 	return []ent.Field{
 		field.Bytes("code_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
-		field.UUID("user_id", uuid.UUID{}).Immutable(),
+		field.UUID("user_id", uuid.UUID{}), // moves with a merge
 		field.Enum("state").Values("pending", "done", "failed").Default("pending"),
 		field.String("failure").MaxLen(32).Optional().Nillable(),
 		field.Time("lease_until").SchemaType(datetime6),

@@ -18,7 +18,7 @@ func (Session) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
 		field.Bytes("token_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
-		field.UUID("user_id", uuid.UUID{}).Immutable(),
+		field.UUID("user_id", uuid.UUID{}), // moves with a merge, as identities do
 		field.UUID("identity_id", uuid.UUID{}).Immutable(),
 		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
 		field.Time("expires_at").SchemaType(datetime6),
@@ -32,7 +32,7 @@ func (Session) Fields() []ent.Field {
 // Edges of the Session.
 func (Session) Edges() []ent.Edge {
 	return []ent.Edge{
-		edge.From("user", User.Type).Ref("sessions").Field("user_id").Unique().Required().Immutable(),
+		edge.From("user", User.Type).Ref("sessions").Field("user_id").Unique().Required(),
 		edge.To("identity", Identity.Type).Field("identity_id").Unique().Required().Immutable(),
 	}
 }

@@ -18,6 +18,9 @@ func (User) Fields() []ent.Field {
 		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
 		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
 		field.Time("last_login_at").SchemaType(datetime6).Default(now),
+		// unionid links the identities a person has in several mini-programs of one
+		// Open Platform account: one user per unionid, kept by a unique index.
+		field.String("unionid").MaxLen(128).Optional().Nillable().Unique(),
 		// What the person filled in through the mini-program's nickname and avatar
 		// components (WeChat itself no longer gives them out).
 		field.String("nickname").MaxLen(128).Optional().Nillable(),

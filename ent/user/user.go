@@ -19,6 +19,8 @@ const (
 	FieldCreatedAt = "created_at"
 	// FieldLastLoginAt holds the string denoting the last_login_at field in the database.
 	FieldLastLoginAt = "last_login_at"
+	// FieldUnionid holds the string denoting the unionid field in the database.
+	FieldUnionid = "unionid"
 	// FieldNickname holds the string denoting the nickname field in the database.
 	FieldNickname = "nickname"
 	// FieldAvatarURL holds the string denoting the avatar_url field in the database.
@@ -52,6 +54,7 @@ var Columns = []string{
 	FieldID,
 	FieldCreatedAt,
 	FieldLastLoginAt,
+	FieldUnionid,
 	FieldNickname,
 	FieldAvatarURL,
 	FieldPhoneNumber,
@@ -72,6 +75,8 @@ var (
 	DefaultCreatedAt func() time.Time
 	// DefaultLastLoginAt holds the default value on creation for the "last_login_at" field.
 	DefaultLastLoginAt func() time.Time
+	// UnionidValidator is a validator for the "unionid" field. It is called by the builders before save.
+	UnionidValidator func(string) error
 	// NicknameValidator is a validator for the "nickname" field. It is called by the builders before save.
 	NicknameValidator func(string) error
 	// AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
@@ -96,6 +101,11 @@ func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByLastLoginAt orders the results by the last_login_at field.
 func ByLastLoginAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastLoginAt, opts...).ToFunc()
+}
+
+// ByUnionid orders the results by the unionid field.
+func ByUnionid(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldUnionid, opts...).ToFunc()
 }
 
 // ByNickname orders the results by the nickname field.

@@ -66,6 +66,11 @@ func LastLoginAt(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldLastLoginAt, v))
 }
 
+// Unionid applies equality check predicate on the "unionid" field. It's identical to UnionidEQ.
+func Unionid(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldUnionid, v))
+}
+
 // Nickname applies equality check predicate on the "nickname" field. It's identical to NicknameEQ.
 func Nickname(v string) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldNickname, v))
@@ -159,6 +164,81 @@ func LastLoginAtLT(v time.Time) predicate.User {
 // LastLoginAtLTE applies the LTE predicate on the "last_login_at" field.
 func LastLoginAtLTE(v time.Time) predicate.User {
 	return predicate.User(sql.FieldLTE(FieldLastLoginAt, v))
+}
+
+// UnionidEQ applies the EQ predicate on the "unionid" field.
+func UnionidEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldUnionid, v))
+}
+
+// UnionidNEQ applies the NEQ predicate on the "unionid" field.
+func UnionidNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldUnionid, v))
+}
+
+// UnionidIn applies the In predicate on the "unionid" field.
+func UnionidIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldUnionid, vs...))
+}
+
+// UnionidNotIn applies the NotIn predicate on the "unionid" field.
+func UnionidNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldUnionid, vs...))
+}
+
+// UnionidGT applies the GT predicate on the "unionid" field.
+func UnionidGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldUnionid, v))
+}
+
+// UnionidGTE applies the GTE predicate on the "unionid" field.
+func UnionidGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldUnionid, v))
+}
+
+// UnionidLT applies the LT predicate on the "unionid" field.
+func UnionidLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldUnionid, v))
+}
+
+// UnionidLTE applies the LTE predicate on the "unionid" field.
+func UnionidLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldUnionid, v))
+}
+
+// UnionidContains applies the Contains predicate on the "unionid" field.
+func UnionidContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldUnionid, v))
+}
+
+// UnionidHasPrefix applies the HasPrefix predicate on the "unionid" field.
+func UnionidHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldUnionid, v))
+}
+
+// UnionidHasSuffix applies the HasSuffix predicate on the "unionid" field.
+func UnionidHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldUnionid, v))
+}
+
+// UnionidIsNil applies the IsNil predicate on the "unionid" field.
+func UnionidIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldUnionid))
+}
+
+// UnionidNotNil applies the NotNil predicate on the "unionid" field.
+func UnionidNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldUnionid))
+}
+
+// UnionidEqualFold applies the EqualFold predicate on the "unionid" field.
+func UnionidEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldUnionid, v))
+}
+
+// UnionidContainsFold applies the ContainsFold predicate on the "unionid" field.
+func UnionidContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldUnionid, v))
 }
 
 // NicknameEQ applies the EQ predicate on the "nickname" field.

@@ -232,9 +232,14 @@ func (m *Manager) takeLease(ctx context.Context, row *ent.AccessToken, now time.
 		return err == nil, err
 	}
 	n, err := m.db.AccessToken.Update().
-		Where(accesstoken.ID(m.appid), accesstoken.Or(accesstoken.LeaseUntilIsNil(), accesstoken.LeaseUntilLT(now))).
+		Where(
+			accesstoken.ID(m.appid),
+			accesstoken.Version(row.Version), // unchanged since it was read
+			accesstoken.Or(accesstoken.LeaseUntilIsNil(), accesstoken.LeaseUntilLT(now)),
+		).
 		SetLeaseUntil(until).
 		SetLeaseHolder(m.holder).
+		AddVersion(1).
 		Save(ctx)
 	return n == 1, err
 }
@@ -263,6 +268,7 @@ func (m *Manager) refresh(ctx context.Context, current token, bad string) (token
 		SetUpdatedAt(now).
 		ClearLeaseUntil().
 		ClearLeaseHolder().
+		AddVersion(1).
 		Exec(ctx)
 	if err != nil {
 		return token{}, err
@@ -276,7 +282,7 @@ func (m *Manager) releaseLease(ctx context.Context) {
 	defer cancel()
 	if err := m.db.AccessToken.Update().
 		Where(accesstoken.ID(m.appid), accesstoken.LeaseHolder(m.holder)).
-		ClearLeaseUntil().ClearLeaseHolder().Exec(ctx); err != nil {
+		ClearLeaseUntil().ClearLeaseHolder().AddVersion(1).Exec(ctx); err != nil {
 		m.log.WarnContext(ctx, "accesstoken: releasing the refresh lease", "error", err)
 	}
 }

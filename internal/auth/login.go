@@ -16,20 +16,28 @@ import (
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
 // Login exchanges a wx.login code for a session. The same code sent again, at once or
 // later, from this instance or another, logs the same user in again with a session of
 // its own and reaches WeChat only once.
-func (s *Service) Login(ctx context.Context, code string, client Client) (*Login, error) {
+func (s *Service) Login(ctx context.Context, appid, code string, client Client) (*Login, error) {
 	if err := s.limiter.take(client.IP, s.clock()); err != nil {
 		return nil, err
 	}
 	if err := ValidateCode(code); err != nil {
 		return nil, err
 	}
-	hash := CodeHash(code)
+	if appid == "" {
+		appid = s.defaultApp
+	}
+	app, ok := s.apps[appid]
+	if !ok {
+		return nil, input.Errorf("appid is not one of this server's mini-programs: leave it out for the default, or pass the appid of the mini-program calling.")
+	}
+	hash := CodeHash(appid, code)
 	key := string(hash)
 	// One deadline for the whole login, whoever does the work and however long it waits.
 	deadline := time.Now().Add(s.loginTimeout)
@@ -66,7 +74,7 @@ func (s *Service) Login(ctx context.Context, code string, client Client) (*Login
 	// recording who it logs in is what lets the client's retry succeed.
 	lctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	login, rec, err := s.exchange(lctx, hash, code, client)
+	login, rec, err := s.exchange(lctx, app, hash, code, client)
 	f.rec, f.err = rec, err
 	return login, err
 }
@@ -74,8 +82,8 @@ func (s *Service) Login(ctx context.Context, code string, client Client) (*Login
 // CodeHash is the key of a code's record. A plain hash is enough: a code is random,
 // single-use and dead within minutes, and a keyed hash would split instances during a
 // key rotation.
-func CodeHash(code string) []byte {
-	sum := sha256.Sum256([]byte("wxlogin login code\x00" + code))
+func CodeHash(appid, code string) []byte {
+	sum := sha256.Sum256([]byte("wxlogin login code\x00" + appid + "\x00" + code))
 	return sum[:]
 }
 
@@ -90,7 +98,7 @@ var definitive = map[string]error{
 // exchange logs in with a code this instance is the first to see: from the database
 // record if another instance or an earlier request exchanged it, otherwise by claiming
 // it, asking WeChat, and recording the result in the login's transaction.
-func (s *Service) exchange(ctx context.Context, hash []byte, code string, client Client) (*Login, codeRecord, error) {
+func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code string, client Client) (*Login, codeRecord, error) {
 	for {
 		rec, err := s.db.LoginCode.Query().Where(logincode.CodeHash(hash)).Only(ctx)
 		now := s.clock()
@@ -101,7 +109,7 @@ func (s *Service) exchange(ctx context.Context, hash []byte, code string, client
 				return nil, codeRecord{}, err
 			}
 			if claim != 0 {
-				return s.exchangeClaimed(ctx, claim, code, client)
+				return s.exchangeClaimed(ctx, app, claim, code, client)
 			}
 			continue // another request claimed it first: look again
 		case err != nil:
@@ -164,9 +172,9 @@ func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (int, e
 // updates the identity and user, records the code as done and opens a session, all in
 // one transaction. When it fails, no user or session is left, and the claim either
 // turns into a short-lived record of WeChat's final refusal or is removed.
-func (s *Service) exchangeClaimed(ctx context.Context, claim int, code string, client Client) (*Login, codeRecord, error) {
-	appid := s.wechat.AppID()
-	ws, err := s.wechat.Code2Session(ctx, code)
+func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, code string, client Client) (*Login, codeRecord, error) {
+	appid := app.AppID()
+	ws, err := app.Code2Session(ctx, code)
 	if err == nil {
 		var login *Login
 		var rec codeRecord
@@ -253,12 +261,25 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 		if ident, err = upd.Save(ctx); err != nil {
 			return Account{}, false, err
 		}
-		return s.touchUser(ctx, tx, ident, now)
+		acct, _, err := s.touchUser(ctx, tx, ident, now)
+		if err == nil && unionid != nil {
+			acct, err = s.linkUnionID(ctx, tx, acct, *unionid, now)
+		}
+		return acct, false, err
 	case !ent.IsNotFound(err):
 		return Account{}, false, err
 	}
 
-	user, err := tx.User.Create().SetCreatedAt(now).SetLastLoginAt(now).Save(ctx)
+	// The first login of this identity: its user is the one holding its unionid, if it
+	// has one and another app's identity brought it first; otherwise a new user.
+	var user *ent.User
+	var created bool
+	if unionid != nil {
+		user, created, err = s.userForUnionID(ctx, tx, *unionid, now)
+	} else {
+		user, err = tx.User.Create().SetCreatedAt(now).SetLastLoginAt(now).Save(ctx)
+		created = true
+	}
 	if err != nil {
 		return Account{}, false, err
 	}
@@ -290,14 +311,24 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 		return Account{}, false, err
 	}
 	if ident.UserID == user.ID {
+		if !created {
+			acct, _, err := s.touchUser(ctx, tx, ident, now)
+			return acct, false, err
+		}
 		ident.Edges.User = user
 		return Account{User: user, Identity: ident}, true, nil
 	}
 	// Another login created this identity first: drop the provisional user.
-	if err := tx.User.DeleteOneID(user.ID).Exec(ctx); err != nil {
-		return Account{}, false, err
+	if created {
+		if err := tx.User.DeleteOneID(user.ID).Exec(ctx); err != nil {
+			return Account{}, false, err
+		}
 	}
-	return s.touchUser(ctx, tx, ident, now)
+	acct, _, err := s.touchUser(ctx, tx, ident, now)
+	if err == nil && unionid != nil {
+		acct, err = s.linkUnionID(ctx, tx, acct, *unionid, now)
+	}
+	return acct, false, err
 }
 
 func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity, now time.Time) (Account, bool, error) {

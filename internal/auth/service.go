@@ -49,8 +49,9 @@ type WeChat interface {
 
 // Options are the Service's dependencies and policy.
 type Options struct {
-	DB      *database.DB
-	WeChat  WeChat
+	DB *database.DB
+	// Apps are the mini-programs logins may come from; the first is the default.
+	Apps    []WeChat
 	Keyring *seal.Keyring
 	Policy  Policy
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -112,7 +113,8 @@ func (p Policy) withDefaults() Policy {
 // Service logs people in and keeps their sessions.
 type Service struct {
 	db           *database.DB
-	wechat       WeChat
+	apps         map[string]WeChat
+	defaultApp   string
 	keyring      *seal.Keyring
 	policy       Policy
 	trusted      []netip.Prefix
@@ -167,12 +169,13 @@ type Current struct {
 
 // New builds a Service.
 func New(o Options) (*Service, error) {
-	if o.DB == nil || o.WeChat == nil || o.Keyring == nil {
-		return nil, errors.New("auth: DB, WeChat and Keyring are required")
+	if o.DB == nil || len(o.Apps) == 0 || o.Keyring == nil {
+		return nil, errors.New("auth: DB, Apps and Keyring are required")
 	}
 	s := &Service{
 		db:           o.DB,
-		wechat:       o.WeChat,
+		apps:         make(map[string]WeChat, len(o.Apps)),
+		defaultApp:   o.Apps[0].AppID(),
 		keyring:      o.Keyring,
 		policy:       o.Policy.withDefaults(),
 		trusted:      o.TrustedProxies,
@@ -181,6 +184,9 @@ func New(o Options) (*Service, error) {
 		now:          o.Now,
 		log:          o.Logger,
 		flights:      make(map[string]*flight),
+	}
+	for _, app := range o.Apps {
+		s.apps[app.AppID()] = app
 	}
 	if s.loginTimeout <= 0 {
 		s.loginTimeout = DefaultLoginTimeout

@@ -60,11 +60,26 @@ type Sessions struct {
 	AuditRetention  time.Duration
 }
 
-// WeChat holds the mini-program's credentials. Empty in dev mode.
+// WeChat holds the mini-programs' credentials. Empty in dev mode.
 type WeChat struct {
-	AppID   string
-	Secret  string
+	// Apps are the mini-programs served; the first is login's default.
+	Apps    []App
 	APIBase string
+}
+
+// App is one mini-program's credentials.
+type App struct {
+	AppID  string
+	Secret string
+}
+
+// AppIDs lists the apps' ids, for logs.
+func (w WeChat) AppIDs() []string {
+	ids := make([]string, len(w.Apps))
+	for i, a := range w.Apps {
+		ids[i] = a.AppID
+	}
+	return ids
 }
 
 // LogValue shows the configuration without its secrets.
@@ -73,7 +88,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.String("database", RedactURL(c.DatabaseURL)),
 		slog.Bool("dev_mode", c.DevMode),
-		slog.String("wechat_appid", c.WeChat.AppID),
+		slog.Any("wechat_appids", c.WeChat.AppIDs()),
 		slog.String("wechat_api_base", c.WeChat.APIBase),
 		slog.Duration("session_ttl", c.Sessions.TTL),
 		slog.Duration("session_idle_timeout", c.Sessions.IdleTimeout),
@@ -97,27 +112,42 @@ func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		Addr:        env("WXLOGIN_ADDR", DefaultAddr),
 		DatabaseURL: env("WXLOGIN_DATABASE_URL", DefaultDatabaseURL),
-		WeChat: WeChat{
-			AppID:   env("WECHAT_APPID", ""),
-			Secret:  env("WECHAT_SECRET", ""),
-			APIBase: env("WECHAT_API_BASE", ""),
-		},
+		WeChat:      WeChat{APIBase: env("WECHAT_API_BASE", "")},
 	}
+	appid, secret, list := env("WECHAT_APPID", ""), env("WECHAT_SECRET", ""), env("WECHAT_APPS", "")
 
 	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
 		problems = append(problems, err)
 	}
 
 	switch {
-	case c.WeChat.AppID == "" && c.WeChat.Secret == "":
+	case list != "" && (appid != "" || secret != ""):
+		problems = append(problems, errors.New("WECHAT_APPS and WECHAT_APPID/WECHAT_SECRET are both set; use one form"))
+	case list != "":
+		seen := map[string]bool{}
+		for i, entry := range strings.Split(list, ",") {
+			id, sec, ok := strings.Cut(strings.TrimSpace(entry), ":")
+			switch {
+			case !ok || id == "" || sec == "":
+				problems = append(problems, fmt.Errorf("WECHAT_APPS entry %d is not appid:secret", i+1))
+			case seen[id]:
+				problems = append(problems, fmt.Errorf("WECHAT_APPS lists appid %s twice", id))
+			default:
+				seen[id] = true
+				c.WeChat.Apps = append(c.WeChat.Apps, App{AppID: id, Secret: sec})
+			}
+		}
+	case appid == "" && secret == "":
 		c.DevMode = true
 		if c.WeChat.APIBase != "" {
 			problems = append(problems, errors.New("WECHAT_API_BASE is set but WECHAT_APPID and WECHAT_SECRET are not; dev mode always uses the built-in fake WeChat"))
 		}
-	case c.WeChat.AppID == "":
+	case appid == "":
 		problems = append(problems, errors.New("WECHAT_SECRET is set but WECHAT_APPID is not; set both, or neither for dev mode"))
-	case c.WeChat.Secret == "":
+	case secret == "":
 		problems = append(problems, errors.New("WECHAT_APPID is set but WECHAT_SECRET is not; set both, or neither for dev mode"))
+	default:
+		c.WeChat.Apps = []App{{AppID: appid, Secret: secret}}
 	}
 	if !c.DevMode {
 		if c.WeChat.APIBase == "" {

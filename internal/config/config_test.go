@@ -60,6 +60,9 @@ func TestStartupErrors(t *testing.T) {
 		"bad max sessions":       {map[string]string{"WXLOGIN_MAX_SESSIONS": "0"}, []string{"WXLOGIN_MAX_SESSIONS"}},
 		"bad rate":               {map[string]string{"WXLOGIN_LOGIN_RATE_LIMIT": "lots"}, []string{"WXLOGIN_LOGIN_RATE_LIMIT"}},
 		"bad proxy":              {map[string]string{"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is not an IP`}},
+		"both forms of apps":     {map[string]string{"WECHAT_APPS": "wx1:s1", "WECHAT_APPID": "wx2"}, []string{"use one form"}},
+		"bad apps entry":         {map[string]string{"WECHAT_APPS": "wx1:s1,wx2", "WXLOGIN_SECRET_KEY": goodKey}, []string{"entry 2 is not appid:secret"}},
+		"duplicate app":          {map[string]string{"WECHAT_APPS": "wx1:s1,wx1:s2", "WXLOGIN_SECRET_KEY": goodKey}, []string{"lists appid wx1 twice"}},
 		"every problem at once": {map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_DATABASE_URL": "redis://x"}, []string{
 			"WECHAT_SECRET is not", "redis", "WXLOGIN_SECRET_KEY is required",
 		}},
@@ -92,7 +95,21 @@ func TestSecretsStayOutOfTheLogValue(t *testing.T) {
 			t.Errorf("log value %q shows %q", shown, secret)
 		}
 	}
-	if !strings.Contains(shown, "wx123") {
+	if !strings.Contains(shown, "wx123") || strings.Contains(shown, "app-secret-value") {
 		t.Errorf("log value %q lacks the appid", shown)
+	}
+}
+
+func TestSeveralApps(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"WECHAT_APPS": "wxfirst:s1, wxsecond:s2", "WXLOGIN_SECRET_KEY": goodKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DevMode || len(c.WeChat.Apps) != 2 || c.WeChat.Apps[0] != (config.App{AppID: "wxfirst", Secret: "s1"}) || c.WeChat.Apps[1].AppID != "wxsecond" {
+		t.Errorf("apps = %+v", c.WeChat.Apps)
+	}
+	single, _ := config.Load(env(map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s", "WXLOGIN_SECRET_KEY": goodKey}))
+	if len(single.WeChat.Apps) != 1 || single.WeChat.Apps[0].AppID != "wx1" {
+		t.Errorf("single app = %+v", single.WeChat.Apps)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -160,19 +161,21 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 }
 
 // WithTx runs fn in a transaction and commits it. When the database reports a deadlock,
-// a lock wait timeout or a busy file, the whole transaction is retried a few times:
-// fn must be safe to run again.
+// a lock wait timeout or a busy file, the whole transaction is retried, after a
+// jittered, growing pause so that the transactions that collided spread out: fn must be
+// safe to run again. ctx bounds the retries.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
-	const attempts = 5
+	const attempts = 10
 	var err error
 	for i := 0; i < attempts; i++ {
 		if err = db.tryTx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
+		pause := time.Duration(rand.Int64N(int64(min(5*time.Millisecond<<i, 200*time.Millisecond))))
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 	return err

@@ -25,6 +25,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 // DefaultMaxAge is how old a watermark may be.
@@ -37,20 +38,9 @@ const futureSkew = 5 * time.Minute
 // have: the client should log in again (wx.login, then login), then fetch the data again.
 var ErrSessionKeyStale = errors.New("opendata: the session key has changed since this login")
 
-// WeChat is what the checks need of the WeChat client.
-type WeChat interface {
-	CheckSessionKey(ctx context.Context, accessToken, openid, sessionKey string) error
-}
-
-// Tokens runs a call with the app's access token.
-type Tokens interface {
-	Do(ctx context.Context, fn func(token string) error) error
-}
-
 // Options are the Service's dependencies.
 type Options struct {
-	WeChat  WeChat
-	Tokens  Tokens
+	Apps    []wxapp.App
 	Keyring *seal.Keyring
 	MaxAge  time.Duration // default DefaultMaxAge
 	Now     func() time.Time
@@ -59,8 +49,7 @@ type Options struct {
 
 // Service decrypts open data.
 type Service struct {
-	wechat  WeChat
-	tokens  Tokens
+	apps    wxapp.Set
 	keyring *seal.Keyring
 	maxAge  time.Duration
 	now     func() time.Time
@@ -69,7 +58,7 @@ type Service struct {
 
 // New builds a Service.
 func New(o Options) *Service {
-	s := &Service{wechat: o.WeChat, tokens: o.Tokens, keyring: o.Keyring, maxAge: o.MaxAge, now: o.Now, log: o.Logger}
+	s := &Service{apps: wxapp.NewSet(o.Apps), keyring: o.Keyring, maxAge: o.MaxAge, now: o.Now, log: o.Logger}
 	if s.maxAge <= 0 {
 		s.maxAge = DefaultMaxAge
 	}
@@ -130,8 +119,12 @@ func (s *Service) Decrypt(ctx context.Context, ident *ent.Identity, req Request)
 // with a newer key and the client must log in again; if it is, the data itself is bad.
 // When WeChat cannot say, a rotated key is by far the likelier cause.
 func (s *Service) blame(ctx context.Context, ident *ent.Identity, sessionKey, what string) error {
-	err := s.tokens.Do(ctx, func(token string) error {
-		return s.wechat.CheckSessionKey(ctx, token, ident.Openid, sessionKey)
+	app, err := s.apps.Get(ident.Appid)
+	if err != nil {
+		return err
+	}
+	err = app.Tokens.Do(ctx, func(token string) error {
+		return app.Client.CheckSessionKey(ctx, token, ident.Openid, sessionKey)
 	})
 	switch {
 	case err == nil:

@@ -21,6 +21,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 const (
@@ -42,22 +43,10 @@ var ErrBusy = errors.New("phone: this code is still being exchanged with WeChat"
 // ErrNotYours means the code was already used to bind another user's number.
 var ErrNotYours = fmt.Errorf("phone: the code was used by another user: %w", wechat.ErrInvalidCode)
 
-// WeChat is what binding needs of the WeChat client.
-type WeChat interface {
-	AppID() string
-	GetPhoneNumber(ctx context.Context, accessToken, code, openid string) (wechat.PhoneInfo, error)
-}
-
-// Tokens runs a call with the app's access token, refreshing it once if WeChat rejects it.
-type Tokens interface {
-	Do(ctx context.Context, fn func(token string) error) error
-}
-
 // Options are the Service's dependencies.
 type Options struct {
 	DB      *database.DB
-	WeChat  WeChat
-	Tokens  Tokens
+	Apps    []wxapp.App
 	Keyring *seal.Keyring
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -66,8 +55,7 @@ type Options struct {
 // Service binds phone numbers.
 type Service struct {
 	db      *database.DB
-	wechat  WeChat
-	tokens  Tokens
+	apps    wxapp.Set
 	keyring *seal.Keyring
 	now     func() time.Time
 	log     *slog.Logger
@@ -75,7 +63,7 @@ type Service struct {
 
 // New builds a Service.
 func New(o Options) *Service {
-	s := &Service{db: o.DB, wechat: o.WeChat, tokens: o.Tokens, keyring: o.Keyring, now: o.Now, log: o.Logger}
+	s := &Service{db: o.DB, apps: wxapp.NewSet(o.Apps), keyring: o.Keyring, now: o.Now, log: o.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -93,10 +81,15 @@ var definitive = map[string]error{
 	"rate_limited": wechat.ErrRateLimited,
 }
 
-// Bind exchanges the code for the user's phone number and stores it. The same code
-// sent again by the same user succeeds again without a second exchange.
-func (s *Service) Bind(ctx context.Context, userID uuid.UUID, openid, code string) error {
+// Bind exchanges the code, from the mini-program appid, for the user's phone number
+// and stores it. The same code sent again by the same user succeeds again without a
+// second exchange.
+func (s *Service) Bind(ctx context.Context, userID uuid.UUID, appid, openid, code string) error {
 	if err := validate(code); err != nil {
+		return err
+	}
+	app, err := s.apps.Get(appid)
+	if err != nil {
 		return err
 	}
 	sum := sha256.Sum256([]byte("wxlogin phone code\x00" + code))
@@ -118,7 +111,7 @@ func (s *Service) Bind(ctx context.Context, userID uuid.UUID, openid, code strin
 			if err != nil {
 				return s.busyIfLate(ctx, err)
 			}
-			return s.exchange(ctx, claim.ID, userID, openid, code)
+			return s.exchange(ctx, app, claim.ID, userID, openid, code)
 		case err != nil:
 			return s.busyIfLate(ctx, err)
 		case rec.UserID != userID:
@@ -148,13 +141,13 @@ func (s *Service) Bind(ctx context.Context, userID uuid.UUID, openid, code strin
 
 // exchange asks WeChat for the number under a claim, and stores it with the claim
 // marked done in one transaction.
-func (s *Service) exchange(ctx context.Context, claim int, userID uuid.UUID, openid, code string) error {
+func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID uuid.UUID, openid, code string) error {
 	var info wechat.PhoneInfo
-	err := s.tokens.Do(ctx, func(token string) (err error) {
-		info, err = s.wechat.GetPhoneNumber(ctx, token, code, openid)
+	err := app.Tokens.Do(ctx, func(token string) (err error) {
+		info, err = app.Client.GetPhoneNumber(ctx, token, code, openid)
 		return err
 	})
-	if err == nil && info.WatermarkAppID != s.wechat.AppID() {
+	if err == nil && info.WatermarkAppID != app.Client.AppID() {
 		err = fmt.Errorf("phone: WeChat's answer is for another app: %w", wechat.ErrUnexpected)
 	}
 	if err == nil && info.PhoneNumber == "" {

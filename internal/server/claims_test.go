@@ -120,7 +120,7 @@ func claimElsewhere(e *env, code string, lease time.Duration) {
 	e.t.Helper()
 	now := e.clock.Now().UTC()
 	e.db.LoginCode.Create().
-		SetCodeHash(auth.CodeHash(code)).
+		SetCodeHash(auth.CodeHash(testAppID, code)).
 		SetState(logincode.StatePending).
 		SetLeaseUntil(now.Add(lease)).
 		SetExpiresAt(now.Add(5 * time.Minute)).

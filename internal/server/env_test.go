@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/internal/capture"
 
+	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/internal/accesstoken"
 	"github.com/wxlogin/wxlogin/internal/auth"
@@ -29,11 +30,15 @@ import (
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 const (
 	testAppID  = "wxtestapp0000001"
 	testSecret = "test-app-secret-9f3b1c"
+	// A second mini-program of the same Open Platform account, for tests that ask.
+	testAppID2  = "wxtestapp0000002"
+	testSecret2 = "test-app-secret-2-d41e"
 	// contractBound is the contract's promise: a login answers within 10 s.
 	contractBound = 10 * time.Second
 )
@@ -51,6 +56,9 @@ type env struct {
 	secretKey []byte
 	wcfg      wechat.Config
 	fakeOpts  fakewechat.Options
+	// second is the second mini-program's fake WeChat, when withSecondApp asked for it.
+	second    *fakewechat.Server
+	secondURL string
 	// loginTimeout, policy and trusted are the auth service's; zero values are its
 	// defaults.
 	loginTimeout time.Duration
@@ -65,6 +73,13 @@ type envOption func(*env)
 
 // withFake adjusts the fake WeChat's options.
 func withFake(f func(*fakewechat.Options)) envOption { return func(e *env) { f(&e.fakeOpts) } }
+
+// withSecondApp serves a second mini-program, with a fake WeChat of its own.
+func withSecondApp() envOption {
+	return func(e *env) {
+		e.second = fakewechat.New(fakewechat.Options{AppID: testAppID2, Secret: testSecret2, Now: e.fakeClock.Now})
+	}
+}
 
 // withWeChat adjusts the WeChat client's configuration.
 func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.wcfg) } }
@@ -95,6 +110,11 @@ func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
 	fakeSrv := httptest.NewServer(e.wechatLog)
 	t.Cleanup(func() { e.fake.Close(); fakeSrv.Close() })
 	e.wcfg.BaseURL = fakeSrv.URL
+	if e.second != nil {
+		secondSrv := httptest.NewServer(e.second)
+		t.Cleanup(func() { e.second.Close(); secondSrv.Close() })
+		e.secondURL = secondSrv.URL
+	}
 	e.addInstance()
 	return e
 }
@@ -106,27 +126,40 @@ func (e *env) logger() *slog.Logger {
 // addInstance starts one more wxlogin instance on the same database and key.
 func (e *env) addInstance() *httptest.Server {
 	e.t.Helper()
-	cfg := e.wcfg
-	cfg.Logger = e.logger()
-	cfg.Now = e.clock.Now
-	wc, err := wechat.New(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	ring, err := seal.NewKeyring(e.secretKey)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The main app, then the second when the test asked for one: each with its own
+	// client and its own access token.
+	configs := []wechat.Config{e.wcfg}
+	if e.second != nil {
+		second := e.wcfg
+		second.BaseURL, second.AppID, second.Secret = e.secondURL, testAppID2, testSecret2
+		configs = append(configs, second)
+	}
+	var logins []auth.WeChat
+	var platform []wxapp.App
+	for _, cfg := range configs {
+		cfg.Logger = e.logger()
+		cfg.Now = e.clock.Now
+		wc, err := wechat.New(cfg)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		logins = append(logins, wc)
+		tokens := accesstoken.New(accesstoken.Options{DB: e.db, Source: wc, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
+		platform = append(platform, wxapp.App{Client: wc, Tokens: tokens})
+	}
 	svc, err := auth.New(auth.Options{
-		DB: e.db, WeChat: wc, Keyring: ring, Policy: e.policy, TrustedProxies: e.trusted,
+		DB: e.db, Apps: logins, Keyring: ring, Policy: e.policy, TrustedProxies: e.trusted,
 		LoginTimeout: e.loginTimeout, Now: e.clock.Now, Logger: e.logger(),
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tokens := accesstoken.New(accesstoken.Options{DB: e.db, Source: wc, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
-	phones := phone.New(phone.Options{DB: e.db, WeChat: wc, Tokens: tokens, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
-	openData := opendata.New(opendata.Options{WeChat: wc, Tokens: tokens, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
+	phones := phone.New(phone.Options{DB: e.db, Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
+	openData := opendata.New(opendata.Options{Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	srv := httptest.NewServer(server.New(server.Options{
 		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: metrics.New(), Logger: e.logger(),
 	}))
@@ -390,4 +423,13 @@ func jsonUnmarshal(t *testing.T, raw []byte, v any) {
 	if err := json.Unmarshal(raw, v); err != nil {
 		t.Fatalf("%v: %s", err, raw)
 	}
+}
+
+func mustUUID(t *testing.T, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
