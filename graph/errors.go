@@ -31,15 +31,17 @@ const (
 
 // Messages for errors whose own text is not meant for clients.
 const (
-	msgInvalidCode     = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
-	msgForbidden       = "WeChat refused this login because it considers the account high-risk."
-	msgRateLimited     = "Too many logins for this user: wait a minute before trying again."
-	msgTooManyLogins   = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
-	msgUnavailable     = "WeChat did not answer in time: try again in a few seconds."
-	msgSessionKeyStale = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
-	msgInternal        = "Something went wrong on the server: try again later."
-	msgTooComplex      = "The request is too large: send one login per request, and fewer fields."
-	msgBadJSON         = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
+	msgInvalidCode      = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
+	msgInvalidPhoneCode = "The phone code is invalid, expired or already used: ask the person to tap the getPhoneNumber button again, then send the new code."
+	msgPhoneRateLimited = "WeChat is limiting phone-number requests: wait a minute before trying again."
+	msgForbidden        = "WeChat refused this login because it considers the account high-risk."
+	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
+	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
+	msgUnavailable      = "WeChat did not answer in time: try again in a few seconds."
+	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
+	msgInternal         = "Something went wrong on the server: try again later."
+	msgTooComplex       = "The request is too large: send one login per request, and fewer fields."
+	msgBadJSON          = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
 )
 
 // ErrorCode gives the contract code for an error a resolver returned.
@@ -88,9 +90,13 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gerr
 		}
 		code := ErrorCode(gerr.Err)
+		phoneField := len(gerr.Path) > 0 && fmt.Sprint(gerr.Path[0]) == "bindPhoneNumber"
 		switch code {
 		case CodeInvalidCode:
 			gerr.Message = msgInvalidCode
+			if phoneField {
+				gerr.Message = msgInvalidPhoneCode
+			}
 		case CodeSessionKeyStale:
 			gerr.Message = msgSessionKeyStale
 		case CodeForbidden:
@@ -99,8 +105,11 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if limited := (*auth.RateLimitError)(nil); errors.As(gerr.Err, &limited) {
 				gerr.Message = msgTooManyLogins
 				setExtension(gerr, "retryAfter", limited.RetryAfterSeconds())
-			} else { // WeChat's limit: about 100 logins per user per minute
+			} else { // WeChat's own limit
 				gerr.Message = msgRateLimited
+				if phoneField {
+					gerr.Message = msgPhoneRateLimited
+				}
 				setExtension(gerr, "retryAfter", 60)
 			}
 		case CodeWeChatUnavailable:

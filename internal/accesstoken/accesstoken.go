@@ -32,6 +32,8 @@ const (
 	// lease bounds how long one instance holds off the others while it refreshes.
 	lease = 10 * time.Second
 	poll  = 50 * time.Millisecond
+	// refreshTimeout bounds one refresh, waiting on another instance's included.
+	refreshTimeout = 9 * time.Second
 )
 
 // Source is where tokens come from: the WeChat client.
@@ -132,44 +134,55 @@ func (m *Manager) Do(ctx context.Context, fn func(token string) error) error {
 }
 
 // get returns a token other than bad: from this instance's cache, from the database,
-// or from WeChat. One refresh runs at a time in an instance.
+// or from WeChat. One refresh runs at a time in an instance, detached from any one
+// caller (a caller that gives up does not fail the others waiting on it); each caller
+// waits under its own context. While the cached token still works, callers get it at
+// once and the refresh ahead of expiry runs in the background.
 func (m *Manager) get(ctx context.Context, bad string) (string, error) {
 	for {
+		now := m.clock()
 		m.mu.Lock()
-		if m.cached.fresh(m.clock()) && m.cached.value != bad {
-			v := m.cached.value
+		cached := m.cached
+		if cached.value != bad && cached.fresh(now) {
 			m.mu.Unlock()
-			return v, nil
+			return cached.value, nil
 		}
-		if f := m.flight; f != nil {
-			m.mu.Unlock()
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-			if f.err != nil {
-				return "", f.err
-			}
-			if f.tok.value != bad {
-				return f.tok.value, nil
-			}
-			continue
-		}
-		f := &flight{done: make(chan struct{})}
-		m.flight = f
-		m.mu.Unlock()
-
-		f.tok, f.err = m.load(ctx, bad)
-		m.mu.Lock()
-		m.flight = nil
-		if f.err == nil {
-			m.cached = f.tok
+		f := m.flight
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			m.flight = f
+			go m.run(f, bad)
 		}
 		m.mu.Unlock()
-		close(f.done)
-		return f.tok.value, f.err
+		if cached.value != bad && cached.usable(now) {
+			return cached.value, nil // still good: the refresh goes on in the background
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return "", fmt.Errorf("accesstoken: waiting for a token: %w", ctx.Err())
+		}
+		if f.err != nil {
+			return "", f.err
+		}
+		if f.tok.value != bad {
+			return f.tok.value, nil
+		}
 	}
+}
+
+// run is one refresh, with a time of its own.
+func (m *Manager) run(f *flight, bad string) {
+	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	defer cancel()
+	f.tok, f.err = m.load(ctx, bad)
+	m.mu.Lock()
+	m.flight = nil
+	if f.err == nil {
+		m.cached = f.tok
+	}
+	m.mu.Unlock()
+	close(f.done)
 }
 
 // load reads the shared token, or refreshes it under the lease, or waits for the
@@ -255,7 +268,10 @@ func (m *Manager) refresh(ctx context.Context, current token, bad string) (token
 	if err != nil {
 		m.releaseLease(ctx)
 		if bad == "" && current.usable(now) {
+			// Keep using it, and do not try again for minRefreshGap: a failing WeChat
+			// should not be asked on every call.
 			m.log.WarnContext(ctx, "accesstoken: refresh failed; the current token still works", "appid", m.appid, "error", err)
+			current.refreshedAt = now
 			return current, nil
 		}
 		return token{}, err

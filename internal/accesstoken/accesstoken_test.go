@@ -100,16 +100,16 @@ func TestRefreshAheadOfExpiry(t *testing.T) {
 		m := f.instance()
 		first, _ := m.Token(context.Background())
 		f.clock.Advance(2*time.Hour - 10*time.Second) // past the refresh point, seconds from expiry
-		second, err := m.Token(context.Background())
-		if err != nil || f.fake.CallsTo("stable_token") != 2 {
-			t.Fatalf("near expiry: %v with %d calls, want a refresh", err, f.fake.CallsTo("stable_token"))
+		// The token still works: it comes back at once, and the refresh runs behind.
+		if got, err := m.Token(context.Background()); err != nil || got != first {
+			t.Fatalf("near expiry: %q, %v; want the still-working token at once", got, err)
 		}
+		waitFor(t, "the background refresh", func() bool { return f.fake.CallsTo("stable_token") == 2 })
 		f.clock.Advance(20 * time.Second) // the first token has expired at WeChat
 		third, _ := m.Token(context.Background())
 		if third == first {
 			t.Error("still handing out a token past its expiry")
 		}
-		_ = second
 		for range 10 {
 			m.Token(context.Background())
 		}
@@ -167,6 +167,59 @@ func TestTokenStaysOutOfLogsAndDatabase(t *testing.T) {
 		}
 		if bytes.Contains([]byte(f.logs.String()), []byte(tok)) || bytes.Contains([]byte(f.logs.String()), []byte(secret)) {
 			t.Error("the log holds the token or the secret")
+		}
+	})
+}
+
+// waitFor waits, boundedly, for something the code under test does in the background.
+func waitFor(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !done(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen", what)
+		}
+	}
+}
+
+// TestOneCallerGivingUpDoesNotFailOthers: the refresh is not tied to the request that
+// started it.
+func TestOneCallerGivingUpDoesNotFailOthers(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		f := newFixture(t, b)
+		m := f.instance()
+		f.fake.InjectFaultFor("stable_token", fakewechat.FaultSlow, 1)
+		impatient, cancel := context.WithCancel(context.Background())
+		cancel() // gone before the refresh could finish
+		if _, err := m.Token(impatient); err == nil {
+			t.Error("a caller that gave up got a token")
+		}
+		if tok, err := m.Token(context.Background()); err != nil || tok == "" {
+			t.Errorf("a patient caller after an impatient one: %q, %v", tok, err)
+		}
+	})
+}
+
+// TestFailingRefreshKeepsTheWorkingToken: when WeChat fails near expiry, callers keep
+// the token that still works, without waiting and without asking on every call.
+func TestFailingRefreshKeepsTheWorkingToken(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		f := newFixture(t, b)
+		m := f.instance()
+		first, _ := m.Token(context.Background())
+		f.fake.InjectFaultFor("stable_token", fakewechat.FaultHTML502, -1)
+		f.clock.Advance(2*time.Hour - 3*time.Minute)
+		for range 20 {
+			if got, err := m.Token(context.Background()); err != nil || got != first {
+				t.Fatalf("with WeChat failing: %q, %v; want the working token", got, err)
+			}
+		}
+		waitFor(t, "the failed refresh", func() bool { return f.fake.CallsTo("stable_token") >= 2 })
+		time.Sleep(50 * time.Millisecond) // let any wrongly repeated refresh start
+		for range 20 {
+			m.Token(context.Background())
+		}
+		if n := f.fake.CallsTo("stable_token"); n > 3 {
+			t.Errorf("%d stable_token calls: a failing WeChat is asked on every call", n)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/phone"
 )
 
 // userForUnionID returns the user holding unionid, creating it if there is none. The
@@ -105,9 +106,8 @@ var errUnionRace = &authError{"auth: could not link the unionid: it kept moving"
 
 // merge moves everything of loser to survivor and deletes loser: identities, sessions
 // (their tokens keep working, for the merged user), recent code records, and the
-// nickname and avatar survivor lacks. Audit rows keep the ids they were written with;
-// a phone number bound only on loser is not carried over (it is sealed to loser's id):
-// the person binds it again.
+// nickname, avatar and phone number survivor lacks. Audit rows keep the ids they were
+// written with.
 func (s *Service) merge(ctx context.Context, tx *ent.Tx, loser, survivor *ent.User, now time.Time) (*ent.User, error) {
 	if err := tx.Identity.Update().Where(identity.UserID(loser.ID)).SetUserID(survivor.ID).Exec(ctx); err != nil {
 		return nil, err
@@ -127,6 +127,14 @@ func (s *Service) merge(ctx context.Context, tx *ent.Tx, loser, survivor *ent.Us
 	}
 	if survivor.AvatarURL == nil && loser.AvatarURL != nil {
 		upd.SetAvatarURL(*loser.AvatarURL)
+	}
+	if !phone.Has(survivor) && phone.Has(loser) {
+		// Sealed to loser's id: open it and seal it again to survivor's.
+		number, err := s.keyring.Open(*loser.PhoneNumber, phone.Binding(loser.ID))
+		if err != nil {
+			return nil, err
+		}
+		upd.SetPhoneNumber(s.keyring.Seal(number, phone.Binding(survivor.ID)))
 	}
 	if err := tx.User.DeleteOneID(loser.ID).Exec(ctx); err != nil {
 		return nil, err

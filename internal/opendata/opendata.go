@@ -106,7 +106,9 @@ func (s *Service) Decrypt(ctx context.Context, ident *ent.Identity, req Request)
 	}
 	plain, ok := decrypt(key, iv, ciphertext)
 	var data map[string]any
-	if !ok || json.Unmarshal(plain, &data) != nil {
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.UseNumber() // numbers keep their precision, such as step counts and timestamps
+	if !ok || dec.Decode(&data) != nil {
 		return nil, s.blame(ctx, ident, string(sessionKey), "encryptedData does not decrypt")
 	}
 	if err := s.checkWatermark(data, ident.Appid); err != nil {
@@ -117,7 +119,7 @@ func (s *Service) Decrypt(ctx context.Context, ident *ent.Identity, req Request)
 
 // blame asks WeChat whether the stored key is still current: if not, the data was made
 // with a newer key and the client must log in again; if it is, the data itself is bad.
-// When WeChat cannot say, a rotated key is by far the likelier cause.
+// When WeChat cannot say, the error says that (WECHAT_UNAVAILABLE).
 func (s *Service) blame(ctx context.Context, ident *ent.Identity, sessionKey, what string) error {
 	app, err := s.apps.Get(ident.Appid)
 	if err != nil {
@@ -132,8 +134,8 @@ func (s *Service) blame(ctx context.Context, ident *ent.Identity, sessionKey, wh
 	case errors.Is(err, wechat.ErrSessionKeyStale):
 		return ErrSessionKeyStale
 	default:
-		s.log.WarnContext(ctx, "opendata: could not check the session key; assuming it is stale", "error", err)
-		return ErrSessionKeyStale
+		// WeChat could not say: neither "log in again" nor "bad data" would be honest.
+		return fmt.Errorf("opendata: checking the session key after %s: %w", what, err)
 	}
 }
 
@@ -145,11 +147,12 @@ func (s *Service) checkWatermark(data map[string]any, appid string) error {
 	if got, _ := wm["appid"].(string); got != appid {
 		return input.Errorf("the data is for another mini-program (its watermark appid differs).")
 	}
-	ts, ok := wm["timestamp"].(float64)
-	if !ok {
+	num, _ := wm["timestamp"].(json.Number)
+	ts, err := num.Int64()
+	if err != nil {
 		return input.Errorf("the data's watermark has no timestamp.")
 	}
-	at := time.Unix(int64(ts), 0)
+	at := time.Unix(ts, 0)
 	now := s.now()
 	if at.Before(now.Add(-s.maxAge)) {
 		return input.Errorf(fmt.Sprintf("the data is older than %s: get it from WeChat again and send it at once.", s.maxAge))

@@ -34,6 +34,8 @@ const (
 	// failedTTL keeps WeChat's final refusal for requests already waiting on the code.
 	failedTTL = 10 * time.Second
 	maxCode   = 128
+	// storeTimeout bounds storing a number WeChat has already given (and billed).
+	storeTimeout = 5 * time.Second
 )
 
 // ErrBusy means another request is still exchanging the code and did not finish within
@@ -114,13 +116,13 @@ func (s *Service) Bind(ctx context.Context, userID uuid.UUID, appid, openid, cod
 			return s.exchange(ctx, app, claim.ID, userID, openid, code)
 		case err != nil:
 			return s.busyIfLate(ctx, err)
-		case rec.UserID != userID:
-			return ErrNotYours
 		case !now.Before(rec.ExpiresAt) || (rec.State == phonecode.StatePending && !now.Before(rec.LeaseUntil)):
 			// Past its window: WeChat will refuse it, and says so. A dead claim: try again.
 			if _, err := s.db.PhoneCode.Delete().Where(phonecode.ID(rec.ID), phonecode.StateEQ(rec.State)).Exec(ctx); err != nil {
 				return s.busyIfLate(ctx, err)
 			}
+		case rec.UserID != userID:
+			return ErrNotYours
 		case rec.State == phonecode.StateDone:
 			return nil
 		case rec.State == phonecode.StateFailed:
@@ -142,9 +144,13 @@ func (s *Service) Bind(ctx context.Context, userID uuid.UUID, appid, openid, cod
 // exchange asks WeChat for the number under a claim, and stores it with the claim
 // marked done in one transaction.
 func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID uuid.UUID, openid, code string) error {
+	// A full budget of its own, however long this request waited for the claim: an
+	// exchange cut short may already be billed.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
 	var info wechat.PhoneInfo
-	err := app.Tokens.Do(ctx, func(token string) (err error) {
-		info, err = app.Client.GetPhoneNumber(ctx, token, code, openid)
+	err := app.Tokens.Do(ectx, func(token string) (err error) {
+		info, err = app.Client.GetPhoneNumber(ectx, token, code, openid)
 		return err
 	})
 	if err == nil && info.WatermarkAppID != app.Client.AppID() {
@@ -154,11 +160,20 @@ func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID
 		err = fmt.Errorf("phone: WeChat's answer has no number: %w", wechat.ErrUnexpected)
 	}
 	if err == nil {
-		err = s.db.WithTx(ctx, func(tx *ent.Tx) error {
-			if err := tx.User.UpdateOneID(userID).SetPhoneNumber(s.keyring.Seal([]byte(info.PhoneNumber), Binding(userID))).Exec(ctx); err != nil {
+		// WeChat has billed this exchange: storing its answer must not fail for want of
+		// the request's remaining time.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		err = s.db.WithTx(sctx, func(tx *ent.Tx) error {
+			// The claim names the user: a merge may have moved it since it was made.
+			rec, err := tx.PhoneCode.Get(sctx, claim)
+			if err != nil {
 				return err
 			}
-			n, err := tx.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).SetState(phonecode.StateDone).Save(ctx)
+			if err := tx.User.UpdateOneID(rec.UserID).SetPhoneNumber(s.keyring.Seal([]byte(info.PhoneNumber), Binding(rec.UserID))).Exec(sctx); err != nil {
+				return err
+			}
+			n, err := tx.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).SetState(phonecode.StateDone).Save(sctx)
 			if err == nil && n != 1 {
 				err = errors.New("phone: the claim on this code was lost")
 			}
@@ -168,7 +183,7 @@ func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID
 			s.log.InfoContext(ctx, "phone: number bound", "user_id", userID.String())
 			return nil
 		}
-		err = s.busyIfLate(ctx, err)
+		s.log.ErrorContext(ctx, "phone: WeChat gave the number, but storing it failed", "error", err)
 	}
 	s.release(ctx, claim, err)
 	return err
@@ -210,7 +225,7 @@ func (s *Service) NumberOf(ctx context.Context, userID uuid.UUID) (*string, erro
 	if err != nil {
 		return nil, err
 	}
-	if u.PhoneNumber == nil {
+	if !Has(u) {
 		return nil, nil
 	}
 	plain, err := s.keyring.Open(*u.PhoneNumber, Binding(userID))
@@ -225,6 +240,10 @@ func (s *Service) NumberOf(ctx context.Context, userID uuid.UUID) (*string, erro
 func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 	return s.db.PhoneCode.Delete().Where(phonecode.ExpiresAtLTE(s.clock())).Exec(ctx)
 }
+
+// Has reports whether the user has a number bound. (ent reads a NULL bytes column as
+// a pointer to an empty slice on some paths: presence is a non-empty value.)
+func Has(u *ent.User) bool { return u.PhoneNumber != nil && len(*u.PhoneNumber) > 0 }
 
 // Binding is the additional data a number is sealed with: its user.
 func Binding(userID uuid.UUID) []byte { return []byte("phone\x00" + userID.String()) }

@@ -72,11 +72,24 @@ func nickname(v string) (string, error) {
 		return "", input.Errorf("nickname is longer than 32 characters.")
 	}
 	for _, r := range v {
-		if unicode.IsControl(r) || r == utf8.RuneError || unicode.In(r, unicode.Cf) {
-			return "", input.Errorf("nickname must not contain control or invisible formatting characters.")
+		if unicode.IsControl(r) || r == utf8.RuneError || hidden(r) {
+			return "", input.Errorf("nickname must not contain control characters, direction overrides or invisible spaces.")
 		}
 	}
 	return v, nil
+}
+
+// hidden reports characters that change how text around them reads without showing
+// themselves: direction overrides and isolates, zero-width spaces, the BOM. The
+// zero-width joiner and variation selectors stay allowed: emoji sequences need them.
+func hidden(r rune) bool {
+	switch {
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f:
+		return true
+	case r == 0x200b, r == 0xfeff, r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
 }
 
 // avatarURL checks that the value is an https URL a client can show; "" means clear.

@@ -91,6 +91,9 @@ func TestLateUnionIDLinksOrMerges(t *testing.T) {
 			t.Fatal("setup: the two logins should have made two users")
 		}
 		e.updateProfile(old.Token, map[string]any{"nickname": "Carol"})
+		if _, c := e.bind(0, old.Token, e.fake.IssuePhoneCode(carol.app1.OpenID, "13600000000")); c != "" {
+			t.Fatalf("binding carol's phone before the merge: %s", c)
+		}
 		carol.app1.UnionID = "uCarol" // WeChat now gives app 1 the unionid too
 		merged, c := e.loginTo(0, "", e.fake.IssueCode(carol.app1))
 		if c != "" || merged.User.ID != viaApp2.User.ID || merged.IsNewUser {
@@ -104,8 +107,8 @@ func TestLateUnionIDLinksOrMerges(t *testing.T) {
 		}
 		// Her older session still works, and now belongs to the merged user, with the
 		// nickname she set there carried over.
-		r := e.post(0, old.Token, `{ me { id nickname } }`, nil)
-		if want := fmt.Sprintf(`{"id":%q,"nickname":"Carol"}`, viaApp2.User.ID); string(r.Data["me"]) != want {
+		r := e.post(0, old.Token, `{ me { id nickname phoneNumber } }`, nil)
+		if want := fmt.Sprintf(`{"id":%q,"nickname":"Carol","phoneNumber":"+8613600000000"}`, viaApp2.User.ID); string(r.Data["me"]) != want {
 			t.Errorf("the old session's me = %s, want %s", r.Data["me"], want)
 		}
 		if n := len(e.sessions(merged.Token)); n != 3 {

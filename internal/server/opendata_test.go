@@ -79,9 +79,16 @@ func TestDecryptOpenData(t *testing.T) {
 			t.Errorf("with a good rawData signature: %s", c)
 		}
 
+		keyBytes, _ := base64.StdEncoding.DecodeString(key)
 		badPadding := bytes.Repeat([]byte{'x'}, 32)
 		badPadding[31] = 0 // not PKCS#7
-		keyBytes, _ := base64.StdEncoding.DecodeString(key)
+		// A valid last byte, but the bytes before it do not repeat it: strict PKCS#7
+		// refuses what a lax check (the last byte only) would accept.
+		laxPadding := append(bytes.Clone(openDataJSON(testAppID, now)), 1, 2, 3)
+		for len(laxPadding)%16 != 0 {
+			laxPadding = append([]byte{' '}, laxPadding...)
+		}
+		lax, laxIV := encryptBlocks(t, keyBytes, laxPadding)
 		corrupt, corruptIV := encryptBlocks(t, keyBytes, badPadding)
 		foreign, foreignIV := sealOpenData(t, key, openDataJSON("wxotherapp000001", now))
 		stale, staleIV := sealOpenData(t, key, openDataJSON(testAppID, now.Add(-2*time.Hour)))
@@ -95,6 +102,7 @@ func TestDecryptOpenData(t *testing.T) {
 			wantCheck bool // the failure is ambiguous: WeChat is asked about the key
 		}{
 			"bad padding":      {corrupt, corruptIV, nil, nil, true},
+			"lax padding":      {lax, laxIV, nil, nil, true},
 			"iv of 8 bytes":    {data, shortIV, nil, nil, false},
 			"iv not base64":    {data, "!!!", nil, nil, false},
 			"data not base64":  {"%%%", iv, nil, nil, false},

@@ -140,8 +140,9 @@ func TestBadPhoneCodes(t *testing.T) {
 		if n := e.fake.CallsTo("getuserphonenumber"); n != 0 {
 			t.Errorf("bad input reached WeChat %d times", n)
 		}
-		if _, c := e.bind(0, p.Token, "never-issued-phone-code-000001"); c != "INVALID_CODE" {
-			t.Errorf("unknown code: %q, want INVALID_CODE", c)
+		r := e.post(0, p.Token, bindPhone, map[string]any{"c": "never-issued-phone-code-000001"})
+		if r.Code() != "INVALID_CODE" || !strings.Contains(r.Errors[0].Message, "getPhoneNumber button") {
+			t.Errorf("unknown code: %q %v, want INVALID_CODE telling to tap the button again", r.Code(), r.Errors)
 		}
 		if _, c := e.bind(0, p.Token, "never-issued-phone-code-000001"); c != "INVALID_CODE" || e.fake.CallsTo("getuserphonenumber") != 1 {
 			t.Errorf("the same unknown code again: %q with %d calls, want INVALID_CODE without asking again", c, e.fake.CallsTo("getuserphonenumber"))

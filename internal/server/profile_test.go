@@ -65,7 +65,8 @@ func TestUpdateProfileValidation(t *testing.T) {
 		for name, in := range map[string]map[string]any{
 			"33-character nickname": {"nickname": strings.Repeat("字", 33)},
 			"control character":     {"nickname": "a\u0007b"},
-			"zero-width joiner":     {"nickname": "a\u200db"},
+			"direction override":    {"nickname": "a\u202eb"},
+			"zero-width space":      {"nickname": "a\u200bb"},
 			"http URL":              {"avatarUrl": "http://cdn.example.com/a.png"},
 			"javascript URL":        {"avatarUrl": "javascript:alert(1)"},
 			"local file":            {"avatarUrl": "wxfile://tmp_123.png"},
@@ -83,6 +84,11 @@ func TestUpdateProfileValidation(t *testing.T) {
 		r := e.post(0, p.Token, `{ me { nickname avatarUrl } }`, nil)
 		if string(r.Data["me"]) != `{"nickname":"kept","avatarUrl":"https://cdn.example.com/kept.png"}` {
 			t.Errorf("profile after rejected updates = %s", r.Data["me"])
+		}
+		for _, nick := range []string{"小明👩\u200d💻", "🏳️\u200d🌈彩虹"} { // emoji sequences use the joiner
+			if got, c := e.updateProfile(p.Token, map[string]any{"nickname": nick}); c != "" || strOrNil(got.Nickname) != nick {
+				t.Errorf("nickname %q: %q %v, want accepted", nick, c, got.Nickname)
+			}
 		}
 		if got, c := e.updateProfile(p.Token, map[string]any{"nickname": strings.Repeat("字", 32)}); c != "" || got.Nickname == nil {
 			t.Errorf("32-character nickname: %q, want accepted", c)

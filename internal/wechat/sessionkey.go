@@ -24,7 +24,15 @@ const (
 // session_key as its base64 text (not the decoded bytes). It is as secret as
 // the key: whoever has it can reset the user's key.
 func SessionKeySignature(sessionKey string) string {
+	return SignWithSessionKey("", sessionKey)
+}
+
+// SignWithSessionKey is WeChat's user-state signature: the lowercase hex HMAC-SHA256
+// of data, keyed with the session_key as its base64 text. checksession and
+// resetusersessionkey sign the empty string.
+func SignWithSessionKey(data, sessionKey string) string {
 	mac := hmac.New(sha256.New, []byte(sessionKey))
+	mac.Write([]byte(data))
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
