@@ -53,7 +53,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := pool.PingContext(pingCtx); err != nil {
+	if err := ping(pingCtx, pool); err != nil {
 		pool.Close()
 		u, _ := url.Parse(rawURL) // DSN parsed it already
 		return nil, fmt.Errorf("database: cannot reach %s: %w", u.Redacted(), err)
@@ -110,6 +110,22 @@ func (db *DB) migrate(ctx context.Context) error {
 	return err
 }
 
+// ping makes the first connection. Its setup (WAL mode on SQLite) can meet another
+// process's lock and be refused as busy without waiting, so busy is tried again.
+func ping(ctx context.Context, pool *sql.DB) error {
+	for attempt := 0; ; attempt++ {
+		err := pool.PingContext(ctx)
+		if err == nil || !retryable(err) || attempt == 20 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(rand.Int64N(int64(100 * time.Millisecond)))):
+		}
+	}
+}
+
 // Close closes the ent client and its pool.
 func (db *DB) Close() error { return db.Client.Close() }
 
@@ -127,9 +143,11 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 			return "", "", "", errors.New("database: sqlite:// needs a file path")
 		}
 		q := url.Values{}
+		// busy_timeout first: the pragmas run in order on every new connection, and
+		// switching to WAL takes a lock that another process may hold for a moment.
+		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		// Write transactions take the write lock when they begin, so two of them never
 		// deadlock upgrading from a read lock.
