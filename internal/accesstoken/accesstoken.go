@@ -165,9 +165,11 @@ func (m *Manager) get(ctx context.Context, bad string) (string, error) {
 		if f.err != nil {
 			return "", f.err
 		}
-		if f.tok.value != bad {
+		if f.tok.value != bad && f.tok.usable(m.clock()) {
 			return f.tok.value, nil
 		}
+		// The refresh this caller joined had begun before the token it got ran out
+		// (WeChat hands back the current token until its end): go round again.
 	}
 }
 
