@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/accesstoken"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/config"
@@ -36,16 +37,19 @@ import (
 	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
-// shutdownGrace is how long in-flight requests get to finish after SIGINT/SIGTERM.
-const shutdownGrace = 20 * time.Second
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "fakewechat" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "fakewechat":
 		err = runFake(ctx, os.Args[2:], os.Stdout)
-	} else {
+	case len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help"):
+		config.Help(os.Stdout)
+	case len(os.Args) > 1:
+		config.Help(os.Stderr)
+		err = fmt.Errorf("unknown argument %q: settings come from the environment", os.Args[1])
+	default:
 		err = serve(ctx, os.Getenv, os.Stderr)
 	}
 	if err != nil {
@@ -121,6 +125,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Handler: server.New(server.Options{
 			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: metrics.New(), Logger: log,
 			OpenData: openData, DevFake: devFake,
+			API:        graph.Options{Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions},
+			Playground: cfg.API.Playground, CORSOrigins: cfg.API.CORSOrigins,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -145,8 +151,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("draining requests: %w", err)

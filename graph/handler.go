@@ -16,9 +16,15 @@ const (
 	weChatCallCost  = 600
 )
 
+// Options are the switches for exploring the API: on in dev mode, off outside it.
+type Options struct {
+	Introspection bool
+	Suggestions   bool // "Did you mean …" in validation errors
+}
+
 // NewHandler builds the GraphQL HTTP handler: JSON POST for everything, GET for queries
 // only, and a coded refusal for anything else.
-func NewHandler(r *Resolver, log *slog.Logger) *handler.Server {
+func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	cfg := Config{
 		Resolvers:  r,
 		Directives: DirectiveRoot{Authenticated: authenticated},
@@ -40,7 +46,10 @@ func NewHandler(r *Resolver, log *slog.Logger) *handler.Server {
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(unsupported{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	if o.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.SetDisableSuggestion(!o.Suggestions)
 	srv.Use(extension.FixedComplexityLimit(complexityLimit))
 	srv.SetErrorPresenter(ErrorPresenter(log))
 	srv.SetRecoverFunc(Recover(log))

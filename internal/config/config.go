@@ -22,6 +22,8 @@ const (
 	DefaultDatabaseURL = "sqlite://wxlogin.db"
 	DefaultAPIBase     = "https://api.weixin.qq.com"
 	DefaultHousekeep   = time.Minute
+	// DefaultShutdownGrace is how long in-flight requests get to finish on SIGTERM.
+	DefaultShutdownGrace = 20 * time.Second
 )
 
 // Config is wxlogin's validated configuration.
@@ -44,10 +46,23 @@ type Config struct {
 	Sessions Sessions
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// API is what the GraphQL endpoint offers beyond the API itself.
+	API API
+	// ShutdownGrace is how long in-flight requests get after SIGINT/SIGTERM.
+	ShutdownGrace time.Duration
 	// OpenDataMaxAge is how old a decrypted watermark may be.
 	OpenDataMaxAge time.Duration
 	// HousekeepingInterval is how often expired rows are purged.
 	HousekeepingInterval time.Duration
+}
+
+// API holds the switches for exploring the API, on in dev mode and off outside it by
+// default, and the browser origins allowed to call it.
+type API struct {
+	Introspection bool
+	Suggestions   bool // "Did you mean …" in validation errors
+	Playground    bool
+	CORSOrigins   []string
 }
 
 // Sessions is the session and login policy; its defaults are auth's.
@@ -220,6 +235,36 @@ func Load(getenv func(string) string) (Config, error) {
 		c.Sessions.LoginsPerMinute = integer("WXLOGIN_LOGIN_RATE_LIMIT", auth.DefaultLoginsPerMinute, 1)
 	}
 	c.OpenDataMaxAge = duration("WXLOGIN_OPENDATA_MAX_AGE", time.Hour, time.Minute)
+	c.ShutdownGrace = duration("WXLOGIN_SHUTDOWN_GRACE", DefaultShutdownGrace, 0)
+	toggle := func(name string) bool {
+		switch raw := strings.ToLower(env(name, "")); raw {
+		case "":
+			return c.DevMode
+		case "on", "true", "1":
+			return true
+		case "off", "false", "0":
+			return false
+		default:
+			problems = append(problems, fmt.Errorf("%s %q must be on or off", name, raw))
+			return c.DevMode
+		}
+	}
+	c.API = API{
+		Introspection: toggle("WXLOGIN_INTROSPECTION"),
+		Suggestions:   toggle("WXLOGIN_SUGGESTIONS"),
+		Playground:    toggle("WXLOGIN_PLAYGROUND"),
+	}
+	if raw := env("WXLOGIN_CORS_ORIGINS", ""); raw != "" {
+		for _, origin := range strings.Split(raw, ",") {
+			origin = strings.TrimSpace(origin)
+			u, err := url.Parse(origin)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+				problems = append(problems, fmt.Errorf("WXLOGIN_CORS_ORIGINS: %q is not an origin such as https://admin.example.com (no path, no wildcard)", origin))
+				continue
+			}
+			c.API.CORSOrigins = append(c.API.CORSOrigins, strings.ToLower(origin))
+		}
+	}
 	c.HousekeepingInterval = duration("WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep, time.Second)
 	if raw := env("WXLOGIN_TRUSTED_PROXIES", ""); raw != "" {
 		for _, part := range strings.Split(raw, ",") {

@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +113,48 @@ func TestSeveralApps(t *testing.T) {
 	single, _ := config.Load(env(map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s", "WXLOGIN_SECRET_KEY": goodKey}))
 	if len(single.WeChat.Apps) != 1 || single.WeChat.Apps[0].AppID != "wx1" {
 		t.Errorf("single app = %+v", single.WeChat.Apps)
+	}
+}
+
+// TestHelpListsEverySetting: every variable config.go reads appears in --help.
+func TestHelpListsEverySetting(t *testing.T) {
+	src, err := os.ReadFile("config.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help strings.Builder
+	config.Help(&help)
+	names := regexp.MustCompile(`"((?:WXLOGIN|WECHAT)_[A-Z_]+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(names) < 20 {
+		t.Fatalf("found only %d settings in config.go", len(names))
+	}
+	for _, m := range names {
+		if !strings.Contains(help.String(), m[1]) {
+			t.Errorf("--help does not list %s", m[1])
+		}
+	}
+}
+
+func TestAPISwitches(t *testing.T) {
+	dev, _ := config.Load(env(nil))
+	prod, _ := config.Load(env(map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s", "WXLOGIN_SECRET_KEY": goodKey}))
+	if !dev.API.Introspection || !dev.API.Playground || !dev.API.Suggestions {
+		t.Errorf("dev mode API = %+v, want all on", dev.API)
+	}
+	if prod.API.Introspection || prod.API.Playground || prod.API.Suggestions || prod.API.CORSOrigins != nil {
+		t.Errorf("production API = %+v, want all off and no origins", prod.API)
+	}
+	on, err := config.Load(env(map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s", "WXLOGIN_SECRET_KEY": goodKey,
+		"WXLOGIN_PLAYGROUND": "on", "WXLOGIN_CORS_ORIGINS": "https://Admin.example.com, http://localhost:5173", "WXLOGIN_SHUTDOWN_GRACE": "45s"}))
+	if err != nil || !on.API.Playground || on.API.Introspection || len(on.API.CORSOrigins) != 2 || on.API.CORSOrigins[0] != "https://admin.example.com" || on.ShutdownGrace != 45*time.Second {
+		t.Errorf("switched = %+v %v, %v", on.API, on.ShutdownGrace, err)
+	}
+	for _, bad := range []string{"*", "https://x.example.com/path", "admin.example.com"} {
+		if _, err := config.Load(env(map[string]string{"WXLOGIN_CORS_ORIGINS": bad})); err == nil {
+			t.Errorf("origin %q accepted", bad)
+		}
+	}
+	if _, err := config.Load(env(map[string]string{"WXLOGIN_PLAYGROUND": "maybe"})); err == nil {
+		t.Error("WXLOGIN_PLAYGROUND=maybe accepted")
 	}
 }

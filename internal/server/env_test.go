@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/accesstoken"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
@@ -59,6 +60,11 @@ type env struct {
 	// second is the second mini-program's fake WeChat, when withSecondApp asked for it.
 	second    *fakewechat.Server
 	secondURL string
+	// api, playground and cors are the HTTP edge's switches; newEnv turns the first
+	// two on, as in dev mode.
+	api        graph.Options
+	playground bool
+	cors       []string
 	// loginTimeout, policy and trusted are the auth service's; zero values are its
 	// defaults.
 	loginTimeout time.Duration
@@ -87,13 +93,15 @@ func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.w
 func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
 	t.Helper()
 	e := &env{
-		t:         t,
-		db:        b.Open(t),
-		logs:      &capture.Buffer{},
-		clock:     newClock(),
-		fakeClock: newClock(),
-		secretKey: bytes.Repeat([]byte{7}, 32),
-		client:    &http.Client{Timeout: contractBound},
+		t:          t,
+		db:         b.Open(t),
+		logs:       &capture.Buffer{},
+		clock:      newClock(),
+		fakeClock:  newClock(),
+		secretKey:  bytes.Repeat([]byte{7}, 32),
+		client:     &http.Client{Timeout: contractBound},
+		api:        graph.Options{Introspection: true, Suggestions: true},
+		playground: true,
 	}
 	e.fakeOpts = fakewechat.Options{AppID: testAppID, Secret: testSecret, Now: e.fakeClock.Now, SlowDelay: 50 * time.Millisecond}
 	// Short timeouts keep fault tests quick; TestHangWithDefaultTimeouts checks the
@@ -162,6 +170,7 @@ func (e *env) addInstance() *httptest.Server {
 	openData := opendata.New(opendata.Options{Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	srv := httptest.NewServer(server.New(server.Options{
 		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: metrics.New(), Logger: e.logger(),
+		API: e.api, Playground: e.playground, CORSOrigins: e.cors,
 	}))
 	e.t.Cleanup(srv.Close)
 	e.instances = append(e.instances, srv)

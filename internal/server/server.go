@@ -39,6 +39,11 @@ type Options struct {
 	DB       Pinger
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+	// API switches introspection and suggestions; Playground serves GraphiQL at /.
+	API        graph.Options
+	Playground bool
+	// CORSOrigins are the browser origins allowed to call /graphql.
+	CORSOrigins []string
 	// DevFake, in dev mode only, is the in-process fake WeChat: its helper routes
 	// (/fake/wx.login, /fake/phonecode) are served under /dev, so that a person in the
 	// playground can mint codes.
@@ -51,11 +56,13 @@ func New(o Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics}, log)
+	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics}, log, o.API)
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", o.Auth.Middleware(gql))
-	mux.Handle("GET /{$}", playground.Handler("wxlogin", "/graphql"))
+	mux.Handle("/graphql", cors(o.CORSOrigins, o.Auth.Middleware(gql)))
+	if o.Playground {
+		mux.Handle("GET /{$}", playground.Handler("wxlogin", "/graphql"))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

@@ -1,0 +1,49 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// setting is one environment variable, as --help shows it.
+type setting struct{ name, def, meaning string }
+
+// settings lists every variable Load reads. A test checks that none is missing.
+var settings = []setting{
+	{"WXLOGIN_ADDR", DefaultAddr, "listen address"},
+	{"WXLOGIN_DATABASE_URL", DefaultDatabaseURL, "mysql://user:pass@host:port/dbname?params or sqlite://path"},
+	{"WXLOGIN_SECRET_KEY", "dev mode: generated per run", "base64 of 32 random bytes; encrypts secrets at rest (head -c 32 /dev/urandom | base64)"},
+	{"WXLOGIN_OLD_SECRET_KEYS", "none", "comma-separated earlier keys, still used to decrypt after a rotation"},
+	{"WECHAT_APPID", "unset (dev mode)", "the mini-program's appid; with WECHAT_SECRET"},
+	{"WECHAT_SECRET", "unset (dev mode)", "the mini-program's app secret"},
+	{"WECHAT_APPS", "unset", "several mini-programs instead: appid:secret,appid:secret (the first is login's default)"},
+	{"WECHAT_API_BASE", DefaultAPIBase, "base URL of the WeChat server API"},
+	{"WXLOGIN_SESSION_TTL", "720h", "a session's absolute lifetime"},
+	{"WXLOGIN_SESSION_IDLE_TIMEOUT", "168h", "a session unused this long ends"},
+	{"WXLOGIN_MAX_SESSIONS", "10", "live sessions per user; a login ends the least recently used beyond it"},
+	{"WXLOGIN_LOGIN_RATE_LIMIT", "600", "logins per minute per client address, per instance; off disables"},
+	{"WXLOGIN_LOGIN_RATE_BURST", "100", "logins at once per client address"},
+	{"WXLOGIN_TRUSTED_PROXIES", "none", "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"},
+	{"WXLOGIN_AUDIT_RETENTION", "2160h", "how long audit rows are kept"},
+	{"WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep.String(), "how often expired rows are purged"},
+	{"WXLOGIN_OPENDATA_MAX_AGE", "1h", "how old a decrypted watermark may be"},
+	{"WXLOGIN_SHUTDOWN_GRACE", DefaultShutdownGrace.String(), "how long in-flight requests get to finish on SIGTERM"},
+	{"WXLOGIN_INTROSPECTION", "on in dev mode, else off", "GraphQL introspection (on/off)"},
+	{"WXLOGIN_SUGGESTIONS", "on in dev mode, else off", `"Did you mean" hints in validation errors (on/off)`},
+	{"WXLOGIN_PLAYGROUND", "on in dev mode, else off", "the GraphiQL playground at / (on/off)"},
+	{"WXLOGIN_CORS_ORIGINS", "none", "comma-separated browser origins allowed to call /graphql, such as https://admin.example.com"},
+}
+
+// Help writes every setting with its default and meaning.
+func Help(w io.Writer) {
+	fmt.Fprintln(w, "wxlogin: silent login for WeChat mini-programs, as a GraphQL back end.")
+	fmt.Fprintln(w, "\nUsage:\n  wxlogin              serve (with WeChat unset: dev mode, SQLite and a built-in fake WeChat)\n  wxlogin fakewechat   run the fake WeChat on its own (-h for its flags)")
+	fmt.Fprintln(w, "\nSettings, by environment:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  variable\tdefault\tmeaning")
+	for _, s := range settings {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, s.def, s.meaning)
+	}
+	tw.Flush()
+}
