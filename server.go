@@ -60,11 +60,16 @@ func main() {
 
 // serve reads the configuration, wires the parts, serves, and drains on signal.
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	log := slog.New(server.LogHandler(slog.NewTextHandler(stderr, nil)))
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
+	// Text for a person in dev mode, JSON for log collectors everywhere else.
+	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	if cfg.DevMode {
+		handler = slog.NewTextHandler(stderr, nil)
+	}
+	log := slog.New(server.LogHandler(handler))
 
 	db, err := database.Open(ctx, cfg.DatabaseURL)
 	if err != nil {

@@ -33,7 +33,7 @@ func start(t *testing.T, vars map[string]string) *started {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &started{stderr: &capture.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- serve(ctx, func(k string) string { return vars[k] }, s.stderr) }()
-	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
+	listen := regexp.MustCompile(`listen"?[=:]"?(127\.0\.0\.1:\d+)`) // text in dev mode, JSON otherwise
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := listen.FindStringSubmatch(s.stderr.String()); m != nil {
@@ -152,6 +152,9 @@ func TestConfiguredServerMigratesAndLogsIn(t *testing.T) {
 			s := start(t, vars)
 			if strings.Contains(s.stderr.String(), "DEV MODE") {
 				t.Error("configured server says it is in dev mode")
+			}
+			if first := strings.SplitN(s.stderr.String(), "\n", 2)[0]; !json.Valid([]byte(first)) {
+				t.Errorf("outside dev mode the log is not JSON: %s", first)
 			}
 			code := fake.IssueCode(fakewechat.User{OpenID: "oProd000000000000000000000001"})
 			login := s.graphql(t, "", `mutation { login(code: "`+code+`") { token isNewUser } }`)

@@ -51,6 +51,8 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	}
 	srv.SetDisableSuggestion(!o.Suggestions)
 	srv.Use(extension.FixedComplexityLimit(complexityLimit))
+	srv.Use(depthLimit{max: maxDepth})
+	srv.SetParserTokenLimit(parserTokenLimit)
 	srv.SetErrorPresenter(ErrorPresenter(log))
 	srv.SetRecoverFunc(Recover(log))
 	return srv

@@ -25,6 +25,10 @@ import (
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 1 << 20
 
+// requestDeadline bounds one GraphQL request: past a login's 10 s, well short of the
+// server's write timeout.
+const requestDeadline = 15 * time.Second
+
 // Pinger is what readiness needs of the database.
 type Pinger interface {
 	Ping(ctx context.Context) error
@@ -59,7 +63,7 @@ func New(o Options) http.Handler {
 	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics}, log, o.API)
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", cors(o.CORSOrigins, o.Auth.Middleware(gql)))
+	mux.Handle("/graphql", cors(o.CORSOrigins, deadline(requestDeadline, o.Auth.Middleware(gql))))
 	if o.Playground {
 		mux.Handle("GET /{$}", playground.Handler("wxlogin", "/graphql"))
 	}
@@ -85,6 +89,15 @@ func New(o Options) http.Handler {
 	}
 
 	return requestID(accessLog(log, o.Metrics, mux))
+}
+
+// deadline gives each request a context that ends after d, so that no resolver runs on.
+func deadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // requestID takes the request id from X-Request-Id when it is sane, or makes one, and
