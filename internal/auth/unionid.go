@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -102,7 +103,9 @@ func (s *Service) linkUnionID(ctx context.Context, tx *ent.Tx, acct Account, uni
 	return Account{}, errUnionRace
 }
 
-var errUnionRace = &authError{"auth: could not link the unionid: it kept moving"}
+// errUnionRace is an internal failure, not a missing session: the presenter masks it
+// as INTERNAL.
+var errUnionRace = errors.New("auth: could not link the unionid: it kept moving")
 
 // merge moves everything of loser to survivor and deletes loser: identities, sessions
 // (their tokens keep working, for the merged user), recent code records, and the
