@@ -19,15 +19,16 @@ test: ## every test, with the race detector, on SQLite and (when reachable) Mari
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...
 
-generate: ## regenerate code: ent first, then gqlgen (it reads ent's types)
+generate: ## regenerate code: ent first, then gqlgen (it reads ent's types), then the persisted query manifest
 	$(GO) generate ./ent
 	$(GO) generate ./graph
+	$(GO) generate ./internal/persisted
 
 check-generate: generate ## fail when regenerating changes any committed file
-	@changed=$$(git status --porcelain -- ent graph go.mod go.sum); \
+	@changed=$$(git status --porcelain -- ent graph internal/persisted go.mod go.sum); \
 	if [ -n "$$changed" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; echo "$$changed"; \
-		git --no-pager diff --stat -- ent graph; exit 1; \
+		git --no-pager diff --stat -- ent graph internal/persisted; exit 1; \
 	fi
 
 lint: ## gofmt, go vet, staticcheck

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -13,6 +12,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/opendata"
+	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
@@ -27,6 +27,11 @@ const (
 	CodeWeChatUnavailable = "WECHAT_UNAVAILABLE"
 	CodeInternal          = "INTERNAL"
 	CodeSessionKeyStale   = "SESSION_KEY_STALE"
+	// The persisted-query protocol's answers: send the document with its hash; stop
+	// sending hashes; only the allow-list's documents run here.
+	CodePersistedQueryNotFound     = "PERSISTED_QUERY_NOT_FOUND"
+	CodePersistedQueryNotSupported = "PERSISTED_QUERY_NOT_SUPPORTED"
+	CodeQueryNotAllowed            = "QUERY_NOT_ALLOWED"
 )
 
 // Messages for errors whose own text is not meant for clients.
@@ -40,8 +45,6 @@ const (
 	msgUnavailable      = "WeChat did not answer in time: try again in a few seconds."
 	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
 	msgInternal         = "Something went wrong on the server: try again later."
-	msgTooComplex       = "The request is too large: send one login per request, and fewer fields."
-	msgBadJSON          = "The request body is not valid JSON: send {\"query\": \"...\", \"variables\": {...}}."
 )
 
 // ErrorCode gives the contract code for an error a resolver returned.
@@ -53,6 +56,12 @@ func ErrorCode(err error) string {
 		return CodeBadUserInput
 	case errors.As(err, &limited):
 		return CodeRateLimited
+	case errors.Is(err, persisted.ErrNotFound):
+		return CodePersistedQueryNotFound
+	case errors.Is(err, persisted.ErrNotSupported):
+		return CodePersistedQueryNotSupported
+	case errors.Is(err, persisted.ErrNotAllowed):
+		return CodeQueryNotAllowed
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return CodeUnauthenticated
 	case errors.Is(err, opendata.ErrSessionKeyStale):
@@ -80,12 +89,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if gerr.Err == nil {
 			// gqlgen's own error: the document did not parse or validate, or the body
 			// was not a request. The client sent something malformed.
-			switch {
-			case strings.HasPrefix(gerr.Message, "json request body could not be decoded"):
-				gerr.Message = msgBadJSON // gqlgen's message repeats the whole body
-			case gerr.Extensions["code"] == "COMPLEXITY_LIMIT_EXCEEDED": // gqlgen's code
-				gerr.Message = msgTooComplex
-			}
+			gerr.Message = limitMessage(gerr)
 			setCode(gerr, CodeBadUserInput)
 			return gerr
 		}
@@ -128,6 +132,19 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		setCode(gerr, code)
 		return gerr
 	}
+}
+
+// limitMessage rewords gqlgen's and gqlparser's refusals of a document that is too big,
+// so that each says which limit it hit and what to send instead.
+func limitMessage(e *gqlerror.Error) string {
+	var cost, limit int
+	if _, err := fmt.Sscanf(e.Message, "operation has complexity %d, which exceeds the limit of %d", &cost, &limit); err == nil {
+		return fmt.Sprintf("The query costs %d, past the complexity limit of %d: send one login per request (login, bindPhoneNumber and decryptOpenData cost %d each, other fields 1) and ask for fewer fields.", cost, limit, weChatCallCost)
+	}
+	if _, err := fmt.Sscanf(e.Message, "exceeded token limit of %d", &limit); err == nil {
+		return fmt.Sprintf("The query has more than %d tokens, the parser's limit: ask for fewer fields at once.", limit)
+	}
+	return e.Message
 }
 
 // Recover turns a resolver's panic into an INTERNAL error, logged with its value.

@@ -6,8 +6,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/wxlogin/wxlogin/internal/persisted"
 )
 
 // Query complexity: every field costs 1 by default.
@@ -20,10 +21,17 @@ const (
 type Options struct {
 	Introspection bool
 	Suggestions   bool // "Did you mean …" in validation errors
+	// PersistedQueries says which documents run; the manifest's documents are known by
+	// hash (and in allow-list mode are the only ones that run).
+	PersistedQueries persisted.Mode
+	Manifest         *persisted.Manifest
 }
 
-// NewHandler builds the GraphQL HTTP handler: JSON POST for everything, GET for queries
-// only, and a coded refusal for anything else.
+// persistedCacheBytes bounds the documents remembered for automatic persisted queries.
+const persistedCacheBytes = 8 << 20
+
+// NewHandler builds the GraphQL HTTP handler: GraphQL over HTTP with JSON POST for
+// everything and GET for queries only, persisted queries, and the limits.
 func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	cfg := Config{
 		Resolvers:  r,
@@ -40,11 +48,14 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	cfg.Complexity.Query.DecryptOpenData = func(childComplexity int, _, _ string, _, _ *string) int {
 		return weChatCallCost + childComplexity // may ask WeChat about the session key
 	}
+	if o.PersistedQueries == "" {
+		o.PersistedQueries = persisted.Automatic
+	}
+	if o.Manifest == nil {
+		o.Manifest = persisted.Builtin()
+	}
 	srv := handler.New(NewExecutableSchema(cfg))
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(queryOnlyGET{})
-	srv.AddTransport(transport.POST{})
-	srv.AddTransport(unsupported{})
+	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
@@ -52,6 +63,8 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	srv.SetDisableSuggestion(!o.Suggestions)
 	srv.Use(extension.FixedComplexityLimit(complexityLimit))
 	srv.Use(depthLimit{max: maxDepth})
+	// Last, so that it remembers only documents that passed every check before it.
+	srv.Use(persisted.New(o.PersistedQueries, o.Manifest, persistedCacheBytes, parserTokenLimit))
 	srv.SetParserTokenLimit(parserTokenLimit)
 	srv.SetErrorPresenter(ErrorPresenter(log))
 	srv.SetRecoverFunc(Recover(log))

@@ -1,57 +1,338 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/persisted"
+	"github.com/wxlogin/wxlogin/internal/reqlog"
 )
 
-// queryOnlyGET serves queries over GET and refuses mutations with 405, so that a link or
-// an image tag can never change anything. Unlike gqlgen's GET alone, every refusal goes
-// through the error presenter and so carries its code.
-type queryOnlyGET struct{ transport.GET }
+// The media types of a GraphQL response.
+const (
+	mediaGraphQLResponse = "application/graphql-response+json"
+	mediaJSON            = "application/json"
+)
 
-func (t queryOnlyGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	q := r.URL.Query()
-	for _, name := range []string{"variables", "extensions"} {
-		if v := q.Get(name); v != "" && !json.Valid([]byte(v)) {
-			refuse(w, r, exec, http.StatusBadRequest, "The "+name+" parameter is not valid JSON.")
-			return
-		}
-	}
-	if doc, err := parser.ParseQuery(&ast.Source{Input: q.Get("query")}); err == nil {
-		if op := doc.Operations.ForName(q.Get("operationName")); op != nil && op.Operation != ast.Query {
-			w.Header().Set("Allow", "POST")
-			refuse(w, r, exec, http.StatusMethodNotAllowed, "GET serves queries only: send "+string(op.Operation)+"s as POST with a JSON body.")
-			return
-		}
-	}
-	t.GET.Do(w, r, exec)
-}
+// httpTransport serves GraphQL over HTTP as its specification asks, SHOULDs included:
+//
+//   - The response is application/graphql-response+json or application/json, as the
+//     Accept header prefers; application/json when there is no Accept header or it takes
+//     anything; 406 when it takes neither.
+//   - POST takes a JSON body (Content-Type application/json, UTF-8) and nothing else: no
+//     form or multipart transport, which would let another site's page post mutations.
+//     GET takes the parameters in the URL and runs queries only (405 for a mutation).
+//   - A body that is not JSON, or parameters of the wrong type, get 400.
+//   - A document that does not parse or validate, or variables that do not coerce, get
+//     400 under application/graphql-response+json and 200 under application/json
+//     (which older clients expect), with no data entry either way.
+//   - An executed operation gets 200 and a data entry, null or not.
+//
+// Every refusal goes through the error presenter, so it carries its code.
+type httpTransport struct{}
 
-// unsupported answers every request no other transport takes: another method, or a POST
-// that is not JSON (form posts would let another site send mutations).
-type unsupported struct{}
+var _ graphql.Transport = httpTransport{}
 
-func (unsupported) Supports(*http.Request) bool { return true }
+func (httpTransport) Supports(*http.Request) bool { return true }
 
-func (unsupported) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	if r.Method == http.MethodPost {
-		refuse(w, r, exec, http.StatusUnsupportedMediaType, "POST /graphql takes a JSON body: set Content-Type: application/json.")
+func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	start := graphql.Now()
+	w.Header().Add("Vary", "Accept")
+	w.Header().Set("Cache-Control", "no-store") // answers carry tokens and personal data
+	media, acceptable := negotiate(r.Header.Get("Accept"))
+	reply := replier{w: w, r: r, exec: exec, media: media}
+	if !acceptable {
+		reply.refuse(http.StatusNotAcceptable, "The Accept header takes neither application/graphql-response+json nor application/json.")
 		return
 	}
-	w.Header().Set("Allow", "GET, POST, OPTIONS")
-	refuse(w, r, exec, http.StatusMethodNotAllowed, "/graphql takes GET for queries and POST for everything.")
+
+	var params *graphql.RawParams
+	var err error
+	switch r.Method {
+	case http.MethodGet:
+		params, err = urlParams(r.URL.Query())
+	case http.MethodPost:
+		if !isJSON(r.Header.Get("Content-Type")) {
+			reply.refuse(http.StatusUnsupportedMediaType, "POST /graphql takes a JSON body: set Content-Type: application/json.")
+			return
+		}
+		params, err = bodyParams(r.Body)
+	case http.MethodOptions:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		reply.refuse(http.StatusMethodNotAllowed, "/graphql takes GET for queries and POST for everything.")
+		return
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply.refuse(http.StatusRequestEntityTooLarge, "The request body is larger than "+sizeName(tooBig.Limit)+".")
+			return
+		}
+		reply.refuse(http.StatusBadRequest, err.Error())
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	ctx := r.Context()
+	op, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		reply.write(requestErrorStatus(media, errs), exec.DispatchError(graphql.WithOperationContext(ctx, op), errs), op)
+		return
+	}
+	if r.Method == http.MethodGet && op.Operation.Operation != ast.Query {
+		w.Header().Set("Allow", "POST")
+		reply.op = op
+		reply.refuse(http.StatusMethodNotAllowed, "GET serves queries only: send "+string(op.Operation.Operation)+"s as POST with a JSON body.")
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, op)
+	resp := responses(ctx)
+	if resp.Data == nil {
+		resp.Data = json.RawMessage("null") // an executed operation always has a data entry
+	}
+	reply.write(http.StatusOK, resp, op)
 }
 
-func refuse(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, msg string) {
-	resp := exec.DispatchError(r.Context(), gqlerror.List{{Message: msg}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(resp)
+// requestErrorStatus is the status of a document refused before it ran.
+func requestErrorStatus(media string, errs gqlerror.List) int {
+	if media == mediaJSON {
+		return http.StatusOK
+	}
+	for _, e := range errs {
+		if errors.Is(e.Err, persisted.ErrNotAllowed) {
+			return http.StatusForbidden
+		}
+	}
+	return http.StatusBadRequest
+}
+
+// replier writes the answers of one request.
+type replier struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	exec  graphql.GraphExecutor
+	media string
+	op    *graphql.OperationContext
+}
+
+// refuse answers a request that is not a GraphQL request the server takes: no data entry.
+func (p replier) refuse(status int, msg string) {
+	ctx := p.r.Context()
+	if p.op != nil {
+		ctx = graphql.WithOperationContext(ctx, p.op)
+	}
+	p.write(status, p.exec.DispatchError(ctx, gqlerror.List{{Message: msg}}), p.op)
+}
+
+// wireResponse is graphql.Response as the spec wants it on the wire: without a data
+// entry when nothing ran.
+type wireResponse struct {
+	Errors     gqlerror.List   `json:"errors,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	Extensions map[string]any  `json:"extensions,omitempty"`
+}
+
+func (p replier) write(status int, resp *graphql.Response, op *graphql.OperationContext) {
+	if e := reqlog.From(p.r.Context()); e != nil {
+		if op != nil && op.Operation != nil {
+			e.Operation, e.OperationType = op.Operation.Name, string(op.Operation.Operation)
+		}
+		for _, err := range resp.Errors {
+			code, _ := err.Extensions["code"].(string)
+			e.ErrorCodes = append(e.ErrorCodes, code)
+		}
+	}
+	b, err := json.Marshal(wireResponse{Errors: resp.Errors, Data: resp.Data, Extensions: resp.Extensions})
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"errors":[{"message":"`+msgInternal+`","extensions":{"code":"`+CodeInternal+`"}}]}`)
+	}
+	p.w.Header().Set("Content-Type", p.media+"; charset=utf-8")
+	p.w.WriteHeader(status)
+	p.w.Write(b)
+}
+
+// negotiate picks the response's media type from an Accept header: the acceptable type
+// with the highest quality, the first listed on a tie. Wildcards get application/json.
+func negotiate(accept string) (media string, ok bool) {
+	if strings.TrimSpace(accept) == "" {
+		return mediaJSON, true
+	}
+	best, bestQ := "", 0.0
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if s, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(s, 64); err != nil {
+				continue
+			}
+		}
+		var m string
+		switch mt {
+		case mediaGraphQLResponse:
+			m = mediaGraphQLResponse
+		case mediaJSON, "application/*", "*/*":
+			m = mediaJSON
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = m, q
+		}
+	}
+	if best == "" {
+		return mediaJSON, false
+	}
+	return best, true
+}
+
+// isJSON says whether a Content-Type is JSON in UTF-8 (the default when no charset is
+// given).
+func isJSON(contentType string) bool {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != mediaJSON {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
+}
+
+const msgBodyShape = `The request body must be one JSON object: {"query": "...", "operationName": "...", "variables": {...}}.`
+
+// bodyParams reads a POST body: one JSON object, each key at most once, in UTF-8.
+func bodyParams(body io.Reader) (*graphql.RawParams, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(b) {
+		return nil, input.Errorf("The request body is not valid UTF-8.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, input.Errorf(msgBodyShape)
+	}
+	fields := map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, input.Errorf(msgBodyShape)
+		}
+		key := t.(string) // inside an object, a token before a value is its key
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, input.Errorf(msgBodyShape)
+		}
+		if _, dup := fields[key]; dup {
+			return nil, input.Errorf(fmt.Sprintf("The request body has the key %q twice: send each once.", key))
+		}
+		fields[key] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, input.Errorf(msgBodyShape)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, input.Errorf(msgBodyShape)
+	}
+	return params(func(name string) ([]byte, bool, error) {
+		v, ok := fields[name]
+		return v, ok, nil
+	}, true)
+}
+
+// urlParams reads the parameters of a GET: query and operationName as text, variables
+// and extensions as JSON text.
+func urlParams(q url.Values) (*graphql.RawParams, error) {
+	return params(func(name string) ([]byte, bool, error) {
+		vs, ok := q[name]
+		switch {
+		case !ok:
+			return nil, false, nil
+		case len(vs) > 1:
+			return nil, false, input.Errorf(fmt.Sprintf("The URL has the parameter %q %d times: send it once.", name, len(vs)))
+		case !utf8.ValidString(vs[0]):
+			return nil, false, input.Errorf(fmt.Sprintf("The %s parameter is not valid UTF-8.", name))
+		case vs[0] == "" && name != "query":
+			return nil, false, nil // some clients send variables= for none
+		case name == "query" || name == "operationName":
+			b, _ := json.Marshal(vs[0])
+			return b, true, nil
+		}
+		return []byte(vs[0]), true, nil
+	}, false)
+}
+
+// params checks and decodes the request parameters, each as JSON: query and
+// operationName strings, variables and extensions objects, any of them null or absent.
+func params(get func(name string) (raw []byte, ok bool, err error), inBody bool) (*graphql.RawParams, error) {
+	p := &graphql.RawParams{}
+	for _, f := range []struct {
+		name   string
+		object bool
+		into   any
+	}{
+		{"query", false, &p.Query},
+		{"operationName", false, &p.OperationName},
+		{"variables", true, &p.Variables},
+		{"extensions", true, &p.Extensions},
+	} {
+		raw, ok, err := get(f.name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || string(bytes.TrimSpace(raw)) == "null" {
+			continue
+		}
+		want := "a string"
+		if f.object {
+			want = "a JSON object"
+		}
+		if !json.Valid(raw) {
+			if inBody {
+				return nil, input.Errorf(msgBodyShape)
+			}
+			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
+		}
+		// Numbers decode as float64, not json.Number: gqlparser takes a json.Number
+		// (a string underneath) for a String variable, and the spec says 5 is no String.
+		if err := json.Unmarshal(raw, f.into); err != nil {
+			return nil, input.Errorf(fmt.Sprintf("The %s parameter must be %s.", f.name, want))
+		}
+	}
+	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
+		return nil, input.Errorf(`The request has no query: send the document as "query".`)
+	}
+	return p, nil
+}
+
+// sizeName says a byte count the way people write limits: 1 MiB, 512 KiB, 1000 bytes.
+func sizeName(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

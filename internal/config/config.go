@@ -7,13 +7,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/wxlogin/wxlogin/internal/auth"
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/persisted"
 )
 
 // Defaults for settings that are not set.
@@ -63,6 +66,12 @@ type API struct {
 	Suggestions   bool // "Did you mean …" in validation errors
 	Playground    bool
 	CORSOrigins   []string
+	// PersistedQueries says which documents run: any (with automatic persisted
+	// queries), only the manifest's (allow-list), or any sent whole (off).
+	PersistedQueries persisted.Mode
+	// Manifest is the allow-list's documents; nil means the built-in one, generated
+	// from the client documents in the repository.
+	Manifest *persisted.Manifest
 }
 
 // Sessions is the session and login policy; its defaults are auth's.
@@ -253,6 +262,20 @@ func Load(getenv func(string) string) (Config, error) {
 		Introspection: toggle("WXLOGIN_INTROSPECTION"),
 		Suggestions:   toggle("WXLOGIN_SUGGESTIONS"),
 		Playground:    toggle("WXLOGIN_PLAYGROUND"),
+	}
+	if mode, err := persisted.ParseMode(strings.ToLower(env("WXLOGIN_PERSISTED_QUERIES", string(persisted.Automatic)))); err != nil {
+		problems = append(problems, fmt.Errorf("WXLOGIN_PERSISTED_QUERIES %s", err))
+	} else {
+		c.API.PersistedQueries = mode
+	}
+	if path := env("WXLOGIN_PERSISTED_QUERY_MANIFEST", ""); path != "" {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			c.API.Manifest, err = persisted.ParseManifest(b)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Errorf("WXLOGIN_PERSISTED_QUERY_MANIFEST: %w", err))
+		}
 	}
 	if raw := env("WXLOGIN_CORS_ORIGINS", ""); raw != "" {
 		for _, origin := range strings.Split(raw, ",") {

@@ -32,6 +32,8 @@ var settings = []setting{
 	{"WXLOGIN_INTROSPECTION", "on in dev mode, else off", "GraphQL introspection (on/off)"},
 	{"WXLOGIN_SUGGESTIONS", "on in dev mode, else off", `"Did you mean" hints in validation errors (on/off)`},
 	{"WXLOGIN_PLAYGROUND", "on in dev mode, else off", "the GraphiQL playground at / (on/off)"},
+	{"WXLOGIN_PERSISTED_QUERIES", "apq", "apq: any document, and known ones by hash; allowlist: only the manifest's documents; off: no hashes"},
+	{"WXLOGIN_PERSISTED_QUERY_MANIFEST", "built in", "the allow-list: a persisted query manifest (Apollo's format); built in: clients/documents"},
 	{"WXLOGIN_CORS_ORIGINS", "none", "comma-separated browser origins allowed to call /graphql, such as https://admin.example.com"},
 }
 

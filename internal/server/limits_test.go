@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,11 +19,15 @@ func TestDocumentLimits(t *testing.T) {
 			fmt.Fprintf(&wide, "f%d: __typename ", i)
 		}
 		wide.WriteString("}")
-		deep := "{ me " + strings.Repeat("{ a ", 50) + strings.Repeat("} ", 50) + "}"
-		for name, doc := range map[string]string{"2,000 fields": wide.String(), "50 levels deep": deep} {
-			r := e.post(0, "", doc, nil)
-			if r.Code() != "BAD_USER_INPUT" || r.Data != nil {
-				t.Errorf("%s: %q, data %v; want BAD_USER_INPUT and no data", name, r.Code(), r.Data)
+		// Introspection's types nest without end: a valid document past the depth limit.
+		deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 10) + "{ name }" + strings.Repeat(" }", 10) + " } } } }"
+		for _, c := range []struct{ name, doc, says string }{
+			{"2,000 fields", wide.String(), "more than 5000 tokens"},
+			{"15 levels deep", deep, "nested 15 levels deep, past the limit of 12"},
+		} {
+			r := e.post(0, "", c.doc, nil)
+			if r.Code() != "BAD_USER_INPUT" || r.Data != nil || !strings.Contains(r.Errors[0].Message, c.says) {
+				t.Errorf("%s: %q %v, data %v; want BAD_USER_INPUT saying %q, and no data", c.name, r.Code(), r.Errors, r.Data, c.says)
 			}
 		}
 
@@ -35,15 +40,26 @@ func TestDocumentLimits(t *testing.T) {
 		}
 		many.WriteString(" }")
 		r := e.post(0, "", many.String(), nil)
-		if r.Code() != "BAD_USER_INPUT" || e.fake.Calls() != 0 || e.count()["sessions"] != 0 {
+		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "past the complexity limit of 1000") {
+			t.Errorf("20 aliased logins: %v, want BAD_USER_INPUT naming the complexity limit", r.Errors)
+		}
+		if e.fake.Calls() != 0 || e.count()["sessions"] != 0 {
 			t.Errorf("20 aliased logins: %q, %d WeChat calls, %d sessions; want refused, 0 and 0", r.Code(), e.fake.Calls(), e.count()["sessions"])
 		}
 
 		// An 8 MiB body is refused with 413, and the server stays healthy.
 		big := `{"query": "{ me { id } }", "variables": {"pad": "` + strings.Repeat("x", 8<<20) + `"}}`
 		r = e.send(mustRequest(t, http.MethodPost, e.instances[0].URL+"/graphql", "application/json", big))
-		if r.Status != http.StatusRequestEntityTooLarge || r.Code() != "BAD_USER_INPUT" {
-			t.Errorf("8 MiB body = %d %q, want 413 BAD_USER_INPUT", r.Status, r.Code())
+		if r.Status != http.StatusRequestEntityTooLarge || r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "larger than 1 MiB") {
+			t.Errorf("8 MiB body = %d %v, want 413 BAD_USER_INPUT naming the 1 MiB limit", r.Status, r.Errors)
+		}
+		// Sent in chunks, with no Content-Length to refuse it by, it is cut off at the limit.
+		req := mustRequest(t, http.MethodPost, e.instances[0].URL+"/graphql", "application/json", "")
+		req.Body = io.NopCloser(strings.NewReader(big)) // unknown length: chunked
+		req.ContentLength = -1
+		r = e.send(req)
+		if r.Status != http.StatusRequestEntityTooLarge || r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "larger than 1 MiB") {
+			t.Errorf("8 MiB chunked body = %d %v, want 413 BAD_USER_INPUT naming the 1 MiB limit", r.Status, r.Errors)
 		}
 		if _, c := e.login(0, e.fake.IssueCode(alice)); c != "" {
 			t.Errorf("a login after the big body: %q", c)
