@@ -76,6 +76,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
+	meter := metrics.New()
+	meter.Database("wxlogin", db.SQL)
 
 	apps, base := cfg.WeChat.Apps, cfg.WeChat.APIBase
 	var devFake http.Handler
@@ -96,7 +98,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	var logins []auth.WeChat
 	var platform []wxapp.App
 	for _, app := range apps {
-		wc, err := wechat.New(wechat.Config{BaseURL: base, AppID: app.AppID, Secret: app.Secret, Logger: log})
+		wc, err := wechat.New(wechat.Config{BaseURL: base, AppID: app.AppID, Secret: app.Secret, Logger: log, Observe: meter.WeChat})
 		if err != nil {
 			return err
 		}
@@ -128,9 +130,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	srv := &http.Server{
 		Handler: server.New(server.Options{
-			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: metrics.New(), Logger: log,
+			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: meter, Logger: log,
 			OpenData: openData, DevFake: devFake,
-			API:        graph.Options{Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions},
+			API: graph.Options{
+				Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions,
+				PersistedQueries: cfg.API.PersistedQueries, Manifest: cfg.API.Manifest,
+			},
 			Playground: cfg.API.Playground, CORSOrigins: cfg.API.CORSOrigins,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -146,10 +146,13 @@ func (e *env) addInstance() *httptest.Server {
 		second.BaseURL, second.AppID, second.Secret = e.secondURL, testAppID2, testSecret2
 		configs = append(configs, second)
 	}
+	meter := metrics.New()
+	meter.Database("wxlogin", e.db.SQL)
 	var logins []auth.WeChat
 	var platform []wxapp.App
 	for _, cfg := range configs {
 		cfg.Logger = e.logger()
+		cfg.Observe = meter.WeChat
 		cfg.Now = e.clock.Now
 		wc, err := wechat.New(cfg)
 		if err != nil {
@@ -169,7 +172,7 @@ func (e *env) addInstance() *httptest.Server {
 	phones := phone.New(phone.Options{DB: e.db, Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	openData := opendata.New(opendata.Options{Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	srv := httptest.NewServer(server.New(server.Options{
-		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: metrics.New(), Logger: e.logger(),
+		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: meter, Logger: e.logger(),
 		API: e.api, Playground: e.playground, CORSOrigins: e.cors,
 	}))
 	e.t.Cleanup(srv.Close)

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
@@ -20,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
+	"github.com/wxlogin/wxlogin/internal/reqlog"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -127,32 +127,50 @@ func saneID(id string) bool {
 	return true
 }
 
-// accessLog writes one line per request and counts it. It limits the body first, so a
-// huge body is refused with 413 before anything reads it.
+// accessLog writes one line per request and counts it: for GraphQL, with the operation
+// and the error codes it answered with. It limits the body first, so a huge body is
+// refused with 413 before anything reads it.
 func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx, entry := reqlog.With(r.Context())
+		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		if r.ContentLength > MaxBodyBytes {
-			rec.Header().Set("Content-Type", "application/json")
+			rec.Header().Set("Content-Type", "application/json; charset=utf-8")
 			rec.WriteHeader(http.StatusRequestEntityTooLarge)
 			rec.Write([]byte(`{"errors":[{"message":"The request body is larger than 1 MiB.","extensions":{"code":"BAD_USER_INPUT"}}]}` + "\n"))
+			entry.ErrorCodes = []string{graph.CodeBadUserInput}
 		} else {
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 			next.ServeHTTP(rec, r)
 		}
+		took := time.Since(start)
 		route := r.URL.Path
 		if r.Pattern == "" && route != "/graphql" {
 			route = "other" // keep the metric's label set bounded
 		}
-		m.Request(route, strconv.Itoa(rec.status))
-		log.InfoContext(r.Context(), "request",
-			"method", r.Method,
-			"path", r.URL.Path,
-			"status", rec.status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000,
-			"bytes", rec.bytes,
-		)
+		m.Request(route, rec.status, took)
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+			slog.Int("bytes", rec.bytes),
+		}
+		if route == "/graphql" {
+			m.GraphQL(entry.OperationType, entry.Operation, entry.Outcome(), took)
+			if entry.Operation != "" {
+				attrs = append(attrs, slog.String("operation", entry.Operation))
+			}
+			if entry.OperationType != "" {
+				attrs = append(attrs, slog.String("operation_type", entry.OperationType))
+			}
+			if len(entry.ErrorCodes) > 0 {
+				attrs = append(attrs, slog.Any("error_codes", entry.ErrorCodes))
+			}
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,6 +46,10 @@ type Config struct {
 	// Now is the clock that access-token expiry times are read on; default time.Now.
 	// Tests that move their services' clocks pass the same one here.
 	Now func() time.Time
+	// Observe, when set, is told of every HTTP attempt: the API, its result (the
+	// errcode, 0 for success; http_<status>; bad_response; timeout; canceled;
+	// transport_error) and how long it took.
+	Observe func(api, result string, d time.Duration)
 }
 
 // Client calls WeChat's server API. It is safe for concurrent use.
@@ -58,6 +63,7 @@ type Client struct {
 	maxAttempts    int
 	backoff        time.Duration
 	now            func() time.Time
+	observe        func(api, result string, d time.Duration)
 }
 
 // New validates cfg and returns a Client. BaseURL must be an absolute http or
@@ -88,9 +94,13 @@ func New(cfg Config) (*Client, error) {
 		maxAttempts:    cfg.MaxAttempts,
 		backoff:        cfg.RetryBackoff,
 		now:            cfg.Now,
+		observe:        cfg.Observe,
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.observe == nil {
+		c.observe = func(string, string, time.Duration) {}
 	}
 	if c.http == nil {
 		c.http = defaultHTTPClient()
@@ -309,7 +319,10 @@ func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt i
 	start := time.Now()
 	status, errcode, rid := 0, 0, ""
 	var okAttrs []slog.Attr
+	actx, cancel := context.WithTimeout(dctx, c.attemptTimeout)
+	defer cancel() // after the deferred log line below, which reads actx
 	defer func() {
+		c.observe(k.api, attemptResult(ctx, actx, err, status, errcode), time.Since(start))
 		attrs := []slog.Attr{
 			slog.String("api", k.api),
 			slog.Int("attempt", attempt),
@@ -335,8 +348,6 @@ func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt i
 		c.log.LogAttrs(ctx, slog.LevelWarn, "wechat api call failed", attrs...)
 	}()
 
-	actx, cancel := context.WithTimeout(dctx, c.attemptTimeout)
-	defer cancel()
 	var reqBody io.Reader
 	if k.body != nil {
 		reqBody = bytes.NewReader(k.body)
@@ -384,6 +395,25 @@ func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt i
 		return zero, false, &unavailableError{api: k.api, msg: err.Error(), maybeSent: true}
 	}
 	return v, false, nil
+}
+
+// attemptResult names how an attempt ended, for the metrics.
+func attemptResult(ctx, actx context.Context, err error, status, errcode int) string {
+	switch {
+	case err == nil:
+		return "0"
+	case errcode != 0:
+		return strconv.Itoa(errcode)
+	case status == http.StatusOK:
+		return "bad_response"
+	case status != 0:
+		return "http_" + strconv.Itoa(status)
+	case errors.Is(ctx.Err(), context.Canceled):
+		return "canceled"
+	case actx.Err() != nil:
+		return "timeout"
+	}
+	return "transport_error"
 }
 
 // transportErr turns a failed round trip into a redacted error, and says
