@@ -2,7 +2,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test test-short generate check-generate lint fakewechat
+.PHONY: help run test test-short generate check-generate lint fakewechat audit-http
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ check-generate: generate ## fail when regenerating changes any committed file
 		echo "generated code is stale; run 'make generate' and commit:"; echo "$$changed"; \
 		git --no-pager diff --stat -- ent graph internal/persisted; exit 1; \
 	fi
+
+audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)
+	bash tools/http-audit/run.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
