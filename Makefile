@@ -2,7 +2,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test test-short generate check-generate lint fakewechat audit-http
+.PHONY: help run test test-short generate schema check-generate lint fakewechat audit-http
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,16 +19,21 @@ test: ## every test, with the race detector, on SQLite and (when reachable) Mari
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...
 
-generate: ## regenerate code: ent first, then gqlgen (it reads ent's types), then the persisted query manifest
+generate: ## regenerate code: ent, gqlgen (it reads ent's types), the persisted query manifest, the Go client, the schema artifacts
 	$(GO) generate ./ent
 	$(GO) generate ./graph
 	$(GO) generate ./internal/persisted
+	$(GO) generate ./internal/wxclient
+	$(MAKE) --no-print-directory schema
+
+schema: ## write the full SDL and the introspection JSON that client generators read, into clients/schema
+	$(GO) run ./internal/schemaexport -out clients/schema
 
 check-generate: generate ## fail when regenerating changes any committed file
-	@changed=$$(git status --porcelain -- ent graph internal/persisted go.mod go.sum); \
+	@changed=$$(git status --porcelain -- ent graph internal/persisted internal/wxclient clients go.mod go.sum); \
 	if [ -n "$$changed" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; echo "$$changed"; \
-		git --no-pager diff --stat -- ent graph internal/persisted; exit 1; \
+		git --no-pager diff --stat -- ent graph internal/persisted internal/wxclient clients; exit 1; \
 	fi
 
 audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)

@@ -7,4 +7,5 @@ package main
 import (
 	_ "entgo.io/ent/cmd/ent"
 	_ "github.com/99designs/gqlgen"
+	_ "github.com/Khan/genqlient"
 )
