@@ -131,7 +131,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: metrics.New(), Logger: log,
 			OpenData: openData, DevFake: devFake,
 			API:        graph.Options{Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions},
-			Playground: cfg.API.Playground, CORSOrigins: cfg.API.CORSOrigins,
+			Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
