@@ -51,7 +51,7 @@ for (const out of result.outputFiles) {
   if (/url\(\s*["']?(data:|[a-z]+:\/\/|\/\/)/i.test(css) || /@import/i.test(css)) {
     throw new Error('the stylesheet still loads something from elsewhere: the playground must only load its own files');
   }
-  files.set(hashed('playground', 'css', css), css);
+  files.set(hashed('playground', 'css', css), Buffer.from(css));
 }
 
 const favicon = readFileSync(join(here, 'favicon.svg'));
