@@ -136,7 +136,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 				Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions,
 				PersistedQueries: cfg.API.PersistedQueries, Manifest: cfg.API.Manifest,
 			},
-			Playground: cfg.API.Playground, CORSOrigins: cfg.API.CORSOrigins,
+			Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

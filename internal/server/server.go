@@ -11,13 +11,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
-
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/phone"
+	"github.com/wxlogin/wxlogin/internal/playground"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/reqlog"
 )
@@ -46,6 +45,8 @@ type Options struct {
 	// API switches introspection and suggestions; Playground serves GraphiQL at /.
 	API        graph.Options
 	Playground bool
+	// DevMode opens the playground with a ready dev login.
+	DevMode bool
 	// CORSOrigins are the browser origins allowed to call /graphql.
 	CORSOrigins []string
 	// DevFake, in dev mode only, is the in-process fake WeChat: its helper routes
@@ -65,7 +66,9 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", cors(o.CORSOrigins, deadline(requestDeadline, o.Auth.Middleware(gql))))
 	if o.Playground {
-		mux.Handle("GET /{$}", playground.Handler("wxlogin", "/graphql"))
+		pg := playground.Handler(playground.Options{Endpoint: "/graphql", DevMode: o.DevMode})
+		mux.Handle("GET /{$}", pg)
+		mux.Handle("GET "+playground.AssetPrefix, pg)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
