@@ -62,7 +62,7 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	}
 	srv.SetDisableSuggestion(!o.Suggestions)
 	srv.Use(extension.FixedComplexityLimit(complexityLimit))
-	srv.Use(depthLimit{max: maxDepth})
+	srv.Use(depthLimit{max: maxDepth, introspection: maxIntrospectionDepth})
 	// Last, so that it remembers only documents that passed every check before it.
 	srv.Use(persisted.New(o.PersistedQueries, o.Manifest, persistedCacheBytes, parserTokenLimit))
 	srv.SetParserTokenLimit(parserTokenLimit)

@@ -9,11 +9,14 @@ import (
 )
 
 func TestDepth(t *testing.T) {
-	for doc, want := range map[string]int{
-		`{ me { id } }`: 2,
-		`mutation { login(code: "x") { user { id } } }`:                                 3,
-		`{ ...F } fragment F on Query { me { ... on User { id } } }`:                    2,
-		`{ a { b { c { d { e { f { g { h { i { j { k { l { m } } } } } } } } } } } } }`: 13,
+	ofTypes := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 10) + "{ name }" + strings.Repeat(" }", 10) + " } } } }"
+	for doc, want := range map[string][2]int{ // without, with introspection counted
+		`{ me { id } }`: {2, 2},
+		`mutation { login(code: "x") { user { id } } }`:                                 {3, 3},
+		`{ ...F } fragment F on Query { me { ... on User { id } } }`:                    {2, 2},
+		`{ a { b { c { d { e { f { g { h { i { j { k { l { m } } } } } } } } } } } } }`: {13, 13},
+		ofTypes: {1, 15},
+		`{ me { id } __type(name: "User") { fields { type { name } } } }`: {2, 4},
 	} {
 		q, err := parser.ParseQuery(&ast.Source{Input: doc})
 		if err != nil {
@@ -26,8 +29,10 @@ func TestDepth(t *testing.T) {
 					s.Definition = q.Fragments.ForName(s.Name)
 				}
 			}
-			if got := depth(op.SelectionSet, map[string]bool{}); got != want {
-				t.Errorf("depth(%s) = %d, want %d", strings.Fields(doc)[0], got, want)
+			for i, past := range []bool{false, true} {
+				if got := depth(op.SelectionSet, map[string]bool{}, past); got != want[i] {
+					t.Errorf("depth(%.40s, introspection %v) = %d, want %d", doc, past, got, want[i])
+				}
 			}
 		}
 	}

@@ -19,11 +19,16 @@ func TestDocumentLimits(t *testing.T) {
 			fmt.Fprintf(&wide, "f%d: __typename ", i)
 		}
 		wide.WriteString("}")
-		// Introspection's types nest without end: a valid document past the depth limit.
-		deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 10) + "{ name }" + strings.Repeat(" }", 10) + " } } } }"
+		// Introspection's types nest without end: a valid document past the depth limit
+		// (introspection has a limit of its own, 24, so that GraphiQL's 15 levels pass).
+		deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 20) + "{ name }" + strings.Repeat(" }", 20) + " } } } }"
+		graphiql := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 10) + "{ name }" + strings.Repeat(" }", 10) + " } } } }"
+		if r := e.post(0, "", graphiql, nil); r.Code() != "" {
+			t.Errorf("a 15-level introspection query, as GraphiQL sends: %v", r.Errors)
+		}
 		for _, c := range []struct{ name, doc, says string }{
 			{"2,000 fields", wide.String(), "more than 5000 tokens"},
-			{"15 levels deep", deep, "nested 15 levels deep, past the limit of 12"},
+			{"25 levels deep", deep, "nested 25 levels deep with introspection, past the limit of 24"},
 		} {
 			r := e.post(0, "", c.doc, nil)
 			if r.Code() != "BAD_USER_INPUT" || r.Data != nil || !strings.Contains(r.Errors[0].Message, c.says) {

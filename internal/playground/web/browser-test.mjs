@@ -46,6 +46,20 @@ function fail(message) {
   throw new Error(message);
 }
 
+// The schema GraphiQL loads on opening (for its docs and autocompletion): "ok", or what
+// went wrong.
+let schemaLoad = null;
+page.on('response', async (res) => {
+  const req = res.request();
+  if (req.method() !== 'POST' || !(req.postData() ?? '').includes('__schema')) return;
+  try {
+    const body = await res.json();
+    schemaLoad = body.errors ? `errors: ${JSON.stringify(body.errors)}` : 'ok';
+  } catch (err) {
+    schemaLoad = `an answer that is not JSON (${res.status()}): ${err.message}`;
+  }
+});
+
 // runAndWaitFor presses GraphiQL's run button and waits for the result pane to match.
 const result = page.locator('.result-window');
 async function runAndWaitFor(pattern, what) {
@@ -75,6 +89,9 @@ try {
   const query = page.locator('.graphiql-query-editor');
   await query.getByText('dev-alice').first().waitFor(wait);
   console.log('page: GraphiQL opened with the dev login mutation');
+  for (let i = 0; i < 300 && schemaLoad === null; i++) await new Promise((r) => setTimeout(r, 50));
+  if (schemaLoad !== 'ok') fail(`GraphiQL could not load the schema: ${schemaLoad ?? 'it never asked'}`);
+  console.log('page: the schema loaded, so docs and autocompletion work');
 
   // The settings dialog adds a <style> element, which the page's policy must let apply.
   await page.getByRole('button', { name: /settings/i }).click();
