@@ -28,6 +28,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
 	"github.com/wxlogin/wxlogin/internal/opendata"
+	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
@@ -78,6 +79,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer db.Close()
 	meter := metrics.New()
 	meter.Database("wxlogin", db.SQL)
+	manifest := cfg.API.Manifest
+	if manifest == nil {
+		manifest = persisted.Builtin()
+	}
+	for _, op := range manifest.Operations {
+		meter.KnownOperations(op.Name)
+	}
 
 	apps, base := cfg.WeChat.Apps, cfg.WeChat.APIBase
 	var devFake http.Handler
@@ -134,7 +142,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			OpenData: openData, DevFake: devFake,
 			API: graph.Options{
 				Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions,
-				PersistedQueries: cfg.API.PersistedQueries, Manifest: cfg.API.Manifest,
+				PersistedQueries: cfg.API.PersistedQueries, Manifest: manifest,
 			},
 			Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
 		}),

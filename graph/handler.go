@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"context"
 	"log/slog"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -25,6 +27,18 @@ type Options struct {
 	// hash (and in allow-list mode are the only ones that run).
 	PersistedQueries persisted.Mode
 	Manifest         *persisted.Manifest
+}
+
+// smallDocuments keeps parsed documents of at most 4 KiB (client documents are far
+// smaller): a cache bounded by count alone would let 1 MiB documents take its memory.
+type smallDocuments struct {
+	graphql.Cache[*ast.QueryDocument]
+}
+
+func (c smallDocuments) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
+	if len(query) <= 4<<10 {
+		c.Cache.Add(ctx, query, doc)
+	}
 }
 
 // persistedCacheBytes bounds the documents remembered for automatic persisted queries.
@@ -56,13 +70,15 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	}
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(httpTransport{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(smallDocuments{lru.New[*ast.QueryDocument](500)})
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
 	srv.SetDisableSuggestion(!o.Suggestions)
+	// The shape first: it measures each fragment once, so gqlgen's complexity count
+	// (which expands every spread anew) only ever sees documents of bounded size.
+	srv.Use(shapeLimit{fields: complexityLimit, depth: maxDepth, introspectionDepth: maxIntrospectionDepth})
 	srv.Use(extension.FixedComplexityLimit(complexityLimit))
-	srv.Use(depthLimit{max: maxDepth, introspection: maxIntrospectionDepth})
 	// Last, so that it remembers only documents that passed every check before it.
 	srv.Use(persisted.New(o.PersistedQueries, o.Manifest, persistedCacheBytes, parserTokenLimit))
 	srv.SetParserTokenLimit(parserTokenLimit)

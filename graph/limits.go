@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -20,52 +21,94 @@ const (
 	maxIntrospectionDepth = 24
 )
 
-// depthLimit refuses operations nested deeper than max, or, under __schema and __type,
-// deeper than introspection.
-type depthLimit struct{ max, introspection int }
+// shapeLimit refuses operations that ask for too many fields or nest too deep once
+// their fragments are expanded. It runs before gqlgen's complexity count, which expands
+// every spread anew: a 1 KB document whose fragments each spread the next twice asks
+// for 2^n fields, and would keep that count busy for days. Here each fragment is
+// measured once.
+type shapeLimit struct{ fields, depth, introspectionDepth int }
 
-var _ graphql.OperationContextMutator = depthLimit{}
+var _ graphql.OperationContextMutator = shapeLimit{}
 
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (shapeLimit) ExtensionName() string                   { return "ShapeLimit" }
+func (shapeLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
-func (d depthLimit) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+func (l shapeLimit) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Doc.Operations.ForName(opCtx.OperationName)
 	if op == nil {
 		return nil
 	}
-	if got := depth(op.SelectionSet, map[string]bool{}, false); got > d.max {
-		return gqlerror.Errorf("The query is nested %d levels deep, past the limit of %d: ask for less at once.", got, d.max)
-	}
-	if got := depth(op.SelectionSet, map[string]bool{}, true); got > d.introspection {
-		return gqlerror.Errorf("The query is nested %d levels deep with introspection, past the limit of %d: ask for fewer levels of ofType.", got, d.introspection)
+	s := measure(op.SelectionSet)
+	switch {
+	case s.fields > l.fields:
+		return gqlerror.Errorf("The query asks for %s fields once its fragments are expanded, past the limit of %d: ask for fewer.", count(s.fields), l.fields)
+	case s.depth > l.depth:
+		return gqlerror.Errorf("The query is nested %d levels deep, past the limit of %d: ask for less at once.", s.depth, l.depth)
+	case s.fullDepth > l.introspectionDepth:
+		return gqlerror.Errorf("The query is nested %d levels deep with introspection, past the limit of %d: ask for fewer levels of ofType.", s.fullDepth, l.introspectionDepth)
 	}
 	return nil
 }
 
-// depth is how many levels of fields a selection set reaches; fragments add none. With
-// pastIntrospection false, a __schema or __type field counts as one level whatever it
-// holds.
-func depth(set ast.SelectionSet, visiting map[string]bool, pastIntrospection bool) int {
-	deepest := 0
+// shape is what a selection set asks for once its fragments are expanded: how many
+// fields, how deep without looking inside __schema and __type (they count as one
+// level), and how deep in full.
+type shape struct{ fields, depth, fullDepth int }
+
+// manyFields caps the field count, so that a fan-out of fragments cannot overflow it.
+const manyFields = 1 << 40
+
+// measure expands a selection set's fragments, measuring each fragment once.
+func measure(set ast.SelectionSet) shape {
+	m := measurer{memo: map[string]shape{}, visiting: map[string]bool{}}
+	return m.set(set)
+}
+
+type measurer struct {
+	memo     map[string]shape
+	visiting map[string]bool // validation refuses fragment cycles; this guards anyway
+}
+
+func (m *measurer) set(set ast.SelectionSet) shape {
+	var out shape
 	for _, sel := range set {
-		d := 0
-		switch s := sel.(type) {
+		var s shape
+		switch x := sel.(type) {
 		case *ast.Field:
-			d = 1
-			if pastIntrospection || (s.Name != "__schema" && s.Name != "__type") {
-				d += depth(s.SelectionSet, visiting, pastIntrospection)
+			inner := m.set(x.SelectionSet)
+			s = shape{fields: 1 + inner.fields, depth: 1 + inner.depth, fullDepth: 1 + inner.fullDepth}
+			if x.Name == "__schema" || x.Name == "__type" {
+				s.depth = 1
 			}
 		case *ast.InlineFragment:
-			d = depth(s.SelectionSet, visiting, pastIntrospection)
+			s = m.set(x.SelectionSet)
 		case *ast.FragmentSpread:
-			if s.Definition != nil && !visiting[s.Name] {
-				visiting[s.Name] = true
-				d = depth(s.Definition.SelectionSet, visiting, pastIntrospection)
-				delete(visiting, s.Name)
-			}
+			s = m.fragment(x)
 		}
-		deepest = max(deepest, d)
+		out.fields = min(out.fields+s.fields, manyFields)
+		out.depth = max(out.depth, s.depth)
+		out.fullDepth = max(out.fullDepth, s.fullDepth)
 	}
-	return deepest
+	return out
+}
+
+func (m *measurer) fragment(spread *ast.FragmentSpread) shape {
+	if s, ok := m.memo[spread.Name]; ok {
+		return s
+	}
+	if spread.Definition == nil || m.visiting[spread.Name] {
+		return shape{}
+	}
+	m.visiting[spread.Name] = true
+	s := m.set(spread.Definition.SelectionSet)
+	delete(m.visiting, spread.Name)
+	m.memo[spread.Name] = s
+	return s
+}
+
+func count(n int) string {
+	if n >= manyFields {
+		return "more than a trillion"
+	}
+	return strconv.Itoa(n)
 }

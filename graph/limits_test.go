@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,11 +30,36 @@ func TestDepth(t *testing.T) {
 					s.Definition = q.Fragments.ForName(s.Name)
 				}
 			}
-			for i, past := range []bool{false, true} {
-				if got := depth(op.SelectionSet, map[string]bool{}, past); got != want[i] {
-					t.Errorf("depth(%.40s, introspection %v) = %d, want %d", doc, past, got, want[i])
-				}
+			if s := measure(op.SelectionSet); s.depth != want[0] || s.fullDepth != want[1] {
+				t.Errorf("measure(%.40s) depths = %d, %d; want %d, %d", doc, s.depth, s.fullDepth, want[0], want[1])
 			}
 		}
+	}
+}
+
+func TestFragmentFanOutIsCountedOnce(t *testing.T) {
+	// Each fragment spreads the next twice: 2^40 fields from a 1 KB document.
+	var doc strings.Builder
+	doc.WriteString("query Q { ...F0 }\n")
+	for i := range 40 {
+		fmt.Fprintf(&doc, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
+	}
+	doc.WriteString("fragment F40 on Query { __typename }\n")
+	q, err := parser.ParseQuery(&ast.Source{Input: doc.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link func(ast.SelectionSet)
+	link = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			if s, ok := sel.(*ast.FragmentSpread); ok && s.Definition == nil {
+				s.Definition = q.Fragments.ForName(s.Name)
+				link(s.Definition.SelectionSet)
+			}
+		}
+	}
+	link(q.Operations[0].SelectionSet)
+	if s := measure(q.Operations[0].SelectionSet); s.fields != manyFields || s.depth != 1 {
+		t.Errorf("measure = %+v, want the field count capped at %d and depth 1", s, manyFields)
 	}
 }

@@ -53,7 +53,7 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	start := graphql.Now()
 	w.Header().Add("Vary", "Accept")
 	w.Header().Set("Cache-Control", "no-store") // answers carry tokens and personal data
-	media, acceptable := negotiate(r.Header.Get("Accept"))
+	media, acceptable := negotiate(r.Header.Values("Accept"))
 	reply := replier{w: w, r: r, exec: exec, media: media}
 	if !acceptable {
 		reply.refuse(http.StatusNotAcceptable, "The Accept header takes neither application/graphql-response+json nor application/json.")
@@ -170,41 +170,64 @@ func (p replier) write(status int, resp *graphql.Response, op *graphql.Operation
 	p.w.Write(b)
 }
 
-// negotiate picks the response's media type from an Accept header: the acceptable type
-// with the highest quality, the first listed on a tie. Wildcards get application/json.
-func negotiate(accept string) (media string, ok bool) {
-	if strings.TrimSpace(accept) == "" {
+// negotiate picks the response's media type from the Accept header lines. Each of the
+// two types takes the quality of the most specific entry that matches it (exact, then
+// application/*, then */*); the higher quality wins, and on a tie graphql-response+json
+// wins only when it is named. Entries that do not parse are skipped.
+func negotiate(accept []string) (media string, ok bool) {
+	header := strings.Join(accept, ",")
+	if strings.TrimSpace(header) == "" {
 		return mediaJSON, true
 	}
-	best, bestQ := "", 0.0
-	for part := range strings.SplitSeq(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		q := 1.0
-		if s, ok := params["q"]; ok {
-			if q, err = strconv.ParseFloat(s, 64); err != nil {
-				continue
-			}
-		}
-		var m string
+	qJSON, qGQL := quality(header, mediaJSON), quality(header, mediaGraphQLResponse)
+	switch {
+	case qJSON.q <= 0 && qGQL.q <= 0:
+		return mediaJSON, false
+	case qGQL.q > qJSON.q, qGQL.q == qJSON.q && qGQL.exact:
+		return mediaGraphQLResponse, true
+	}
+	return mediaJSON, true
+}
+
+type match struct {
+	q           float64
+	specificity int // 0: no entry matches; 1: */*; 2: application/*; 3: the type itself
+	exact       bool
+}
+
+// quality is the quality an Accept header gives one media type.
+func quality(header, media string) match {
+	var best match
+	for part := range strings.SplitSeq(header, ",") {
+		params := strings.Split(part, ";")
+		mt := strings.ToLower(strings.TrimSpace(params[0]))
+		spec := 0
 		switch mt {
-		case mediaGraphQLResponse:
-			m = mediaGraphQLResponse
-		case mediaJSON, "application/*", "*/*":
-			m = mediaJSON
+		case media:
+			spec = 3
+		case "application/*":
+			spec = 2
+		case "*/*":
+			spec = 1
 		default:
 			continue
 		}
-		if q > bestQ {
-			best, bestQ = m, q
+		q, valid := 1.0, true
+		for _, p := range params[1:] {
+			k, v, _ := strings.Cut(p, "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil || f < 0 || f > 1 {
+					valid = false
+				}
+				q = f
+			}
+		}
+		if valid && spec > best.specificity {
+			best = match{q: q, specificity: spec, exact: spec == 3}
 		}
 	}
-	if best == "" {
-		return mediaJSON, false
-	}
-	return best, true
+	return best
 }
 
 // isJSON says whether a Content-Type is JSON in UTF-8 (the default when no charset is

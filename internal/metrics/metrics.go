@@ -16,9 +16,13 @@ import (
 // latencyBuckets span a cached `me` (milliseconds) to a login at its 10 s bound.
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15}
 
-// maxOperations bounds the operation label: operation names come from clients, and
-// past this many distinct names the rest are counted as "other".
-const maxOperations = 100
+// Operation names come from clients. The known ones (the client documents') always get
+// a label of their own; of the rest, the first maxOperations names of at most
+// maxOperationName bytes do, and everything else is counted as "other".
+const (
+	maxOperations    = 50
+	maxOperationName = 64
+)
 
 // Metrics is the set of collectors the server updates.
 type Metrics struct {
@@ -31,8 +35,9 @@ type Metrics struct {
 	wechatCalls      *prometheus.CounterVec
 	wechatLatency    *prometheus.HistogramVec
 
-	mu    sync.Mutex
-	names map[string]bool // operation names given a label of their own
+	mu     sync.Mutex
+	known  map[string]bool // the client documents' operation names
+	others map[string]bool // other names given a label of their own
 }
 
 // New makes the collectors and registers them, with Go runtime and process metrics.
@@ -54,7 +59,7 @@ func New() *Metrics {
 		}, []string{"route"}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxlogin_graphql_requests_total",
-			Help: "GraphQL requests by operation type (query, mutation; none when refused before parsing), operation name (anonymous; other past 100 names) and outcome (ok, or the first error code).",
+			Help: "GraphQL requests by operation type (query, mutation; none when refused before parsing), operation name (anonymous; other past 50 names besides the client documents') and outcome (ok, or the first error code).",
 		}, []string{"type", "operation", "outcome"}),
 		operationLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxlogin_graphql_request_duration_seconds",
@@ -70,7 +75,8 @@ func New() *Metrics {
 			Help:    "Latency of HTTP attempts at WeChat's API, by API.",
 			Buckets: latencyBuckets,
 		}, []string{"api"}),
-		names: map[string]bool{},
+		known:  map[string]bool{},
+		others: map[string]bool{},
 	}
 	m.registry.MustRegister(
 		m.logins, m.requests, m.requestLatency, m.operations, m.operationLatency, m.wechatCalls, m.wechatLatency,
@@ -109,16 +115,25 @@ func (m *Metrics) GraphQL(opType, opName, outcome string, d time.Duration) {
 	m.operationLatency.WithLabelValues(opType, opName).Observe(d.Seconds())
 }
 
+// KnownOperations names the operations that always get a label of their own.
+func (m *Metrics) KnownOperations(names ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range names {
+		m.known[n] = true
+	}
+}
+
 func (m *Metrics) operationLabel(name string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.names[name] {
+	switch {
+	case m.known[name], m.others[name]:
 		return name
-	}
-	if len(m.names) >= maxOperations {
+	case len(name) > maxOperationName || len(m.others) >= maxOperations:
 		return "other"
 	}
-	m.names[name] = true
+	m.others[name] = true
 	return name
 }
 

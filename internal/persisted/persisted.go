@@ -78,6 +78,9 @@ func New(mode Mode, m *Manifest, cacheBytes, tokenLimit int) *Extension {
 	if m != nil {
 		for _, op := range m.Operations {
 			e.known[op.ID] = op.Body
+			if op.canonical != "" {
+				e.known[op.canonical] = op.Body // so that any formatting of it is allowed
+			}
 		}
 	}
 	return e
@@ -120,9 +123,13 @@ func (e *Extension) MutateOperationParameters(ctx context.Context, p *graphql.Ra
 		if Hash(p.Query) != hash {
 			return refusal(input.Errorf("The persistedQuery hash is not the SHA-256 of the query sent with it."))
 		}
-		if e.mode == Automatic {
-			graphql.GetOperationContext(ctx).Stats.SetExtension(pendingKey, hash)
+		if e.mode == AllowList && !e.allowed(p.Query) {
+			return refusal(ErrNotAllowed)
 		}
+		// Remembered once it validates; in allow-list mode only allowed documents get
+		// here, so a client hashing its own text of them can send the hash next time.
+		graphql.GetOperationContext(ctx).Stats.SetExtension(pendingKey, hash)
+		return nil
 	}
 	if e.mode == AllowList && !e.allowed(p.Query) {
 		return refusal(ErrNotAllowed)
@@ -144,10 +151,7 @@ func (e *Extension) lookup(hash string) (string, bool) {
 	if doc, ok := e.known[hash]; ok {
 		return doc, true
 	}
-	if e.mode == Automatic {
-		return e.cache.get(hash)
-	}
-	return "", false
+	return e.cache.get(hash) // Off never asks
 }
 
 // allowed says whether a document is in the manifest: as sent, or once formatted the
@@ -205,6 +209,8 @@ type Operation struct {
 	Name string `json:"name"`
 	Type string `json:"type"` // query, mutation or subscription
 	Body string `json:"body"`
+
+	canonical string // the hash of the body formatted the canonical way
 }
 
 // ManifestFormat is the format name Apollo's tools give a manifest.
@@ -219,10 +225,15 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if m.Format != ManifestFormat || m.Version != 1 {
 		return nil, fmt.Errorf("not a persisted query manifest: want format %q version 1", ManifestFormat)
 	}
-	for _, op := range m.Operations {
+	for i, op := range m.Operations {
 		if op.ID != Hash(op.Body) {
 			return nil, fmt.Errorf("manifest operation %q: id is not the SHA-256 of its body", op.Name)
 		}
+		doc, err := parser.ParseQuery(&ast.Source{Input: op.Body})
+		if err != nil {
+			return nil, fmt.Errorf("manifest operation %q: the body does not parse: %w", op.Name, err)
+		}
+		m.Operations[i].canonical = Hash(Canonical(doc))
 	}
 	return &m, nil
 }

@@ -1,6 +1,7 @@
 package persisted
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,5 +69,27 @@ func TestManifestIDsMustBeTheirBodiesHashes(t *testing.T) {
 		if !names[want] {
 			t.Errorf("the built-in manifest lacks %s", want)
 		}
+	}
+}
+
+func TestAllowListOfAForeignManifestIgnoresFormatting(t *testing.T) {
+	// A manifest as Apollo's tools print it: another spacing than ours.
+	body := "query Me {\n  me {\n    id\n  }\n}"
+	raw := `{"format":"apollo-persisted-query-manifest","version":1,"operations":[{"id":"` + Hash(body) + `","name":"Me","type":"query","body":` + strconv.Quote(body) + `}]}`
+	m, err := ParseManifest([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(AllowList, m, 1<<20, 5000)
+	for _, text := range []string{body, "query Me { me { id } }", "# mine\nquery Me {\n\tme { id }\n}"} {
+		if !e.allowed(text) {
+			t.Errorf("%q is the manifest's document, but not allowed", text)
+		}
+	}
+	if e.allowed("query Me { me { id openid } }") {
+		t.Error("another document was allowed")
+	}
+	if _, err := ParseManifest([]byte(`{"format":"apollo-persisted-query-manifest","version":1,"operations":[{"id":"` + Hash("{ me {") + `","name":"X","type":"query","body":"{ me {"}]}`)); err == nil {
+		t.Error("a manifest with a body that does not parse was accepted")
 	}
 }

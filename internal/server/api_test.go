@@ -75,6 +75,14 @@ func TestCORS(t *testing.T) {
 				t.Errorf("request id not exposed to %s", origin)
 			}
 		}
+		// A body announced past the limit gets its 413 with the CORS headers, so the
+		// allowed page can read the error.
+		big := mustRequest(t, http.MethodPost, e.instances[0].URL+"/graphql", "application/json", `{"query": "{ me { id } }", "variables": {"pad": "`+strings.Repeat("x", 2<<20)+`"}}`)
+		big.Header.Set("Origin", allowed)
+		if r := e.send(big); r.Status != http.StatusRequestEntityTooLarge || r.Header.Get("Access-Control-Allow-Origin") != allowed || r.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("2 MiB body from an allowed origin = %d, Allow-Origin %q, Cache-Control %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"), r.Header.Get("Cache-Control"))
+		}
+
 		// With no origins configured (the default), no origin is allowed.
 		closed := newEnv(t, b)
 		req := mustRequest(t, http.MethodOptions, closed.instances[0].URL+"/graphql", "", "")

@@ -24,6 +24,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
 	"github.com/wxlogin/wxlogin/internal/opendata"
+	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
@@ -148,6 +149,9 @@ func (e *env) addInstance() *httptest.Server {
 	}
 	meter := metrics.New()
 	meter.Database("wxlogin", e.db.SQL)
+	for _, op := range persisted.Builtin().Operations {
+		meter.KnownOperations(op.Name)
+	}
 	var logins []auth.WeChat
 	var platform []wxapp.App
 	for _, cfg := range configs {

@@ -114,6 +114,12 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			body: `{"query": "{ __typename }"}`, status: 200, media: mediaJSON, data: true},
 		{name: "Accept of neither: 406", method: "POST", target: "/graphql", header: postJSON("text/html", ""),
 			body: `{"query": "{ __typename }"}`, status: 406, media: mediaJSON, code: "BAD_USER_INPUT"},
+		{name: "Accept refusing JSON but taking anything: graphql-response+json", method: "POST", target: "/graphql", header: postJSON("application/json;q=0, */*", ""),
+			body: `{"query": "{ __typename }"}`, status: 200, media: mediaGQL, data: true},
+		{name: "Accept with a parameter of no value", method: "POST", target: "/graphql", header: postJSON("application/json; q=0.5; foo", ""),
+			body: `{"query": "{ __typename }"}`, status: 200, media: mediaJSON, data: true},
+		{name: "Accept with a quality past 1 is not believed", method: "POST", target: "/graphql", header: postJSON("application/json;q=2", ""),
+			body: `{"query": "{ __typename }"}`, status: 406, media: mediaJSON, code: "BAD_USER_INPUT"},
 		{name: "Accept taking JSON at q=0 only: 406", method: "POST", target: "/graphql", header: postJSON("application/json;q=0, text/html", ""),
 			body: `{"query": "{ __typename }"}`, status: 406, media: mediaJSON, code: "BAD_USER_INPUT"},
 
@@ -231,6 +237,14 @@ func TestGraphQLOverHTTP(t *testing.T) {
 	}
 	if n := e.fake.Calls(); n != 0 {
 		t.Errorf("refused requests made %d WeChat calls, want none", n)
+	}
+
+	// Accept sent as two header lines counts as one list.
+	req := mustRequest(t, http.MethodPost, e.instances[0].URL+"/graphql", "application/json", `{"query": "{ __typename }"}`)
+	req.Header.Add("Accept", "text/html")
+	req.Header.Add("Accept", mediaGQL)
+	if r := e.send(req); r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), mediaGQL) {
+		t.Errorf("Accept in two lines = %d %s, want 200 %s", r.Status, r.Header.Get("Content-Type"), mediaGQL)
 	}
 }
 

@@ -36,6 +36,18 @@ func TestDocumentLimits(t *testing.T) {
 			}
 		}
 
+		// Fragments that each spread the next twice: 2^40 fields from a 1 KB document,
+		// refused without expanding them (gqlgen's own count would run for days).
+		var fan strings.Builder
+		fan.WriteString("query Fan { ...F0 } ")
+		for i := range 40 {
+			fmt.Fprintf(&fan, "fragment F%d on Query { ...F%d ...F%d } ", i, i+1, i+1)
+		}
+		fan.WriteString("fragment F40 on Query { __typename }")
+		if r := e.post(0, "", fan.String(), nil); r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "once its fragments are expanded") {
+			t.Errorf("fragment fan-out: %v, want BAD_USER_INPUT naming the expanded field count", r.Errors)
+		}
+
 		// 20 aliased logins with one code: refused before any runs.
 		code := e.fake.IssueCode(alice)
 		var many strings.Builder

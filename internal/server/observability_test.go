@@ -128,3 +128,39 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricLabelsAreBounded: nothing a client sends becomes a label as it is: not its
+// path, not a long operation name.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	e := newEnv(t, testdb.Backends(t)[0])
+	// A path that the mux redirects to its clean form, sent as is.
+	req := mustRequest(t, http.MethodGet, e.instances[0].URL+"/healthz", "", "")
+	req.URL.Opaque = "/junk-label-1/../healthz"
+	resp, err := http.DefaultTransport.RoundTrip(req) // not following the redirect
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 3 {
+		t.Fatalf("GET /junk-label-1/../healthz = %d, want the mux's redirect", resp.StatusCode)
+	}
+	long := "Q" + strings.Repeat("x", 10000)
+	e.post(0, "", "query "+long+" { __typename }", nil)
+
+	resp, err = e.client.Get(e.instances[0].URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	if strings.Contains(text, "junk-label-1") {
+		t.Error("a client's path became a route label")
+	}
+	if strings.Contains(text, "Qxxxxxxxx") || !strings.Contains(text, `wxlogin_graphql_requests_total{operation="other",outcome="ok",type="query"} 1`) {
+		t.Error("a 10,000-byte operation name became a label, or was not counted as other")
+	}
+	if strings.Contains(e.logs.String(), strings.Repeat("x", 100)) {
+		t.Error("the access line holds the whole 10,000-byte operation name")
+	}
+}

@@ -158,6 +158,18 @@ func TestAllowListRunsOnlyTheClientDocuments(t *testing.T) {
 		if r := apq(t, e, mediaGQL, token, me.ID, "", nil); openid(t, r, "me") != alice.OpenID {
 			t.Errorf("Me by hash = %s", r.raw)
 		}
+		// A client that hashes its own text of an allowed document (as Apollo's and urql's
+		// links do) sends it once with that hash; then the hash alone runs it.
+		own := persisted.Hash(string(file))
+		if r := apq(t, e, mediaGQL, token, own, "", nil); r.code() != "PERSISTED_QUERY_NOT_FOUND" {
+			t.Errorf("the client's own hash before it sent the text = %s", r.raw)
+		}
+		if r := apq(t, e, mediaGQL, token, own, string(file), nil); openid(t, r, "me") != alice.OpenID {
+			t.Errorf("the client's own text with its hash = %s", r.raw)
+		}
+		if r := apq(t, e, mediaGQL, token, own, "", nil); openid(t, r, "me") != alice.OpenID {
+			t.Errorf("the client's own hash after it sent the text = %s", r.raw)
+		}
 
 		// Anything else is refused before it runs: 403 under graphql-response+json.
 		calls := e.fake.Calls()

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wxlogin/wxlogin/graph"
@@ -139,19 +140,22 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Han
 		ctx, entry := reqlog.With(r.Context())
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		if r.ContentLength > MaxBodyBytes {
-			rec.Header().Set("Content-Type", "application/json; charset=utf-8")
-			rec.WriteHeader(http.StatusRequestEntityTooLarge)
-			rec.Write([]byte(`{"errors":[{"message":"The request body is larger than 1 MiB.","extensions":{"code":"BAD_USER_INPUT"}}]}` + "\n"))
-			entry.ErrorCodes = []string{graph.CodeBadUserInput}
-		} else {
-			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
-			next.ServeHTTP(rec, r)
-		}
+		// The GraphQL transport answers a body past the limit with 413, inside CORS and
+		// with its usual headers, as soon as its read crosses the limit.
+		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
+		next.ServeHTTP(rec, r)
 		took := time.Since(start)
-		route := r.URL.Path
-		if r.Pattern == "" && route != "/graphql" {
-			route = "other" // keep the metric's label set bounded
+		// The route is the pattern the request matched, never its own path: the label
+		// set stays bounded whatever clients send.
+		route := "other"
+		if r.Pattern != "" {
+			route = r.Pattern
+			if _, path, ok := strings.Cut(route, " "); ok {
+				route = path // drop the method
+			}
+			if route == "/{$}" {
+				route = "/"
+			}
 		}
 		m.Request(route, rec.status, took)
 		attrs := []slog.Attr{
@@ -161,10 +165,10 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Han
 			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			slog.Int("bytes", rec.bytes),
 		}
-		if route == "/graphql" {
+		if route == "/graphql" && r.Method != http.MethodOptions { // a preflight is no GraphQL request
 			m.GraphQL(entry.OperationType, entry.Operation, entry.Outcome(), took)
 			if entry.Operation != "" {
-				attrs = append(attrs, slog.String("operation", entry.Operation))
+				attrs = append(attrs, slog.String("operation", truncate(entry.Operation, 64)))
 			}
 			if entry.OperationType != "" {
 				attrs = append(attrs, slog.String("operation_type", entry.OperationType))
@@ -175,6 +179,14 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Han
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// truncate cuts s to at most n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 type statusRecorder struct {

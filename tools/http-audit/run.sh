@@ -9,7 +9,7 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 (cd "$here" && npm ci --silent --no-audit --no-fund)
 (cd "$root" && go build -o "$work/wxlogin" .)
-(cd "$work" && WXLOGIN_ADDR=127.0.0.1:0 ./wxlogin 2>"$work/log") &
+(cd "$work" && WXLOGIN_ADDR=127.0.0.1:0 exec ./wxlogin 2>"$work/log") &
 pid=$!
 addr=""
 for _ in $(seq 1 100); do
