@@ -1,6 +1,9 @@
 # wxlogin — make targets. `make help` lists them.
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+CODEGEN     := tools/miniprogram-codegen
+# What `make generate` writes, for check-generate.
+GENERATED   := ent graph internal/persisted clients/miniprogram examples/miniprogram
 
 .PHONY: help run test test-short generate check-generate lint fakewechat audit-http
 
@@ -19,16 +22,21 @@ test: ## every test, with the race detector, on SQLite and (when reachable) Mari
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...
 
-generate: ## regenerate code: ent first, then gqlgen (it reads ent's types), then the persisted query manifest
+generate: $(CODEGEN)/node_modules/.package-lock.json ## regenerate code: ent, gqlgen (it reads ent's types), the persisted query manifest, then the mini-program SDK's documents and types (needs node)
 	$(GO) generate ./ent
 	$(GO) generate ./graph
 	$(GO) generate ./internal/persisted
+	node $(CODEGEN)/generate.mjs
+
+# The code generators' npm packages, pinned by the lock file; reinstalled when it changes.
+$(CODEGEN)/node_modules/.package-lock.json: $(CODEGEN)/package-lock.json
+	cd $(CODEGEN) && npm ci --silent --no-audit --no-fund
 
 check-generate: generate ## fail when regenerating changes any committed file
-	@changed=$$(git status --porcelain -- ent graph internal/persisted go.mod go.sum); \
+	@changed=$$(git status --porcelain -- $(GENERATED) go.mod go.sum); \
 	if [ -n "$$changed" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; echo "$$changed"; \
-		git --no-pager diff --stat -- ent graph internal/persisted; exit 1; \
+		git --no-pager diff --stat -- $(GENERATED); exit 1; \
 	fi
 
 audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)
