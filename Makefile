@@ -16,8 +16,11 @@ run: ## serve in dev mode: SQLite file ./wxlogin.db and a built-in fake WeChat, 
 fakewechat: ## run the fake WeChat on its own, on 127.0.0.1:9090
 	$(GO) run . fakewechat
 
-test: ## every test, with the race detector, on SQLite and (when reachable) MariaDB
+test: ## every test, with the race detector, on SQLite and (when reachable) MariaDB; then the mini-program SDK's (node)
 	$(GO) test -race -count=1 ./...
+	@if command -v node >/dev/null; then node --test clients/miniprogram/test/*.test.js; \
+	elif [ "$$CI" = true ]; then echo "node is not installed: the mini-program SDK tests cannot run"; exit 1; \
+	else echo "node is not installed: skipped the mini-program SDK tests (clients/miniprogram/test)"; fi
 
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...
