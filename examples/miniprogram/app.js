@@ -2,8 +2,8 @@
 const { createClient } = require('./wxlogin/index.js');
 
 // Where wxlogin serves GraphQL. `go run .` on this computer: http://localhost:8080/graphql
-// (in WeChat DevTools tick "Does not verify valid domain names" under Details > Local
-// Settings). A real server: its https URL, listed in the mini-program's request domains.
+// (project.config.json turns off DevTools' check of request domains for that). A real
+// server: its https URL, listed in the mini-program's request domains.
 const ENDPOINT = 'http://localhost:8080/graphql';
 
 // Dev mode's fake WeChat knows nothing of the codes the real wx.login gives; its codes
