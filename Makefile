@@ -3,6 +3,9 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 NPM         ?= npm
 PLAYGROUND  := internal/playground/web
+CODEGEN     := tools/miniprogram-codegen
+# What `make generate` writes, for check-generate.
+GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
 .PHONY: help run test test-short generate schema playground check-generate lint fakewechat audit-http
 
@@ -15,20 +18,24 @@ run: ## serve in dev mode: SQLite file ./wxlogin.db and a built-in fake WeChat, 
 fakewechat: ## run the fake WeChat on its own, on 127.0.0.1:9090
 	$(GO) run . fakewechat
 
-test: ## every test, with the race detector, on SQLite and (when reachable) MariaDB, and the playground in Chromium
+test: ## every test, with the race detector, on SQLite and (when reachable) MariaDB, the playground in Chromium; then the mini-program SDK's (node)
 	$(GO) test -race -count=1 ./...
 	@if [ -f test-artifacts/playground.png ]; then echo "playground screenshot: test-artifacts/playground.png"; fi
+	@if command -v node >/dev/null; then node --test clients/miniprogram/test/*.test.js; \
+	elif [ "$$CI" = true ]; then echo "node is not installed: the mini-program SDK tests cannot run"; exit 1; \
+	else echo "node is not installed: skipped the mini-program SDK tests (clients/miniprogram/test)"; fi
 
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...
 
-generate: ## regenerate code: ent, gqlgen (it reads ent's types), the persisted query manifest, the Go client, the schema artifacts, the playground's assets
+generate: $(CODEGEN)/node_modules/.package-lock.json ## regenerate code: ent, gqlgen (it reads ent's types), the persisted query manifest, the Go client, the schema artifacts, the playground's assets, the mini-program SDK's documents and types (needs node)
 	$(GO) generate ./ent
 	$(GO) generate ./graph
 	$(GO) generate ./internal/persisted
 	$(GO) generate ./internal/wxclient
 	$(MAKE) --no-print-directory schema
 	$(MAKE) --no-print-directory playground
+	node $(CODEGEN)/generate.mjs
 
 schema: ## write the full SDL and the introspection JSON that client generators read, into clients/schema
 	$(GO) run ./internal/schemaexport -out clients/schema
@@ -36,11 +43,15 @@ schema: ## write the full SDL and the introspection JSON that client generators 
 playground: ## build GraphiQL from the npm lockfile into internal/playground/dist (embedded in the binary)
 	cd $(PLAYGROUND) && $(NPM) ci --ignore-scripts --no-audit --no-fund && $(NPM) run --silent build
 
+# The code generators' npm packages, pinned by the lock file; reinstalled when it changes.
+$(CODEGEN)/node_modules/.package-lock.json: $(CODEGEN)/package-lock.json
+	cd $(CODEGEN) && $(NPM) ci --silent --no-audit --no-fund
+
 check-generate: generate ## fail when regenerating changes any committed file
-	@changed=$$(git status --porcelain -- ent graph internal/persisted internal/wxclient internal/playground clients go.mod go.sum); \
+	@changed=$$(git status --porcelain -- $(GENERATED) go.mod go.sum); \
 	if [ -n "$$changed" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; echo "$$changed"; \
-		git --no-pager diff --stat -- ent graph internal/persisted internal/wxclient internal/playground clients; exit 1; \
+		git --no-pager diff --stat -- $(GENERATED); exit 1; \
 	fi
 
 audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)
