@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -152,6 +153,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
+
 	if cfg.DevMode {
 		log.Warn("DEV MODE: logins go to a built-in fake WeChat; do not use in production")
 		devBanner(stderr, cfg, ln.Addr())
@@ -177,6 +186,25 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves Go's profiler on a listener of its own, so that it is never
+// reachable through the public address.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("WXLOGIN_DEBUG_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	log.Info("profiler serving", "debug_addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
 }
 
 // startDevFake runs the fake WeChat in-process on a loopback port, with credentials
@@ -222,11 +250,12 @@ func runFake(ctx context.Context, args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
 	appid := fs.String("appid", "wxfake0000000001", "the appid the fake accepts")
 	secret := fs.String("secret", "fakesecret", "the app secret the fake accepts")
+	latency := fs.Duration("latency", 0, "how long every API answer takes (e.g. 200ms), as across the internet")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret}, stdout)
+	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret, Latency: *latency}, stdout)
 }

@@ -57,6 +57,9 @@ type Config struct {
 	OpenDataMaxAge time.Duration
 	// HousekeepingInterval is how often expired rows are purged.
 	HousekeepingInterval time.Duration
+	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on a listener of its
+	// own, never on the public one.
+	DebugAddr string
 }
 
 // API holds the switches for exploring the API, on in dev mode and off outside it by
@@ -120,6 +123,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("login_rate_limit", c.Sessions.LoginsPerMinute),
 		slog.Int("login_rate_burst", c.Sessions.LoginBurst),
 		slog.Any("trusted_proxies", c.TrustedProxies),
+		slog.String("debug_addr", c.DebugAddr),
 	)
 }
 
@@ -289,6 +293,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.HousekeepingInterval = duration("WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep, time.Second)
+	c.DebugAddr = env("WXLOGIN_DEBUG_ADDR", "")
 	if raw := env("WXLOGIN_TRUSTED_PROXIES", ""); raw != "" {
 		for _, part := range strings.Split(raw, ",") {
 			part = strings.TrimSpace(part)

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,7 @@ type Options struct {
 	AccessTokenTTL time.Duration    // how long an access token is valid; default 7200 s
 	Now            func() time.Time // default time.Now (tests move the clock)
 	SlowDelay      time.Duration    // delay for FaultSlow; default 1500ms
+	Latency        time.Duration    // how long every API answer takes, as a far-away WeChat's would; default 0 (SetLatency changes it)
 	Logger         *slog.Logger     // optional; default discards
 }
 
@@ -105,6 +107,7 @@ type Server struct {
 	tokenTTL      time.Duration
 	now           func() time.Time
 	slow          time.Duration
+	latency       atomic.Int64 // nanoseconds every API answer waits
 	log           *slog.Logger
 	mux           *http.ServeMux
 
@@ -169,6 +172,7 @@ func New(opts Options) *Server {
 	if s.slow <= 0 {
 		s.slow = 1500 * time.Millisecond
 	}
+	s.latency.Store(int64(opts.Latency))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -189,6 +193,10 @@ func New(opts Options) *Server {
 // /wxa/resetusersessionkey) and the fake's own /fake/wx.login and
 // /fake/phonecode.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// SetLatency makes every API answer from now on take d (0: at once), as WeChat's do
+// across the internet: load tests use it to hold many logins in flight.
+func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 
 // AppID is the fake mini-program's appid.
 func (s *Server) AppID() string { return s.appID }
@@ -369,6 +377,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api string, codeF
 	log := s.log.With(slog.String("api", api), slog.String("rid", rid))
 	if fault != FaultNone {
 		log = log.With(slog.String("fault", fault.String()))
+	}
+
+	if d := time.Duration(s.latency.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.closed:
+			t.Stop()
+		}
 	}
 
 	// Faults of the network and the gateway come before WeChat looks at the request.

@@ -1,0 +1,544 @@
+// Command bench is wxlogin's load harness (`make bench`). It builds the server, runs it on
+// MariaDB with the fake WeChat on loopback, loads it, and prints each figure next to a
+// baseline measured in the same run, as a ratio: absolute numbers on a shared machine
+// drift, ratios hold. See docs/benchmarks.md for what each scenario means.
+//
+//	go run ./tools/bench [-d 5s] [-sessions 1000000] [-profile dir] [-only me,login,latency,growth,start]
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+)
+
+type options struct {
+	dur, warmup time.Duration
+	sessions    int
+	profileDir  string
+	only        map[string]bool
+	mysqlHost   string
+	dbName      string
+	serverLog   string
+}
+
+func main() {
+	var o options
+	var only string
+	flag.DurationVar(&o.dur, "d", 5*time.Second, "how long each measurement runs")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measurement")
+	flag.IntVar(&o.sessions, "sessions", 1_000_000, "sessions in the table for the growth measurement")
+	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles (me at 128 connections, login at 64) into this directory")
+	flag.StringVar(&only, "only", "me,login,latency,growth,start", "scenarios to run")
+	flag.StringVar(&o.mysqlHost, "mysql", "root@tcp(127.0.0.1:3306)", "MariaDB to run on (the harness creates and drops its own database)")
+	flag.StringVar(&o.dbName, "db", "wxlogin_bench", "the database the harness creates")
+	flag.StringVar(&o.serverLog, "server-log", "", "write the server's log here (default: discarded)")
+	flag.Parse()
+	o.only = map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		o.only[strings.TrimSpace(s)] = true
+	}
+	log.SetFlags(0)
+	if err := run(context.Background(), o); err != nil {
+		log.Fatal("bench: ", err)
+	}
+}
+
+// report collects the result lines; they are printed as they come and again, as one
+// table, at the end.
+type report struct {
+	rows [][]string
+}
+
+func (r *report) add(row ...string) {
+	r.rows = append(r.rows, row)
+	fmt.Println("  " + strings.Join(row, " | "))
+}
+
+func (r *report) print() {
+	fmt.Println()
+	fmt.Println("| figure | wxlogin | baseline | ratio | target |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, row := range r.rows {
+		fmt.Println("| " + strings.Join(row, " | ") + " |")
+	}
+}
+
+func ratio(a, b float64) string { return fmt.Sprintf("%.2f×", a/b) }
+
+func run(ctx context.Context, o options) error {
+	tmp, err := os.MkdirTemp("", "wxlogin-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	machine()
+
+	bin := filepath.Join(tmp, "wxlogin")
+	fmt.Println("building the server…")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building: %w", err)
+	}
+
+	fake := fakewechat.New(fakewechat.Options{AppID: "wxbench000000001", Secret: "benchsecret"})
+	defer fake.Close()
+	fakeLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go (&http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}).Serve(fakeLn)
+
+	key := make([]byte, 32)
+	rand.Read(key)
+	env := []string{
+		"WECHAT_APPID=" + fake.AppID(), "WECHAT_SECRET=" + fake.Secret(),
+		"WECHAT_API_BASE=http://" + fakeLn.Addr().String(),
+		"WXLOGIN_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key),
+		"WXLOGIN_LOGIN_RATE_LIMIT=off", // every request comes from one address
+	}
+	var logTo io.Writer
+	if o.serverLog != "" {
+		f, err := os.Create(o.serverLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logTo = f
+	}
+	rep := &report{}
+
+	if o.only["start"] {
+		if err := measureStart(ctx, bin, env, tmp, rep); err != nil {
+			return err
+		}
+	}
+	if !o.only["me"] && !o.only["login"] && !o.only["latency"] && !o.only["growth"] {
+		rep.print()
+		return nil
+	}
+
+	admin, err := sql.Open("mysql", o.mysqlHost+"/?parseTime=true&loc=UTC")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + o.dbName, "CREATE DATABASE " + o.dbName} {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	defer admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+o.dbName)
+	user, host, _ := strings.Cut(o.mysqlHost, "@")
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "tcp("), ")")
+	dbURL := "mysql://" + user + "@" + host + "/" + o.dbName
+	srv, err := startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+dbURL), logTo)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	time.Sleep(time.Second)
+	idle, _ := srv.rss()
+	rep.add("idle RSS after start (MariaDB)", fmt.Sprintf("%.1f MB", idle), "", "", "")
+
+	db, err := sql.Open("mysql", o.mysqlHost+"/"+o.dbName+"?parseTime=true&loc=UTC")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	b := &bench{o: o, srv: srv, fake: fake, db: db, rep: rep, run: fmt.Sprint(time.Now().Unix() % 100000)}
+
+	// Every scenario after this one reads these sessions.
+	fmt.Println("seeding 1,000 sessions through login…")
+	if err := b.seedTokens(ctx, 1000); err != nil {
+		return err
+	}
+	if o.only["me"] || o.only["growth"] {
+		if err := b.me(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only["login"] {
+		if err := b.login(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only["latency"] {
+		if err := b.latency(ctx); err != nil {
+			return err
+		}
+	}
+	if o.only["growth"] {
+		if err := b.growth(ctx); err != nil {
+			return err
+		}
+	}
+	_, peak := srv.rss()
+	rep.add("peak RSS under every load above", fmt.Sprintf("%.1f MB", peak), "", "", "≤ 150 MB")
+	rep.print()
+	return nil
+}
+
+type bench struct {
+	o      options
+	srv    *server
+	fake   *fakewechat.Server
+	db     *sql.DB
+	rep    *report
+	run    string
+	tokens []string
+	meP50  time.Duration // at 32 connections with 1,000 sessions, for the growth ratio
+}
+
+var (
+	typenameBody = []byte(`{"query":"{ __typename }"}`)
+	meBody       = mustDocument("Me", nil)
+)
+
+// mustDocument reads a client document the SDK sends and wraps it as a request body.
+func mustDocument(name string, vars map[string]any) []byte {
+	doc, err := os.ReadFile(filepath.Join("clients", "documents", name+".graphql"))
+	if err != nil {
+		log.Fatalf("bench: run from the repository's root: %v", err)
+	}
+	body, _ := json.Marshal(map[string]any{"query": string(doc), "operationName": name, "variables": vars})
+	return body
+}
+
+var loginDoc = func() string {
+	var v struct{ Query string }
+	json.Unmarshal(mustDocument("Login", nil), &v)
+	return v.Query
+}()
+
+func loginBody(code string) []byte {
+	body, _ := json.Marshal(map[string]any{"query": loginDoc, "operationName": "Login", "variables": map[string]string{"code": code}})
+	return body
+}
+
+// loginOp logs in with a fresh dev code per operation: a new user each time, as on the
+// morning of a campaign.
+func (b *bench) loginOp(c *gqlClient, prefix string, tokens *[]string, mu *sync.Mutex) op {
+	return func(ctx context.Context, _, i int) error {
+		var out struct {
+			Login struct{ Token string }
+		}
+		if err := c.post(ctx, loginBody(fmt.Sprintf("dev-%s%s-%d", prefix, b.run, i)), "", &out); err != nil {
+			return err
+		}
+		if out.Login.Token == "" {
+			return gqlError{"no token"}
+		}
+		if tokens != nil {
+			mu.Lock()
+			*tokens = append(*tokens, out.Login.Token)
+			mu.Unlock()
+		}
+		return nil
+	}
+}
+
+func (b *bench) seedTokens(ctx context.Context, n int) error {
+	c := newGQLClient(b.srv.base, 32)
+	defer c.close()
+	var mu sync.Mutex
+	s := burstLimited(ctx, n, 32, b.loginOp(c, "seed", &b.tokens, &mu))
+	if s.errs > 0 {
+		return fmt.Errorf("seeding: %v", s.errKind)
+	}
+	return nil
+}
+
+// burstLimited runs n operations on at most workers goroutines.
+func burstLimited(ctx context.Context, n, workers int, do op) stats {
+	sem := make(chan struct{}, workers)
+	return burst(ctx, n, func(ctx context.Context, w, i int) error {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		return do(ctx, w, i)
+	})
+}
+
+func (b *bench) measure(ctx context.Context, name string, conns int, do op, profile string) stats {
+	var wg sync.WaitGroup
+	if profile != "" && b.o.profileDir != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(b.o.warmup)
+			path := filepath.Join(b.o.profileDir, profile)
+			if err := b.srv.profile(path, b.o.dur); err != nil {
+				log.Printf("profiling %s: %v", name, err)
+			}
+		}()
+	}
+	s := closedLoop(ctx, conns, b.o.warmup, b.o.dur, do)
+	wg.Wait()
+	fmt.Printf("    %-28s %s\n", name, s)
+	return s
+}
+
+// me compares `me` with gqlgen's floor, `{ __typename }`, on the same server.
+func (b *bench) me(ctx context.Context) error {
+	fmt.Println("me against { __typename }…")
+	for _, conns := range []int{32, 128} {
+		c := newGQLClient(b.srv.base, conns)
+		floor := b.measure(ctx, fmt.Sprintf("{ __typename } @%d", conns), conns, func(ctx context.Context, _, _ int) error {
+			return c.post(ctx, typenameBody, "", nil)
+		}, "")
+		prof := ""
+		if conns == 128 {
+			prof = "me-128.pprof"
+		}
+		me := b.measure(ctx, fmt.Sprintf("me @%d", conns), conns, func(ctx context.Context, w, _ int) error {
+			return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
+		}, prof)
+		c.close()
+		if conns == 32 {
+			b.meP50 = me.pct(0.5)
+		}
+		b.rep.add(fmt.Sprintf("me, %d connections: requests/s", conns), fmt.Sprintf("%.0f", me.rate()), fmt.Sprintf("%.0f ({ __typename })", floor.rate()), ratio(me.rate(), floor.rate()), "≥ 0.80×")
+		b.rep.add(fmt.Sprintf("me, %d connections: p50 / p99", conns), ms(me.pct(.5))+" / "+ms(me.pct(.99)), ms(floor.pct(.5))+" / "+ms(floor.pct(.99)), "", "")
+		if me.errs+floor.errs > 0 {
+			return fmt.Errorf("errors: me %v, typename %v", me.errKind, floor.errKind)
+		}
+	}
+	return nil
+}
+
+// login compares logins through the server (zero-latency fake WeChat) with the same
+// writes made with plain database/sql.
+func (b *bench) login(ctx context.Context) error {
+	fmt.Println("login against plain database/sql…")
+	for _, conns := range []int{32, 64} {
+		b.db.SetMaxOpenConns(conns)
+		b.db.SetMaxIdleConns(conns)
+		plain := &plainLogin{db: b.db, appid: b.fake.AppID(), run: fmt.Sprintf("%s-%d", b.run, conns)}
+		base := b.measure(ctx, fmt.Sprintf("plain database/sql @%d", conns), conns, plain.login, "")
+		c := newGQLClient(b.srv.base, conns)
+		prof := ""
+		if conns == 64 {
+			prof = "login-64.pprof"
+		}
+		got := b.measure(ctx, fmt.Sprintf("login @%d", conns), conns, b.loginOp(c, fmt.Sprintf("z%d", conns), nil, nil), prof)
+		c.close()
+		b.rep.add(fmt.Sprintf("login, %d clients: logins/s", conns), fmt.Sprintf("%.0f", got.rate()), fmt.Sprintf("%.0f (plain database/sql)", base.rate()), ratio(got.rate(), base.rate()), "≥ 0.70×")
+		b.rep.add(fmt.Sprintf("login, %d clients: p50 / p99", conns), ms(got.pct(.5))+" / "+ms(got.pct(.99)), ms(base.pct(.5))+" / "+ms(base.pct(.99)), "", "")
+		if got.errs+base.errs > 0 {
+			return fmt.Errorf("errors: login %v, plain %v", got.errKind, base.errKind)
+		}
+	}
+	return nil
+}
+
+// latency starts 1,000 logins at once against a fake WeChat that takes 200 ms to answer,
+// and watches the server's goroutines and database connections meanwhile.
+func (b *bench) latency(ctx context.Context) error {
+	const n = 1000
+	fmt.Println("1,000 logins at once, WeChat answering in 200 ms…")
+	b.fake.SetLatency(200 * time.Millisecond)
+	defer b.fake.SetLatency(0)
+	goroutinesBefore, _ := b.srv.gauge("go_goroutines")
+	for round := 1; round <= 3; round++ {
+		c := newGQLClient(b.srv.base, n)
+		var peakG, peakConns float64
+		done := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				if g, err := b.srv.gauge("go_goroutines"); err == nil {
+					peakG = max(peakG, g)
+				}
+				if oc, err := b.srv.gauge("go_sql_open_connections"); err == nil {
+					peakConns = max(peakConns, oc)
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+		s := burst(ctx, n, b.loginOp(c, fmt.Sprintf("w%d", round), nil, nil))
+		close(done)
+		<-sampled
+		c.close()
+		fmt.Printf("    round %d: %s; peak goroutines %.0f, peak database connections %.0f\n", round, s, peakG, peakConns)
+		b.rep.add(fmt.Sprintf("1,000 logins at once, WeChat 200 ms, round %d: p50 / p99 / max", round),
+			ms(s.pct(.5))+" / "+ms(s.pct(.99))+" / "+ms(s.pct(1)), "200 ms (WeChat alone)", ratio(float64(s.pct(.99)), float64(200*time.Millisecond))+" (p99)", "p99 ≤ 250 ms")
+		b.rep.add(fmt.Sprintf("  round %d: errors, peak goroutines, peak database connections", round),
+			fmt.Sprintf("%d %v, %.0f, %.0f", s.errs, s.errKind, peakG, peakConns), fmt.Sprintf("%.0f goroutines idle", goroutinesBefore), "", "0 errors, bounded")
+	}
+	time.Sleep(2 * time.Second)
+	after, _ := b.srv.gauge("go_goroutines")
+	b.rep.add("goroutines 2 s after the bursts", fmt.Sprintf("%.0f", after), fmt.Sprintf("%.0f before", goroutinesBefore), "", "back to idle")
+	return nil
+}
+
+// growth measures `me` at 32 connections again once the sessions table holds a million
+// rows, seeded in bulk.
+func (b *bench) growth(ctx context.Context) error {
+	var have int
+	if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions").Scan(&have); err != nil {
+		return err
+	}
+	if want := b.o.sessions - have; want > 0 {
+		fmt.Printf("seeding %d sessions in bulk…\n", want)
+		start := time.Now()
+		if err := seedSessions(ctx, b.db, want); err != nil {
+			return err
+		}
+		fmt.Printf("    seeded in %s\n", time.Since(start).Round(time.Second))
+	}
+	if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions").Scan(&have); err != nil {
+		return err
+	}
+	c := newGQLClient(b.srv.base, 32)
+	defer c.close()
+	big := b.measure(ctx, fmt.Sprintf("me @32, %d sessions", have), 32, func(ctx context.Context, w, _ int) error {
+		return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
+	}, "")
+	b.rep.add(fmt.Sprintf("me p50 at 32 connections, %d sessions", have), ms(big.pct(.5)), ms(b.meP50)+" (1,000 sessions)", ratio(float64(big.pct(.5)), float64(b.meP50)), "≤ 1.20×")
+	if big.errs > 0 {
+		return fmt.Errorf("errors: %v", big.errKind)
+	}
+	return nil
+}
+
+// seedSessions adds n live sessions spread over the users already there, in chunks, with
+// MariaDB's sequence engine generating the rows.
+func seedSessions(ctx context.Context, db *sql.DB, n int) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stmts := []string{
+		"CREATE TEMPORARY TABLE seed_owner (n INT PRIMARY KEY, user_id CHAR(36), identity_id CHAR(36))",
+		"INSERT INTO seed_owner SELECT ROW_NUMBER() OVER (ORDER BY id) - 1, user_id, id FROM identities LIMIT 1000",
+	}
+	for _, q := range stmts {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	var owners int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM seed_owner").Scan(&owners); err != nil {
+		return err
+	}
+	const chunk = 100_000
+	for from := 0; from < n; from += chunk {
+		to := min(from+chunk, n)
+		q := fmt.Sprintf(`INSERT INTO sessions (id, token_hash, user_id, identity_id, created_at, last_seen_at, expires_at, ip, user_agent)
+			SELECT UUID(), UNHEX(SHA2(CONCAT('bench-seed-', seq, '-', RAND()), 256)), o.user_id, o.identity_id,
+			       NOW(6), NOW(6), NOW(6) + INTERVAL 30 DAY, '127.0.0.1', 'bench seed'
+			FROM seq_%d_to_%d JOIN seed_owner o ON o.n = seq %% %d`, from+1, to, owners)
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("seeding sessions: %w", err)
+		}
+	}
+	return nil
+}
+
+// measureStart times process start to the first answered request on SQLite: on a new
+// file (the schema is created) and on an existing one (a restart), five times each.
+func measureStart(ctx context.Context, bin string, env []string, tmp string, rep *report) error {
+	fmt.Println("start to first answer on SQLite…")
+	dbPath := filepath.Join(tmp, "start.db")
+	for _, kind := range []string{"new database file", "existing database file"} {
+		var runs []time.Duration
+		var idle float64
+		for i := range 5 {
+			if kind == "new database file" {
+				for _, suffix := range []string{"", "-wal", "-shm"} {
+					os.Remove(dbPath + suffix)
+				}
+			}
+			took, rss, err := startOnce(ctx, bin, append(env, "WXLOGIN_DATABASE_URL=sqlite://"+dbPath))
+			if err != nil {
+				return fmt.Errorf("start %d: %w", i, err)
+			}
+			runs = append(runs, took)
+			idle = rss
+		}
+		slices.Sort(runs)
+		fmt.Printf("    %s: %v\n", kind, runs)
+		rep.add("start to first answer, SQLite, "+kind+" (median of 5)", ms(runs[2]), "", "", "≤ 300 ms")
+		if kind == "existing database file" {
+			rep.add("idle RSS after start (SQLite)", fmt.Sprintf("%.1f MB", idle), "", "", "")
+		}
+	}
+	return nil
+}
+
+// startOnce starts the server on a free port, asks { __typename } every millisecond
+// until it answers, and stops it.
+func startOnce(ctx context.Context, bin string, env []string) (time.Duration, float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, append(env, "WXLOGIN_ADDR="+addr)...)
+	c := newGQLClient("http://"+addr, 1)
+	defer c.close()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	for time.Since(start) < 30*time.Second {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.post(rctx, typenameBody, "", nil)
+		cancel()
+		if err == nil {
+			took := time.Since(start)
+			time.Sleep(500 * time.Millisecond)
+			kb, _ := procStatus(cmd.Process.Pid, "VmRSS")
+			return took, float64(kb) / 1024, nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, 0, fmt.Errorf("no answer within 30 s")
+}
+
+// machine prints what the figures were measured on.
+func machine() {
+	model := "unknown CPU"
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	fmt.Printf("machine: %d CPUs (%s), %s, %s/%s\n", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

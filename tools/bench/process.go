@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// server is one running wxlogin process.
+type server struct {
+	cmd      *exec.Cmd
+	base     string // http://127.0.0.1:port
+	debug    string // the profiler's address
+	exited   chan error
+	peakRSS  int64 // kB, sampled
+	rssMu    sync.Mutex
+	stopSamp chan struct{}
+}
+
+// startServer runs the binary with env added to a clean environment and waits until its
+// log names the address it listens on.
+func startServer(ctx context.Context, bin string, env []string, logTo io.Writer) (*server, error) {
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "WXLOGIN_ADDR=127.0.0.1:0", "WXLOGIN_DEBUG_ADDR=127.0.0.1:0"}, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = logTo
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, exited: make(chan error, 1), stopSamp: make(chan struct{})}
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		announced := false
+		for sc.Scan() {
+			line := sc.Bytes()
+			if !announced {
+				var l struct {
+					Msg       string `json:"msg"`
+					Listen    string `json:"listen"`
+					DebugAddr string `json:"debug_addr"`
+				}
+				if json.Unmarshal(line, &l) == nil {
+					switch l.Msg {
+					case "profiler serving":
+						s.debug = l.DebugAddr
+					case "wxlogin serving":
+						s.base = "http://" + l.Listen
+						announced = true
+						close(found)
+					}
+				}
+			}
+			if logTo != nil {
+				logTo.Write(append(line, '\n'))
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() { s.exited <- cmd.Wait() }()
+	select {
+	case <-found:
+	case err := <-s.exited:
+		return nil, fmt.Errorf("the server exited before serving: %v", err)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		return nil, errors.New("the server did not announce its address within 60 s")
+	}
+	go s.sampleRSS()
+	return s, nil
+}
+
+// sampleRSS keeps the largest resident set seen, every 50 ms.
+func (s *server) sampleRSS() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSamp:
+			return
+		case <-t.C:
+		}
+		if kb, err := procStatus(s.cmd.Process.Pid, "VmRSS"); err == nil {
+			s.rssMu.Lock()
+			s.peakRSS = max(s.peakRSS, kb)
+			s.rssMu.Unlock()
+		}
+	}
+}
+
+// rss returns the resident set now and the peak seen so far (the kernel's high-water
+// mark), in MB.
+func (s *server) rss() (now, peak float64) {
+	cur, _ := procStatus(s.cmd.Process.Pid, "VmRSS")
+	hwm, _ := procStatus(s.cmd.Process.Pid, "VmHWM")
+	return float64(cur) / 1024, float64(hwm) / 1024
+}
+
+func (s *server) stop() {
+	close(s.stopSamp)
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// procStatus reads one kB figure of /proc/<pid>/status.
+func procStatus(pid int, field string) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// gauge reads one figure from the server's /metrics: the first series of that name.
+func (s *server) gauge(name string) (float64, error) {
+	res, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "{")) {
+			return strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /metrics", name)
+}
+
+// profile records the server's CPU for d into path (go tool pprof reads it).
+func (s *server) profile(path string, d time.Duration) error {
+	if s.debug == "" {
+		return errors.New("the server serves no profiler")
+	}
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.debug, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
