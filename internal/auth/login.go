@@ -99,19 +99,25 @@ var definitive = map[string]error{
 // record if another instance or an earlier request exchanged it, otherwise by claiming
 // it, asking WeChat, and recording the result in the login's transaction.
 func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code string, client Client) (*Login, codeRecord, error) {
+	// A code is usually new: claiming it straight away costs one statement, and only a
+	// claim that collides reads the record that is there.
+	tryClaim := true
 	for {
-		rec, err := s.db.LoginCode.Query().Where(logincode.CodeHash(hash)).Only(ctx)
-		now := s.clock()
-		switch {
-		case ent.IsNotFound(err):
-			claim, err := s.claim(ctx, hash, now)
+		if tryClaim {
+			claim, err := s.claim(ctx, hash, s.clock())
 			if err != nil {
 				return nil, codeRecord{}, err
 			}
 			if claim != 0 {
 				return s.exchangeClaimed(ctx, app, claim, code, client)
 			}
-			continue // another request claimed it first: look again
+		}
+		rec, err := s.db.LoginCode.Query().Where(logincode.CodeHash(hash)).Only(ctx)
+		now := s.clock()
+		tryClaim = true
+		switch {
+		case ent.IsNotFound(err):
+			continue // the record went away meanwhile: claim it again
 		case err != nil:
 			return nil, codeRecord{}, s.busyIfLate(ctx, err)
 		case !now.Before(rec.ExpiresAt) || (rec.State == logincode.StatePending && !now.Before(rec.LeaseUntil)):
@@ -131,6 +137,7 @@ func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code st
 			}
 			return nil, codeRecord{}, fmt.Errorf("auth: WeChat refused this code moments ago: %w", refusal)
 		default: // pending on another instance: wait for it to finish or give up
+			tryClaim = false
 			select {
 			case <-ctx.Done():
 				return nil, codeRecord{}, ErrCodeBusy
@@ -198,7 +205,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 			if n != 1 {
 				return errors.New("auth: the claim on this login code was lost")
 			}
-			login, err = s.openSession(ctx, tx, audit, acct, created, client, now)
+			login, err = s.openSession(ctx, tx, audit, acct, created, !created, client, now)
 			return err
 		})
 		if err == nil {
@@ -283,7 +290,7 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 	if err != nil {
 		return Account{}, false, err
 	}
-	err = tx.Identity.Create().
+	ident, err = tx.Identity.Create().
 		SetAppid(appid).
 		SetOpenid(ws.OpenID).
 		SetNillableUnionid(unionid).
@@ -291,17 +298,24 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 		SetUserID(user.ID).
 		SetCreatedAt(now).
 		SetUpdatedAt(now).
-		OnConflictColumns(identity.FieldAppid, identity.FieldOpenid).
-		Update(func(u *ent.IdentityUpsert) {
-			u.UpdateSessionKey()
-			u.UpdateUpdatedAt()
-			if unionid != nil {
-				u.UpdateUnionid()
-			}
-		}).
-		Exec(ctx)
-	if err != nil {
+		Save(ctx)
+	switch {
+	case err == nil && created:
+		ident.Edges.User = user
+		return Account{User: user, Identity: ident}, true, nil
+	case err == nil:
+		acct, _, err := s.touchUser(ctx, tx, ident, now)
+		return acct, false, err
+	case !database.IsUniqueViolation(err):
 		return Account{}, false, err
+	}
+	// Another login created this identity first (the unique index on appid+openid
+	// refused ours, and the transaction goes on without it): drop the provisional user
+	// and log in as the winner's, with this exchange's session_key.
+	if created {
+		if err := tx.User.DeleteOneID(user.ID).Exec(ctx); err != nil {
+			return Account{}, false, err
+		}
 	}
 	q := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(ws.OpenID))
 	if s.db.Dialect == dialect.MySQL {
@@ -310,19 +324,8 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 	if ident, err = q.Only(ctx); err != nil {
 		return Account{}, false, err
 	}
-	if ident.UserID == user.ID {
-		if !created {
-			acct, _, err := s.touchUser(ctx, tx, ident, now)
-			return acct, false, err
-		}
-		ident.Edges.User = user
-		return Account{User: user, Identity: ident}, true, nil
-	}
-	// Another login created this identity first: drop the provisional user.
-	if created {
-		if err := tx.User.DeleteOneID(user.ID).Exec(ctx); err != nil {
-			return Account{}, false, err
-		}
+	if ident, err = ident.Update().SetSessionKey(sealed).SetUpdatedAt(now).Save(ctx); err != nil {
+		return Account{}, false, err
 	}
 	acct, _, err := s.touchUser(ctx, tx, ident, now)
 	if err == nil && unionid != nil {
@@ -352,15 +355,16 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 		if err != nil {
 			return err
 		}
-		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, client, now)
+		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, true, client, now)
 		return err
 	})
 	return login, err
 }
 
-// openSession creates a session for the account, records the login, and ends the
-// user's least recently used sessions beyond the cap.
-func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser bool, client Client, now time.Time) (*Login, error) {
+// openSession creates a session for the account, records the login, and, when evict is
+// set, ends the user's least recently used sessions beyond the cap. A user this very
+// transaction made has no other session, and is not asked.
+func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, evict bool, client Client, now time.Time) (*Login, error) {
 	token, hash := newToken()
 	sess, err := tx.Session.Create().
 		SetTokenHash(hash).
@@ -379,8 +383,10 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 	if err := audit.record(ctx, auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}); err != nil {
 		return nil, err
 	}
-	if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now); err != nil {
-		return nil, err
+	if evict {
+		if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now); err != nil {
+			return nil, err
+		}
 	}
 	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
 }

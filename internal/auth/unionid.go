@@ -23,31 +23,24 @@ import (
 // two mini-programs run at once, both end up with the one user. created reports
 // whether this call made it.
 func (s *Service) userForUnionID(ctx context.Context, tx *ent.Tx, unionid string, now time.Time) (*ent.User, bool, error) {
-	// Usually the person is known already (another app, or a racing login that won):
-	// a plain read avoids the insert's locks on the unique index.
-	if u, err := tx.User.Query().Where(user.Unionid(unionid)).Only(ctx); err == nil {
-		u, err = s.lockedUserQuery(tx).Where(user.ID(u.ID)).Only(ctx)
-		return u, false, err
-	} else if !ent.IsNotFound(err) {
-		return nil, false, err
-	}
-	id := uuid.Must(uuid.NewV7())
-	err := tx.User.Create().
-		SetID(id).
+	// A new identity is usually a new person: inserting straight away costs one
+	// statement. When the index refuses it, the statement alone is undone, and the
+	// holder is read with a lock, so that a holder committed while this insert waited
+	// is seen.
+	u, err := tx.User.Create().
+		SetID(uuid.Must(uuid.NewV7())).
 		SetUnionid(unionid).
 		SetCreatedAt(now).
 		SetLastLoginAt(now).
-		OnConflictColumns(user.FieldUnionid).
-		Ignore().
-		Exec(ctx)
-	if err != nil {
+		Save(ctx)
+	switch {
+	case err == nil:
+		return u, true, nil
+	case !database.IsUniqueViolation(err):
 		return nil, false, err
 	}
-	u, err := s.lockedUserQuery(tx).Where(user.Unionid(unionid)).Only(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	return u, u.ID == id, nil
+	u, err = s.lockedUserQuery(tx).Where(user.Unionid(unionid)).Only(ctx)
+	return u, false, err
 }
 
 // lockedUserQuery reads users with a lock on MySQL, so that a read after waiting on a

@@ -49,7 +49,8 @@ type op func(ctx context.Context, worker, i int) error
 
 // closedLoop runs workers that each perform op back to back: first for warmup, unmeasured,
 // then for d. It returns once every worker has finished its last operation.
-func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, do op) stats {
+// mark, if not nil, is called as the measured part starts (true) and ends (false).
+func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, do op, mark func(start bool)) stats {
 	var measuring atomic.Bool
 	stop := make(chan struct{})
 	type local struct {
@@ -88,11 +89,17 @@ func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, do op
 		}()
 	}
 	time.Sleep(warmup)
+	if mark != nil {
+		mark(true)
+	}
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(d)
 	measuring.Store(false)
 	took := time.Since(start)
+	if mark != nil {
+		mark(false)
+	}
 	close(stop)
 	wg.Wait()
 	return merge(took, func(yield func([]time.Duration, map[string]int)) {

@@ -174,3 +174,56 @@ func (s *server) profile(path string, d time.Duration) error {
 	}
 	return f.Close()
 }
+
+// cpuTime is the processor time a process has used so far (user and system).
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields after it.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// mariadbPID finds the database server's process, to account for its processor time.
+func mariadbPID() int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+			if name := strings.TrimSpace(string(comm)); name == "mariadbd" || name == "mysqld" {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// cpuSplit is the processor time the server, the database and the harness spent.
+type cpuSplit struct{ server, db, harness time.Duration }
+
+func takeCPU(serverPID, dbPID int) cpuSplit {
+	return cpuSplit{server: cpuTime(serverPID), db: cpuTime(dbPID), harness: cpuTime(os.Getpid())}
+}
+
+func (c cpuSplit) since(before cpuSplit) cpuSplit {
+	return cpuSplit{c.server - before.server, c.db - before.db, c.harness - before.harness}
+}
+
+// perOp is the processor time per operation, in microseconds, of each party.
+func (c cpuSplit) perOp(ops int) string {
+	if ops == 0 {
+		return ""
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(ops) }
+	return fmt.Sprintf("CPU/op: server %.0fµs, database %.0fµs, harness %.0fµs", us(c.server), us(c.db), us(c.harness))
+}
