@@ -124,7 +124,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			LoginBurst:      cfg.Sessions.LoginBurst,
 			AuditRetention:  cfg.Sessions.AuditRetention,
 		},
-		TrustedProxies: cfg.TrustedProxies,
+		TrustedProxies:  cfg.TrustedProxies,
+		SessionCacheTTL: cfg.Sessions.CacheTTL,
 	})
 	if err != nil {
 		return err

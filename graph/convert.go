@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/graph/model"
 	"github.com/wxlogin/wxlogin/internal/auth"
 )
@@ -16,7 +17,16 @@ func userOf(a auth.Account) *model.User {
 		LastLoginAt: a.User.LastLoginAt,
 		Nickname:    a.User.Nickname,
 		AvatarURL:   a.User.AvatarURL,
+		PhoneKnown:  true,
+		SealedPhone: sealedPhone(a.User),
 	}
+}
+
+func sealedPhone(u *ent.User) []byte {
+	if u.PhoneNumber == nil {
+		return nil
+	}
+	return *u.PhoneNumber
 }
 
 // sessionOf shows a session to its owner.

@@ -17,5 +17,10 @@ func (r *queryResolver) DecryptOpenData(ctx context.Context, encryptedData strin
 	if err != nil {
 		return nil, err
 	}
-	return r.OpenData.Decrypt(ctx, cur.Account.Identity, opendata.Request{EncryptedData: encryptedData, IV: iv, RawData: rawData, Signature: signature})
+	// The session_key is read afresh: a login moments ago, on any instance, replaced it.
+	ident, err := r.Auth.Identity(ctx, cur)
+	if err != nil {
+		return nil, err
+	}
+	return r.OpenData.Decrypt(ctx, ident, opendata.Request{EncryptedData: encryptedData, IV: iv, RawData: rawData, Signature: signature})
 }

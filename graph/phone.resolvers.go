@@ -21,13 +21,19 @@ func (r *mutationResolver) BindPhoneNumber(ctx context.Context, code string) (*m
 	if err := r.Phone.Bind(ctx, cur.Account.User.ID, cur.Account.Identity.Appid, cur.Account.Identity.Openid, code); err != nil {
 		return nil, err
 	}
-	return userOf(cur.Account), nil
+	r.Auth.Forget(cur.Account.User.ID)
+	user := userOf(cur.Account)
+	user.PhoneKnown = false // read the number just bound
+	return user, nil
 }
 
 func (r *userResolver) PhoneNumber(ctx context.Context, obj *model.User) (*string, error) {
 	id, err := uuid.Parse(obj.ID)
 	if err != nil {
 		return nil, err
+	}
+	if obj.PhoneKnown {
+		return r.Phone.Open(id, obj.SealedPhone)
 	}
 	return r.Phone.NumberOf(ctx, id)
 }

@@ -22,5 +22,6 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, input model.Update
 	if err != nil {
 		return nil, err
 	}
+	r.Auth.Forget(cur.Account.User.ID)
 	return userOf(auth.Account{User: user, Identity: cur.Account.Identity}), nil
 }

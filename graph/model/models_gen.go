@@ -51,23 +51,3 @@ type UpdateProfileInput struct {
 	// An https URL of at most 1024 bytes.
 	AvatarURL *string `json:"avatarUrl,omitempty"`
 }
-
-// A person who logs in through a WeChat mini-program.
-type User struct {
-	// Stable, opaque identifier of the user.
-	ID string `json:"id"`
-	// The user's openid in this mini-program.
-	Openid string `json:"openid"`
-	// The user's unionid across the mini-programs and accounts of one WeChat Open Platform account; null when the mini-program is not bound to one.
-	Unionid *string `json:"unionid,omitempty"`
-	// When the user first logged in.
-	CreatedAt time.Time `json:"createdAt"`
-	// When the user last logged in.
-	LastLoginAt time.Time `json:"lastLoginAt"`
-	// The phone number bound with bindPhoneNumber, as WeChat gives it (such as +8613800000000), or null. Only its owner sees it.
-	PhoneNumber *string `json:"phoneNumber,omitempty"`
-	// The nickname the person filled in (`<input type="nickname">`), or null.
-	Nickname *string `json:"nickname,omitempty"`
-	// The https URL of the avatar the person chose (`<button open-type="chooseAvatar">`, uploaded by the mini-program), or null.
-	AvatarURL *string `json:"avatarUrl,omitempty"`
-}

@@ -28,6 +28,8 @@ type auditor struct {
 	tx      *ent.Tx
 	now     time.Time
 	pending []auditEntry
+	// forget are the users whose cached sessions go once the transaction commits.
+	forget []uuid.UUID
 }
 
 func (a *auditor) record(ctx context.Context, e auditEntry) error {
@@ -43,6 +45,9 @@ func (a *auditor) record(ctx context.Context, e auditEntry) error {
 		Exec(ctx)
 	if err == nil {
 		a.pending = append(a.pending, e)
+		if e.userID != nil { // every event with a user changes its sessions
+			a.forget = append(a.forget, *e.userID)
+		}
 	}
 	return err
 }
@@ -56,6 +61,7 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx, audit *auditor) 
 		return fn(tx, a)
 	})
 	if err == nil {
+		s.sessions.forget(a.forget...)
 		for _, e := range a.pending {
 			s.logAudit(ctx, e)
 		}

@@ -56,10 +56,13 @@ type Options struct {
 	Policy  Policy
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	CodeWindow     time.Duration    // default DefaultCodeWindow
-	LoginTimeout   time.Duration    // default DefaultLoginTimeout
-	Now            func() time.Time // default time.Now
-	Logger         *slog.Logger
+	CodeWindow     time.Duration // default DefaultCodeWindow
+	// SessionCacheTTL is how long a session looked up is remembered (at most
+	// MaxSessionCacheTTL); 0 means DefaultSessionCacheTTL, below 0 no cache.
+	SessionCacheTTL time.Duration
+	LoginTimeout    time.Duration    // default DefaultLoginTimeout
+	Now             func() time.Time // default time.Now
+	Logger          *slog.Logger
 }
 
 // Policy is how sessions live and how logins are limited. Zero fields take the defaults.
@@ -119,6 +122,7 @@ type Service struct {
 	policy       Policy
 	trusted      []netip.Prefix
 	limiter      *limiter
+	sessions     *sessionCache // nil: every request reads its session
 	codeWindow   time.Duration
 	loginTimeout time.Duration
 	now          func() time.Time
@@ -192,6 +196,12 @@ func New(o Options) (*Service, error) {
 		s.loginTimeout = DefaultLoginTimeout
 	}
 	s.limiter = newLimiter(s.policy.LoginsPerMinute, s.policy.LoginBurst)
+	switch {
+	case o.SessionCacheTTL == 0:
+		s.sessions = newSessionCache(DefaultSessionCacheTTL)
+	case o.SessionCacheTTL > 0:
+		s.sessions = newSessionCache(o.SessionCacheTTL)
+	}
 	if s.codeWindow <= 0 || s.codeWindow > DefaultCodeWindow {
 		s.codeWindow = DefaultCodeWindow
 	}
@@ -203,6 +213,10 @@ func New(o Options) (*Service, error) {
 	}
 	return s, nil
 }
+
+// Forget makes this instance read the user's sessions afresh: call it after changing
+// what a session shows of its user (a profile, a phone number).
+func (s *Service) Forget(userID uuid.UUID) { s.sessions.forget(userID) }
 
 // clock is the current time as the database stores it: UTC, microseconds.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

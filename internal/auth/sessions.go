@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,40 +20,111 @@ import (
 // Authenticate turns a bearer token into its live session: not revoked, within its
 // absolute lifetime, and used within the idle timeout. Using it moves lastSeenAt on,
 // at most once a minute, so that a busy client does not turn every read into a write.
+//
+// A session found is remembered for a few seconds (see sessionCache), so that most
+// requests of a busy client cost no query; the one that does is a single indexed read.
 func (s *Service) Authenticate(ctx context.Context, token string) (*Current, error) {
 	if !wellFormed(token) {
 		return nil, errMalformedToken
 	}
-	sess, err := s.db.Session.Query().
-		Where(session.TokenHash(hashToken(token))).
-		WithUser().
-		WithIdentity().
-		Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, errInvalidToken
-	}
-	if err != nil {
-		return nil, fmt.Errorf("auth: looking up a session: %w", err)
-	}
+	key := [32]byte(hashToken(token))
 	now := s.clock()
+	cur, gen := s.sessions.get(key, now)
+	if cur == nil {
+		var err error
+		if cur, err = s.lookup(ctx, key[:]); err != nil {
+			return nil, err
+		}
+		if cur.Session.RevokedAt == nil {
+			s.sessions.put(key, cur, gen, now)
+		}
+	}
+	sess := cur.Session
 	if sess.RevokedAt != nil || !now.Before(s.expiresAt(sess)) {
 		return nil, errInvalidToken
 	}
 	if now.Sub(sess.LastSeenAt) >= lastSeenEvery {
 		// Conditional, so that instances serving the same session at once write once.
 		// Best effort: a failed write must not fail the request.
-		n, err := s.db.Session.Update().
+		_, err := s.db.Session.Update().
 			Where(session.ID(sess.ID), session.LastSeenAtLTE(now.Add(-lastSeenEvery))).
 			SetLastSeenAt(now).
 			Save(ctx)
-		switch {
-		case err != nil:
+		if err != nil {
 			s.log.WarnContext(ctx, "auth: recording a session's last-seen time", "error", err)
-		case n == 1:
-			sess.LastSeenAt = now
+		} else {
+			// This instance or another moved it to at least now; the next lookup reads it.
+			seen := *sess
+			seen.LastSeenAt = now
+			cur = &Current{Session: &seen, Account: cur.Account}
+			s.sessions.forgetToken(key)
 		}
 	}
-	return &Current{Session: sess, Account: Account{User: sess.Edges.User, Identity: sess.Edges.Identity}}, nil
+	return cur, nil
+}
+
+// lookupQuery reads a session with its user and identity in one indexed query.
+const lookupQuery = `SELECT
+	s.id, s.user_id, s.identity_id, s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, s.ip, s.user_agent,
+	u.created_at, u.last_login_at, u.unionid, u.nickname, u.avatar_url, u.phone_number,
+	i.appid, i.openid, i.unionid, i.session_key, i.created_at, i.updated_at
+FROM sessions s
+JOIN users u ON u.id = s.user_id
+JOIN identities i ON i.id = s.identity_id
+WHERE s.token_hash = ?`
+
+func (s *Service) lookup(ctx context.Context, tokenHash []byte) (*Current, error) {
+	var (
+		sess                                    ent.Session
+		user                                    ent.User
+		ident                                   ent.Identity
+		revokedAt                               sql.NullTime
+		ip, agent, uUnion, nick, avatar, iUnion sql.NullString
+		phone                                   []byte
+	)
+	err := s.db.SQL.QueryRowContext(ctx, lookupQuery, tokenHash).Scan(
+		&sess.ID, &sess.UserID, &sess.IdentityID, &sess.CreatedAt, &sess.ExpiresAt, &sess.LastSeenAt, &revokedAt, &ip, &agent,
+		&user.CreatedAt, &user.LastLoginAt, &uUnion, &nick, &avatar, &phone,
+		&ident.Appid, &ident.Openid, &iUnion, &ident.SessionKey, &ident.CreatedAt, &ident.UpdatedAt,
+	)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: looking up a session: %w", err)
+	}
+	sess.TokenHash = tokenHash
+	sess.RevokedAt = nullTime(revokedAt)
+	sess.IP, sess.UserAgent = nullString(ip), nullString(agent)
+	user.ID = sess.UserID
+	user.Unionid, user.Nickname, user.AvatarURL = nullString(uUnion), nullString(nick), nullString(avatar)
+	if phone != nil {
+		user.PhoneNumber = &phone
+	}
+	ident.ID, ident.UserID, ident.Unionid = sess.IdentityID, sess.UserID, nullString(iUnion)
+	sess.Edges.User, sess.Edges.Identity = &user, &ident
+	return &Current{Session: &sess, Account: Account{User: &user, Identity: &ident}}, nil
+}
+
+func nullString(v sql.NullString) *string {
+	if !v.Valid {
+		return nil
+	}
+	return &v.String
+}
+
+func nullTime(v sql.NullTime) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := v.Time.UTC()
+	return &t
+}
+
+// Identity reads the identity the request's session logged in with as it is now: its
+// session_key changes with every login, on any instance.
+func (s *Service) Identity(ctx context.Context, cur *Current) (*ent.Identity, error) {
+	return s.db.Identity.Get(ctx, cur.Account.Identity.ID)
 }
 
 // liveSessionsOf selects a user's sessions that still work at now.
@@ -110,16 +183,22 @@ func (s *Service) revoke(ctx context.Context, cur *Current, sid uuid.UUID, event
 	err := s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		now := s.clock()
 		userID := cur.Account.User.ID
-		n, err := tx.Session.Update().
-			Where(append(s.liveSessionsOf(userID, now), session.ID(sid))...).
-			SetRevokedAt(now).
-			Save(ctx)
+		where := append(s.liveSessionsOf(userID, now), session.ID(sid))
+		if sid == cur.Session.ID {
+			// The request's own session is the user's by definition, even if a merge
+			// on another instance moved it moments ago.
+			where = []predicate.Session{session.ID(sid), session.RevokedAtIsNil()}
+		}
+		n, err := tx.Session.Update().Where(where...).SetRevokedAt(now).Save(ctx)
 		if err != nil || n == 0 {
 			return err
 		}
 		ended = true
 		return audit.record(ctx, auditEntry{event: event, userID: &userID, sessionID: &sid, client: ClientFrom(ctx)})
 	})
+	if err == nil && !ended {
+		s.sessions.forget(cur.Account.User.ID) // already ended elsewhere: stop answering for it here too
+	}
 	return ended, err
 }
 

@@ -139,6 +139,8 @@ func (s *Service) merge(ctx context.Context, tx *ent.Tx, loser, survivor *ent.Us
 	if err != nil {
 		return nil, err
 	}
+	// The loser's sessions now belong to survivor: this instance reads them afresh.
+	s.sessions.forget(loser.ID, survivor.ID)
 	s.log.InfoContext(ctx, "auth: merged two users of one person (same unionid)", "user_id", survivor.ID.String(), "merged_user_id", loser.ID.String())
 	return merged, nil
 }

@@ -85,6 +85,8 @@ type Sessions struct {
 	LoginsPerMinute int           // per client address; -1: no limit
 	LoginBurst      int
 	AuditRetention  time.Duration
+	// CacheTTL is how long an instance remembers a session it looked up; -1: never.
+	CacheTTL time.Duration
 }
 
 // WeChat holds the mini-programs' credentials. Empty in dev mode.
@@ -122,6 +124,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_sessions", c.Sessions.MaxSessions),
 		slog.Int("login_rate_limit", c.Sessions.LoginsPerMinute),
 		slog.Int("login_rate_burst", c.Sessions.LoginBurst),
+		slog.Duration("session_cache_ttl", c.Sessions.CacheTTL),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("debug_addr", c.DebugAddr),
 	)
@@ -246,6 +249,20 @@ func Load(getenv func(string) string) (Config, error) {
 		c.Sessions.LoginsPerMinute = -1
 	} else {
 		c.Sessions.LoginsPerMinute = integer("WXLOGIN_LOGIN_RATE_LIMIT", auth.DefaultLoginsPerMinute, 1)
+	}
+	switch raw := env("WXLOGIN_SESSION_CACHE_TTL", ""); raw {
+	case "", "off", "0", "0s":
+		if raw != "" {
+			c.Sessions.CacheTTL = -1
+		} else {
+			c.Sessions.CacheTTL = auth.DefaultSessionCacheTTL
+		}
+	default:
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 || d > auth.MaxSessionCacheTTL {
+			problems = append(problems, fmt.Errorf("WXLOGIN_SESSION_CACHE_TTL %q: use a duration from 0 (off) to %s, such as 3s: a logout must reach every instance within 5 s", raw, auth.MaxSessionCacheTTL))
+		}
+		c.Sessions.CacheTTL = d
 	}
 	c.OpenDataMaxAge = duration("WXLOGIN_OPENDATA_MAX_AGE", time.Hour, time.Minute)
 	c.ShutdownGrace = duration("WXLOGIN_SHUTDOWN_GRACE", DefaultShutdownGrace, 0)

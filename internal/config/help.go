@@ -22,6 +22,7 @@ var settings = []setting{
 	{"WXLOGIN_SESSION_TTL", "720h", "a session's absolute lifetime"},
 	{"WXLOGIN_SESSION_IDLE_TIMEOUT", "168h", "a session unused this long ends"},
 	{"WXLOGIN_MAX_SESSIONS", "10", "live sessions per user; a login ends the least recently used beyond it"},
+	{"WXLOGIN_SESSION_CACHE_TTL", "3s", "how long an instance answers for a session it looked up without reading it again (at most 4s; 0 turns it off)"},
 	{"WXLOGIN_LOGIN_RATE_LIMIT", "600", "logins per minute per client address, per instance; off disables"},
 	{"WXLOGIN_LOGIN_RATE_BURST", "100", "logins at once per client address"},
 	{"WXLOGIN_TRUSTED_PROXIES", "none", "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"},

@@ -225,10 +225,20 @@ func (s *Service) NumberOf(ctx context.Context, userID uuid.UUID) (*string, erro
 	if err != nil {
 		return nil, err
 	}
-	if !Has(u) {
+	var sealed []byte
+	if Has(u) {
+		sealed = *u.PhoneNumber
+	}
+	return s.Open(userID, sealed)
+}
+
+// Open returns the phone number sealed in a user's row, or nil when none is (sealed is
+// empty).
+func (s *Service) Open(userID uuid.UUID, sealed []byte) (*string, error) {
+	if len(sealed) == 0 {
 		return nil, nil
 	}
-	plain, err := s.keyring.Open(*u.PhoneNumber, Binding(userID))
+	plain, err := s.keyring.Open(sealed, Binding(userID))
 	if err != nil {
 		return nil, fmt.Errorf("phone: opening the stored number: %w", err)
 	}
