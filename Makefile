@@ -7,7 +7,7 @@ CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: help run test test-short generate schema playground check-generate lint fakewechat audit-http
+.PHONY: help run test test-short generate schema playground check-generate lint fakewechat audit-http bench bench-micro
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ check-generate: generate ## fail when regenerating changes any committed file
 
 audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)
 	bash tools/http-audit/run.sh
+
+bench: ## the load harness on MariaDB (docs/benchmarks.md): each figure beside a baseline measured in the same run; BENCHFLAGS="-d 10s -profile dir" for more
+	$(GO) run ./tools/bench $(BENCHFLAGS)
+
+bench-micro: ## Go micro-benchmarks of the hot paths: tokens, session lookup, sealing, error mapping
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth ./internal/seal ./graph
 
 lint: ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

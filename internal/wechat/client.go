@@ -128,7 +128,10 @@ func defaultHTTPClient() *http.Client {
 	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 3 * time.Second
 	t.ResponseHeaderTimeout = 5 * time.Second
-	t.MaxIdleConnsPerHost = 32
+	// A burst of logins holds one connection each for WeChat's round trip; keeping
+	// them afterwards spares the next burst its TLS handshakes.
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 256
 	return &http.Client{
 		Transport: t,
 		// WeChat does not redirect; a redirect is an answer we do not understand.
