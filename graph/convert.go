@@ -1,14 +1,36 @@
 package graph
 
 import (
-	"github.com/wxlogin/wxlogin/ent"
+	"context"
+
 	"github.com/wxlogin/wxlogin/graph/model"
 	"github.com/wxlogin/wxlogin/internal/auth"
 )
 
 // userOf shows an account as the API's User: the user, with the openid and unionid of
-// the identity the session logged in with.
-func userOf(a auth.Account) *model.User {
+// the identity the session logged in with. Its phone number is opened from the row as
+// it was read, only if the request asks for it.
+func (r *Resolver) userOf(a auth.Account) *model.User {
+	u := r.userWithoutPhone(a)
+	id, sealed := a.User.ID, a.User.PhoneNumber
+	u.Phone = func() (*string, error) {
+		if sealed == nil {
+			return nil, nil
+		}
+		return r.Phone.Open(id, *sealed)
+	}
+	return u
+}
+
+// userFresh is userOf for a user whose phone number has just changed: it is read again
+// when asked for.
+func (r *Resolver) userFresh(ctx context.Context, a auth.Account) *model.User {
+	u := r.userWithoutPhone(a)
+	u.Phone = func() (*string, error) { return r.Phone.NumberOf(ctx, a.User.ID) }
+	return u
+}
+
+func (r *Resolver) userWithoutPhone(a auth.Account) *model.User {
 	return &model.User{
 		ID:          a.User.ID.String(),
 		Openid:      a.Identity.Openid,
@@ -17,16 +39,7 @@ func userOf(a auth.Account) *model.User {
 		LastLoginAt: a.User.LastLoginAt,
 		Nickname:    a.User.Nickname,
 		AvatarURL:   a.User.AvatarURL,
-		PhoneKnown:  true,
-		SealedPhone: sealedPhone(a.User),
 	}
-}
-
-func sealedPhone(u *ent.User) []byte {
-	if u.PhoneNumber == nil {
-		return nil
-	}
-	return *u.PhoneNumber
 }
 
 // sessionOf shows a session to its owner.

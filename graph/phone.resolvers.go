@@ -8,7 +8,6 @@ package graph
 import (
 	"context"
 
-	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/graph/model"
 	"github.com/wxlogin/wxlogin/internal/auth"
 )
@@ -22,18 +21,5 @@ func (r *mutationResolver) BindPhoneNumber(ctx context.Context, code string) (*m
 		return nil, err
 	}
 	r.Auth.Forget(cur.Account.User.ID)
-	user := userOf(cur.Account)
-	user.PhoneKnown = false // read the number just bound
-	return user, nil
-}
-
-func (r *userResolver) PhoneNumber(ctx context.Context, obj *model.User) (*string, error) {
-	id, err := uuid.Parse(obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	if obj.PhoneKnown {
-		return r.Phone.Open(id, obj.SealedPhone)
-	}
-	return r.Phone.NumberOf(ctx, id)
+	return r.userFresh(ctx, cur.Account), nil // the number just bound is read when asked for
 }

@@ -23,5 +23,5 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, input model.Update
 		return nil, err
 	}
 	r.Auth.Forget(cur.Account.User.ID)
-	return userOf(auth.Account{User: user, Identity: cur.Account.Identity}), nil
+	return r.userOf(auth.Account{User: user, Identity: cur.Account.Identity}), nil
 }

@@ -29,7 +29,7 @@ func (r *mutationResolver) Login(ctx context.Context, code string, appid *string
 	return &model.LoginPayload{
 		Token:     login.Token,
 		ExpiresAt: login.ExpiresAt,
-		User:      userOf(login.Account),
+		User:      r.userOf(login.Account),
 		IsNewUser: login.NewUser,
 	}, nil
 }
@@ -50,17 +50,14 @@ func (r *queryResolver) Me(ctx context.Context) (*model.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return userOf(cur.Account), nil
+	return r.userOf(cur.Account), nil
 }
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
-func (r *Resolver) User() UserResolver { return &userResolver{r} }
-
 type (
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
-	userResolver     struct{ *Resolver }
 )

@@ -20,8 +20,15 @@ type User struct {
 	// The https URL of the avatar the person chose, or null.
 	AvatarURL *string `json:"avatarUrl,omitempty"`
 
-	// SealedPhone is the stored phone number as the user's row was read, when
-	// PhoneKnown: the phoneNumber field opens it without reading the row again.
-	SealedPhone []byte `json:"-"`
-	PhoneKnown  bool   `json:"-"`
+	// Phone returns the phone number, when a request asks for it; nil: none.
+	Phone func() (*string, error) `json:"-"`
+}
+
+// PhoneNumber is the phone number bound with bindPhoneNumber, or nil. A method without a
+// context, so that gqlgen resolves it inline rather than in a goroutine of its own.
+func (u *User) PhoneNumber() (*string, error) {
+	if u.Phone == nil {
+		return nil, nil
+	}
+	return u.Phone()
 }
