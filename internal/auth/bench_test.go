@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/testdb"
@@ -76,39 +77,49 @@ func BenchmarkBearer(b *testing.B) {
 
 // BenchmarkAuthenticate looks up a live session by its token: the read every
 // authenticated request makes. The session is fresh, so lastSeenAt is not written
-// (that happens at most once a minute per session); this is the read path alone.
+// (that happens at most once a minute per session); this is the read path alone, with
+// the session cache (a hit) and without it (the one indexed query).
 func BenchmarkAuthenticate(b *testing.B) {
 	for _, backend := range testdb.Backends(b) {
-		b.Run(backend.Name, func(b *testing.B) {
-			svc, token := benchLogin(b, backend)
-			ctx := context.Background()
-			b.Run("serial", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := svc.Authenticate(ctx, token); err != nil {
-						b.Fatal(err)
-					}
-				}
+		for _, cache := range []struct {
+			name string
+			ttl  time.Duration
+		}{{"cached", 0}, {"uncached", -1}} {
+			b.Run(backend.Name+"/"+cache.name, func(b *testing.B) {
+				benchAuthenticate(b, backend, cache.ttl)
 			})
-			b.Run("parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if _, err := svc.Authenticate(ctx, token); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			})
-		})
+		}
 	}
+}
+
+func benchAuthenticate(b *testing.B, backend testdb.Backend, cacheTTL time.Duration) {
+	svc, token := benchLogin(b, backend, cacheTTL)
+	ctx := context.Background()
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := svc.Authenticate(ctx, token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := svc.Authenticate(ctx, token); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
 
 // benchLogin builds a Service on a fresh database of the backend's kind and logs one
 // user in through the fake WeChat over real HTTP, as a mini-program would: one user, one
 // identity, one session. It returns the service and the session's token.
-func benchLogin(b *testing.B, backend testdb.Backend) (*Service, string) {
+func benchLogin(b *testing.B, backend testdb.Backend, cacheTTL time.Duration) (*Service, string) {
 	b.Helper()
 	const appID, secret = "wxbenchapp000001", "bench-app-secret-5c2e"
 	fake := fakewechat.New(fakewechat.Options{AppID: appID, Secret: secret})
@@ -122,7 +133,7 @@ func benchLogin(b *testing.B, backend testdb.Backend) (*Service, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := New(Options{DB: backend.Open(b), Apps: []WeChat{wc}, Keyring: ring})
+	svc, err := New(Options{DB: backend.Open(b), Apps: []WeChat{wc}, Keyring: ring, SessionCacheTTL: cacheTTL})
 	if err != nil {
 		b.Fatal(err)
 	}
