@@ -28,8 +28,10 @@ type auditor struct {
 	tx      *ent.Tx
 	now     time.Time
 	pending []auditEntry
-	// forget are the users whose cached sessions go once the transaction commits.
-	forget []uuid.UUID
+	// forgetUsers and forgetSessions are what this instance stops answering for from
+	// its session cache once the transaction commits.
+	forgetUsers    []uuid.UUID
+	forgetSessions []uuid.UUID
 }
 
 func (a *auditor) record(ctx context.Context, e auditEntry) error {
@@ -45,8 +47,14 @@ func (a *auditor) record(ctx context.Context, e auditEntry) error {
 		Exec(ctx)
 	if err == nil {
 		a.pending = append(a.pending, e)
-		if e.userID != nil { // every event with a user changes its sessions
-			a.forget = append(a.forget, *e.userID)
+		if e.userID != nil { // every event with a user changes it or its sessions
+			a.forgetUsers = append(a.forgetUsers, *e.userID)
+		}
+		switch e.event {
+		case auditevent.EventLogout, auditevent.EventSessionRevoked, auditevent.EventSessionEvicted:
+			if e.sessionID != nil {
+				a.forgetSessions = append(a.forgetSessions, *e.sessionID)
+			}
 		}
 	}
 	return err
@@ -61,7 +69,7 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx, audit *auditor) 
 		return fn(tx, a)
 	})
 	if err == nil {
-		s.sessions.forget(a.forget...)
+		s.sessions.forget(s.now(), a.forgetUsers, a.forgetSessions)
 		for _, e := range a.pending {
 			s.logAudit(ctx, e)
 		}

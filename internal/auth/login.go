@@ -187,7 +187,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 		var rec codeRecord
 		err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 			now := s.clock()
-			acct, created, err := s.upsertAccount(ctx, tx, appid, ws, now)
+			acct, created, err := s.upsertAccount(ctx, tx, audit, appid, ws, now)
 			if err != nil {
 				return err
 			}
@@ -251,7 +251,7 @@ func failureName(err error) string {
 
 // the unique index through an upsert: the loser's provisional user is removed in its
 // own transaction, so there is one user however many race.
-func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, ws wechat.Session, now time.Time) (Account, bool, error) {
+func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor, appid string, ws wechat.Session, now time.Time) (Account, bool, error) {
 	sealed := s.keyring.Seal([]byte(ws.SessionKey), IdentityBinding(appid, ws.OpenID))
 	var unionid *string
 	if ws.UnionID != "" {
@@ -270,7 +270,7 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 		}
 		acct, _, err := s.touchUser(ctx, tx, ident, now)
 		if err == nil && unionid != nil {
-			acct, err = s.linkUnionID(ctx, tx, acct, *unionid, now)
+			acct, err = s.linkUnionID(ctx, tx, audit, acct, *unionid, now)
 		}
 		return acct, false, err
 	case !ent.IsNotFound(err):
@@ -324,12 +324,12 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, appid string, w
 	if ident, err = q.Only(ctx); err != nil {
 		return Account{}, false, err
 	}
-	if ident, err = ident.Update().SetSessionKey(sealed).SetUpdatedAt(now).Save(ctx); err != nil {
+	if ident, err = ident.Update().SetSessionKey(sealed).SetNillableUnionid(unionid).SetUpdatedAt(now).Save(ctx); err != nil {
 		return Account{}, false, err
 	}
 	acct, _, err := s.touchUser(ctx, tx, ident, now)
 	if err == nil && unionid != nil {
-		acct, err = s.linkUnionID(ctx, tx, acct, *unionid, now)
+		acct, err = s.linkUnionID(ctx, tx, audit, acct, *unionid, now)
 	}
 	return acct, false, err
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 type ctxKey struct{}
@@ -17,9 +18,10 @@ type requestAuth struct {
 	header []string
 	client Client
 
-	once sync.Once
-	cur  *Current
-	err  error
+	fresh atomic.Bool // read the session from the database, not the cache
+	once  sync.Once
+	cur   *Current
+	err   error
 }
 
 // Middleware puts the request's credential and client details in its context. It never
@@ -48,9 +50,19 @@ func CurrentFrom(ctx context.Context) (*Current, error) {
 			ra.err = err
 			return
 		}
-		ra.cur, ra.err = ra.svc.Authenticate(ctx, token)
+		ra.cur, ra.err = ra.svc.authenticate(ctx, token, ra.fresh.Load())
 	})
 	return ra.cur, ra.err
+}
+
+// ReadFresh makes the request's session be read from the database rather than this
+// instance's cache: call it before CurrentFrom in a request that changes something, so
+// that it acts on the session and user as they are now (another instance may have
+// merged the user a moment ago).
+func ReadFresh(ctx context.Context) {
+	if ra, ok := ctx.Value(ctxKey{}).(*requestAuth); ok {
+		ra.fresh.Store(true)
+	}
 }
 
 // ClientFrom returns where the request came from.

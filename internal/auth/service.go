@@ -216,7 +216,9 @@ func New(o Options) (*Service, error) {
 
 // Forget makes this instance read the user's sessions afresh: call it after changing
 // what a session shows of its user (a profile, a phone number).
-func (s *Service) Forget(userID uuid.UUID) { s.sessions.forget(userID) }
+func (s *Service) Forget(userID uuid.UUID) {
+	s.sessions.forget(s.now(), []uuid.UUID{userID}, nil)
+}
 
 // clock is the current time as the database stores it: UTC, microseconds.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

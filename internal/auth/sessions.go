@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
@@ -24,21 +25,30 @@ import (
 // A session found is remembered for a few seconds (see sessionCache), so that most
 // requests of a busy client cost no query; the one that does is a single indexed read.
 func (s *Service) Authenticate(ctx context.Context, token string) (*Current, error) {
+	return s.authenticate(ctx, token, false)
+}
+
+// authenticate is Authenticate; fresh skips the cache (the lookup is still stored).
+func (s *Service) authenticate(ctx context.Context, token string, fresh bool) (*Current, error) {
 	if !wellFormed(token) {
 		return nil, errMalformedToken
 	}
 	key := [32]byte(hashToken(token))
-	now := s.clock()
-	cur, gen := s.sessions.get(key, now)
+	started := s.now()
+	var cur *Current
+	if !fresh {
+		cur = s.sessions.get(key, started)
+	}
 	if cur == nil {
 		var err error
 		if cur, err = s.lookup(ctx, key[:]); err != nil {
 			return nil, err
 		}
 		if cur.Session.RevokedAt == nil {
-			s.sessions.put(key, cur, gen, now)
+			s.sessions.put(key, cur, started, s.now())
 		}
 	}
+	now := s.clock()
 	sess := cur.Session
 	if sess.RevokedAt != nil || !now.Before(s.expiresAt(sess)) {
 		return nil, errInvalidToken
@@ -57,7 +67,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Current, err
 			seen := *sess
 			seen.LastSeenAt = now
 			cur = &Current{Session: &seen, Account: cur.Account}
-			s.sessions.forgetToken(key)
+			s.sessions.drop(key)
 		}
 	}
 	return cur, nil
@@ -196,8 +206,8 @@ func (s *Service) revoke(ctx context.Context, cur *Current, sid uuid.UUID, event
 		ended = true
 		return audit.record(ctx, auditEntry{event: event, userID: &userID, sessionID: &sid, client: ClientFrom(ctx)})
 	})
-	if err == nil && !ended {
-		s.sessions.forget(cur.Account.User.ID) // already ended elsewhere: stop answering for it here too
+	if err == nil && !ended { // already ended elsewhere: stop answering for it here too
+		s.sessions.forget(s.now(), []uuid.UUID{cur.Account.User.ID}, []uuid.UUID{sid})
 	}
 	return ended, err
 }
@@ -213,11 +223,23 @@ func (s *Service) LogoutAll(ctx context.Context, cur *Current, keepCurrent bool)
 		if keepCurrent {
 			where = append(where, session.IDNEQ(cur.Session.ID))
 		}
-		n, err := tx.Session.Update().Where(where...).SetRevokedAt(now).Save(ctx)
+		// The ids first (locked on MySQL), so that this instance forgets each of them.
+		q := tx.Session.Query().Where(where...)
+		if s.db.Dialect == dialect.MySQL {
+			q = q.ForUpdate()
+		}
+		ids, err := q.IDs(ctx)
 		if err != nil {
 			return err
 		}
+		n := 0
+		if len(ids) > 0 {
+			if n, err = tx.Session.Update().Where(session.IDIn(ids...), session.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
+				return err
+			}
+		}
 		ended = n
+		audit.forgetSessions = append(audit.forgetSessions, ids...)
 		return audit.record(ctx, auditEntry{event: auditevent.EventLogoutAll, userID: &userID, sessionID: &cur.Session.ID, client: ClientFrom(ctx), sessions: &n})
 	})
 	return ended, err

@@ -57,7 +57,7 @@ func (s *Service) lockedUserQuery(tx *ent.Tx) *ent.UserQuery {
 // When another user already holds it (the person logged in through another mini-program
 // first, and this identity was first seen without a unionid), the two users are one
 // person: they are merged into the one holding the unionid, in this transaction.
-func (s *Service) linkUnionID(ctx context.Context, tx *ent.Tx, acct Account, unionid string, now time.Time) (Account, error) {
+func (s *Service) linkUnionID(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, unionid string, now time.Time) (Account, error) {
 	if acct.User.Unionid != nil && *acct.User.Unionid == unionid {
 		return acct, nil
 	}
@@ -83,7 +83,7 @@ func (s *Service) linkUnionID(ctx context.Context, tx *ent.Tx, acct Account, uni
 		case err != nil:
 			return Account{}, err
 		}
-		survivor, err := s.merge(ctx, tx, acct.User, holder, now)
+		survivor, err := s.merge(ctx, tx, audit, acct.User, holder, now)
 		if err != nil {
 			return Account{}, err
 		}
@@ -104,7 +104,7 @@ var errUnionRace = errors.New("auth: could not link the unionid: it kept moving"
 // (their tokens keep working, for the merged user), recent code records, and the
 // nickname, avatar and phone number survivor lacks. Audit rows keep the ids they were
 // written with.
-func (s *Service) merge(ctx context.Context, tx *ent.Tx, loser, survivor *ent.User, now time.Time) (*ent.User, error) {
+func (s *Service) merge(ctx context.Context, tx *ent.Tx, audit *auditor, loser, survivor *ent.User, now time.Time) (*ent.User, error) {
 	if err := tx.Identity.Update().Where(identity.UserID(loser.ID)).SetUserID(survivor.ID).Exec(ctx); err != nil {
 		return nil, err
 	}
@@ -139,8 +139,9 @@ func (s *Service) merge(ctx context.Context, tx *ent.Tx, loser, survivor *ent.Us
 	if err != nil {
 		return nil, err
 	}
-	// The loser's sessions now belong to survivor: this instance reads them afresh.
-	s.sessions.forget(loser.ID, survivor.ID)
+	// The loser's sessions now belong to survivor: once this commits, this instance
+	// reads them afresh.
+	audit.forgetUsers = append(audit.forgetUsers, loser.ID, survivor.ID)
 	s.log.InfoContext(ctx, "auth: merged two users of one person (same unionid)", "user_id", survivor.ID.String(), "merged_user_id", loser.ID.String())
 	return merged, nil
 }

@@ -263,6 +263,9 @@ func Load(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Errorf("WXLOGIN_SESSION_CACHE_TTL %q: use a duration from 0 (off) to %s, such as 3s: a logout must reach every instance within 5 s", raw, auth.MaxSessionCacheTTL))
 		}
 		c.Sessions.CacheTTL = d
+		if d == 0 {
+			c.Sessions.CacheTTL = -1 // 0ms, 0m…: off, as 0 is
+		}
 	}
 	c.OpenDataMaxAge = duration("WXLOGIN_OPENDATA_MAX_AGE", time.Hour, time.Minute)
 	c.ShutdownGrace = duration("WXLOGIN_SHUTDOWN_GRACE", DefaultShutdownGrace, 0)

@@ -158,3 +158,19 @@ func TestAPISwitches(t *testing.T) {
 		t.Error("WXLOGIN_PLAYGROUND=maybe accepted")
 	}
 }
+
+// TestSessionCacheTTL: 3 s unless set; any spelling of zero turns it off; past 4 s is
+// refused, since a logout must reach every instance within 5 s.
+func TestSessionCacheTTL(t *testing.T) {
+	for raw, want := range map[string]time.Duration{"": 3 * time.Second, "1500ms": 1500 * time.Millisecond, "4s": 4 * time.Second, "0": -1, "off": -1, "0s": -1, "0ms": -1, "0m": -1} {
+		c, err := config.Load(env(map[string]string{"WXLOGIN_SESSION_CACHE_TTL": raw}))
+		if err != nil || c.Sessions.CacheTTL != want {
+			t.Errorf("WXLOGIN_SESSION_CACHE_TTL=%q: %v %v, want %v", raw, c.Sessions.CacheTTL, err, want)
+		}
+	}
+	for _, raw := range []string{"5s", "-1s", "soon"} {
+		if _, err := config.Load(env(map[string]string{"WXLOGIN_SESSION_CACHE_TTL": raw})); err == nil || !strings.Contains(err.Error(), "WXLOGIN_SESSION_CACHE_TTL") {
+			t.Errorf("WXLOGIN_SESSION_CACHE_TTL=%q: %v, want a problem naming the setting", raw, err)
+		}
+	}
+}

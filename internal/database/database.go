@@ -172,6 +172,12 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 		cfg.InterpolateParams = true
 		for k, v := range u.Query() {
 			cfg.Params[k] = v[0]
+			// Escaping on the client is only safe in a character set where a quote or
+			// a backslash cannot hide inside a multi-byte character (GBK, Big5, SJIS
+			// can): any other set asked for goes back to prepared statements.
+			if (k == "charset" || k == "collation") && !strings.HasPrefix(strings.ToLower(v[0]), "utf8") {
+				cfg.InterpolateParams = false
+			}
 		}
 		if cfg.DBName == "" {
 			return "", "", "", errors.New("database: mysql:// needs a database name")

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/testdb"
 )
@@ -68,6 +70,31 @@ func TestUnsupportedURLs(t *testing.T) {
 	for _, u := range []string{"postgres://x/y", "sqlite://", "mysql://127.0.0.1:3306/", "::"} {
 		if _, _, _, err := database.DSN(u); err == nil {
 			t.Errorf("DSN(%q) accepted", u)
+		}
+	}
+}
+
+// TestArgumentsAreEscapedOnlyInSafeCharacterSets: arguments are escaped into statements
+// on the client in UTF-8, and never in a character set where a quote can hide inside a
+// multi-byte character.
+func TestArgumentsAreEscapedOnlyInSafeCharacterSets(t *testing.T) {
+	for params, want := range map[string]bool{
+		"":                          true,
+		"?charset=utf8mb4":          true,
+		"?charset=gbk&collation=":   false,
+		"?charset=big5":             false,
+		"?collation=gbk_chinese_ci": false,
+	} {
+		_, dsn, _, err := database.DSN("mysql://u:p@db:3306/wxlogin" + params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			t.Fatalf("%s: %v", params, err)
+		}
+		if cfg.InterpolateParams != want {
+			t.Errorf("%q: interpolateParams = %v, want %v", params, cfg.InterpolateParams, want)
 		}
 	}
 }

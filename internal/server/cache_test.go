@@ -96,3 +96,76 @@ func TestMeShowsTheProfileJustSaved(t *testing.T) {
 		}
 	})
 }
+
+// TestChangesAfterAMergeOnAnotherInstance: instance 0 has cached carol's older session
+// under the user she had before instance 1 merged her into her other app's user. What
+// she then changes through instance 0 acts on the merged user, and ends at once there.
+func TestChangesAfterAMergeOnAnotherInstance(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b, withSecondApp())
+		e.addInstance()
+		// merge logs the person in to app 1 without a unionid and to app 2 with one,
+		// has instance 0 cache the app-1 session, then logs in to app 1 with the
+		// unionid on instance 1, which merges the two users.
+		merge := func(name string) (old, merged loginPayload, oldID string) {
+			p := newPerson(name, "u"+name)
+			p.app1.UnionID = ""
+			old, _ = e.loginTo(0, "", e.fake.IssueCode(p.app1))
+			if _, c := e.loginTo(0, testAppID2, e.second.IssueCode(p.app2)); c != "" {
+				t.Fatalf("app-2 login: %s", c)
+			}
+			oldID = e.currentSessionID(old.Token) // this also caches it on instance 0
+			p.app1.UnionID = "u" + name
+			merged, c := e.loginTo(1, "", e.fake.IssueCode(p.app1))
+			if c != "" || merged.User.ID == old.User.ID {
+				t.Fatalf("the merging login: %+v %s", merged.User, c)
+			}
+			return old, merged, oldID
+		}
+
+		t.Run("logoutAll", func(t *testing.T) {
+			old, merged, _ := merge("carol")
+			r := e.post(0, old.Token, `mutation { logoutAll }`, nil)
+			if r.Code() != "" || string(r.Data["logoutAll"]) != "3" {
+				t.Fatalf("logoutAll through the older session on instance 0 = %s %v, want 3 sessions ended", r.Data["logoutAll"], r.Errors)
+			}
+			for name, token := range map[string]string{"older": old.Token, "merging": merged.Token} {
+				for i := range 2 {
+					if _, c := e.me(i, token); c != "UNAUTHENTICATED" {
+						t.Errorf("the %s session on instance %d after logoutAll: %q, want UNAUTHENTICATED", name, i, c)
+					}
+				}
+			}
+		})
+		t.Run("revokeSession", func(t *testing.T) {
+			old, merged, oldID := merge("erin")
+			r := e.post(0, merged.Token, `mutation($id: ID!) { revokeSession(id: $id) }`, map[string]any{"id": oldID})
+			if string(r.Data["revokeSession"]) != "true" {
+				t.Fatalf("revoking the older session on instance 0: %s %v", r.Data["revokeSession"], r.Errors)
+			}
+			if _, c := e.me(0, old.Token); c != "UNAUTHENTICATED" {
+				t.Errorf("the revoked session on the instance that revoked it: %q, want UNAUTHENTICATED at once", c)
+			}
+		})
+	})
+}
+
+// TestDecryptAfterALoginOnAnotherInstance: a login replaces the session_key, and the
+// mini-program then encrypts with the new one; a session cached before that login
+// decrypts with the new key on any instance.
+func TestDecryptAfterALoginOnAnotherInstance(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		e.addInstance()
+		token := e.mustLogin(0, e.fake.IssueCode(alice)).Token
+		if _, c := e.me(0, token); c != "" {
+			t.Fatalf("me: %s", c)
+		}
+		e.mustLogin(1, e.fake.IssueCode(alice)) // a new session_key
+		data, iv := sealOpenData(t, e.fake.SessionKeyOf(alice.OpenID), openDataJSON(testAppID, e.clock.Now()))
+		got, c := e.decrypt(token, data, iv, nil, nil)
+		if c != "" || got["openGId"] != "GroupOpenId0001" {
+			t.Errorf("decrypting with the new session_key through the older session: %v %s", got, c)
+		}
+	})
+}
