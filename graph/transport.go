@@ -252,6 +252,56 @@ func bodyParams(body io.Reader) (*graphql.RawParams, error) {
 	if !utf8.Valid(b) {
 		return nil, input.Errorf("The request body is not valid UTF-8.")
 	}
+	fields := map[string]json.RawMessage{}
+	// The usual body is one well-formed object: decoded in one pass, and its keys
+	// counted to see that none came twice. Anything else takes the careful path below,
+	// which names what is wrong.
+	if err := json.Unmarshal(b, &fields); err != nil || fields == nil || topLevelKeys(b) != len(fields) {
+		return bodyParamsCarefully(b)
+	}
+	return params(func(name string) ([]byte, bool, error) {
+		v, ok := fields[name]
+		return v, ok, nil
+	}, true)
+}
+
+// topLevelKeys counts the keys of the object that valid JSON text b holds, duplicates
+// included.
+func topLevelKeys(b []byte) int {
+	n, depth := 0, 0
+	inString, escaped, expectKey := false, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+			if depth == 1 && expectKey {
+				n++
+				expectKey = false
+			}
+		case c == '{' || c == '[':
+			depth++
+			expectKey = depth == 1
+		case c == '}' || c == ']':
+			depth--
+		case c == ',' && depth == 1:
+			expectKey = true
+		}
+	}
+	return n
+}
+
+// bodyParamsCarefully reads the body token by token, to name a duplicate key or say
+// what shape the body should have.
+func bodyParamsCarefully(b []byte) (*graphql.RawParams, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, input.Errorf(msgBodyShape)
