@@ -25,4 +25,3 @@ func TestTopLevelKeys(t *testing.T) {
 		t.Error("a body with the key query twice was accepted")
 	}
 }
-
