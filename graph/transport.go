@@ -36,7 +36,8 @@ const (
 //   - POST takes a JSON body (Content-Type application/json, UTF-8) and nothing else: no
 //     form or multipart transport, which would let another site's page post mutations.
 //     GET takes the parameters in the URL and runs queries only (405 for a mutation).
-//   - A body that is not JSON, or parameters of the wrong type, get 400.
+//   - A body that is not JSON, parameters of the wrong type, or a key twice in one
+//     object (of the body, the variables or the extensions) get 400.
 //   - A document that does not parse or validate, or variables that do not coerce, get
 //     400 under application/graphql-response+json and 200 under application/json
 //     (which older clients expect), with no data entry either way.
@@ -337,6 +338,13 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 			}
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
 		}
+		// One object with a key twice means what each reader decides (the last wins
+		// here, the first in some proxies): refuse it rather than guess.
+		if f.object {
+			if key, dup := duplicateKey(raw); dup {
+				return nil, input.Errorf(fmt.Sprintf("The %s parameter has the key %q twice in one object: send each once.", f.name, key))
+			}
+		}
 		// Numbers decode as float64, not json.Number: gqlparser takes a json.Number
 		// (a string underneath) for a String variable, and the spec says 5 is no String.
 		if err := json.Unmarshal(raw, f.into); err != nil {
@@ -347,6 +355,49 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 		return nil, input.Errorf(`The request has no query: send the document as "query".`)
 	}
 	return p, nil
+}
+
+// duplicateKey finds a key that appears twice in one object, at any depth, of raw,
+// which is valid JSON.
+func duplicateKey(raw []byte) (string, bool) {
+	type frame struct {
+		keys    map[string]struct{} // nil for an array
+		wantKey bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false // the end
+		}
+		if d, ok := t.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		var top *frame
+		if n := len(stack); n > 0 {
+			top = stack[n-1]
+		}
+		if top != nil && top.keys != nil {
+			if top.wantKey {
+				key := t.(string) // a token where a key is due is the key
+				if _, dup := top.keys[key]; dup {
+					return key, true
+				}
+				top.keys[key] = struct{}{}
+				top.wantKey = false
+				continue
+			}
+			top.wantKey = true // t starts this member's value; the next member's key follows it
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		}
+	}
 }
 
 // sizeName says a byte count the way people write limits: 1 MiB, 512 KiB, 1000 bytes.
