@@ -185,7 +185,7 @@ func TestInstancesComingAndGoing(t *testing.T) {
 	fig.add("- a2 started under load and was serving %s after its start, %s after the kill", ms(joinedAt.Sub(joinStart)), ms(joinedAt.Sub(killedAt)))
 	fig.add("- logins cut short by the kill, retried with the same code on b: %d: %s", len(orphans), countsString(retried))
 	fig.add("- tokens: %d issued (%s); checked on b: %d, %d failed; on a2: %d, %d failed", len(list), countsString(byInstance), checkedB, lostB, checkedA2, lostA2)
-	fig.add("- database: %d users, no half-written login (checks: users without identity, duplicated identities, sessions without user/identity or audit row, audit rows without session, codes done without user), %d claims left pending", users, pending)
+	fig.add("- database: %d users, no half-written login (checks: users without identity, duplicated identities, sessions without user/identity or audit row, codes done without user), %d claims left pending", users, pending)
 	fig.add("- b during the run: peak %s", peakB)
 	fig.add("- warnings and errors logged by b: %s; by a2: %s", b.proc.log.warnings(), a2.proc.log.warnings())
 }
