@@ -75,7 +75,9 @@ func TestInstancesComingAndGoing(t *testing.T) {
 			}
 			toks.add(token, openid, in.name)
 			start = time.Now()
+			out.inFlight.Add(1)
 			got, ans := out.c.me(context.Background(), token)
+			out.inFlight.Add(-1)
 			if ans.ok() && got != openid {
 				ans.Code = "(me answered another user)"
 			}
@@ -181,7 +183,7 @@ func TestInstancesComingAndGoing(t *testing.T) {
 	total, errs := tl.total()
 	fig.add("- load: %d workers; each logs a user in on one instance (WeChat answering in 100 ms) and asks `me` on the other; 6 s with a and b, a killed (SIGKILL), 4 s with b alone, then a2 started and 6 s with a2 and b", workers)
 	fig.add("- requests: %d, of which %d failed; by instance and outcome: %s", total, errs, tl.byKind())
-	fig.add("- in flight on a when it was killed: %d; requests to a that failed: %d (%s: EOF for those in flight, connection refused for a `me` its client sent after); none failed on b or a2", inFlightAtKill, failedOnA, countsString(failuresOnA))
+	fig.add("- requests in flight on a when it was killed: %d; requests to a that failed: %d (%s; connection refused: a `me` whose client picked a before it left the rotation); none failed on b or a2", inFlightAtKill, failedOnA, countsString(failuresOnA))
 	fig.add("- a2 started under load and was serving %s after its start, %s after the kill", ms(joinedAt.Sub(joinStart)), ms(joinedAt.Sub(killedAt)))
 	fig.add("- logins cut short by the kill, retried with the same code on b: %d: %s", len(orphans), countsString(retried))
 	fig.add("- tokens: %d issued (%s); checked on b: %d, %d failed; on a2: %d, %d failed", len(list), countsString(byInstance), checkedB, lostB, checkedA2, lostA2)
