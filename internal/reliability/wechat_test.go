@@ -64,7 +64,7 @@ func TestWeChatFaults(t *testing.T) {
 		}
 	}
 	c.close()
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second) // idle connections to and from the server close
 	baseline := srv.health()
 	fig.add("- load: %d clients logging in at once, each login with a fresh code of its own user; the fault on every code2Session call", workers)
 	fig.add("- baseline after 64 healthy logins: %s", baseline)
