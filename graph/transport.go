@@ -338,23 +338,64 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 			}
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
 		}
-		// One object with a key twice means what each reader decides (the last wins
-		// here, the first in some proxies): refuse it rather than guess.
-		if f.object {
-			if key, dup := duplicateKey(raw); dup {
-				return nil, input.Errorf(fmt.Sprintf("The %s parameter has the key %q twice in one object: send each once.", f.name, key))
-			}
-		}
 		// Numbers decode as float64, not json.Number: gqlparser takes a json.Number
 		// (a string underneath) for a String variable, and the spec says 5 is no String.
 		if err := json.Unmarshal(raw, f.into); err != nil {
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter must be %s.", f.name, want))
+		}
+		// One object with a key twice means what each reader decides (the last wins
+		// here, the first in some proxies): refuse it rather than guess. Decoding kept
+		// one of each, so fewer keys decoded than the text holds means a duplicate; only
+		// then is the text read token by token, to name it.
+		if m, ok := f.into.(*map[string]any); ok && membersIn(raw) != keysIn(*m) {
+			key, _ := duplicateKey(raw)
+			return nil, input.Errorf(fmt.Sprintf("The %s parameter has the key %q twice in one object: send each once.", f.name, key))
 		}
 	}
 	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
 		return nil, input.Errorf(`The request has no query: send the document as "query".`)
 	}
 	return p, nil
+}
+
+// membersIn counts the members of every object in valid JSON text b: its colons
+// outside strings.
+func membersIn(b []byte) int {
+	n, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ':':
+			n++
+		}
+	}
+	return n
+}
+
+// keysIn counts the keys of every object in v, as encoding/json decodes JSON into any.
+func keysIn(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case map[string]any:
+		n = len(v)
+		for _, e := range v {
+			n += keysIn(e)
+		}
+	case []any:
+		for _, e := range v {
+			n += keysIn(e)
+		}
+	}
+	return n
 }
 
 // duplicateKey finds a key that appears twice in one object, at any depth, of raw,
