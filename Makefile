@@ -2,12 +2,14 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 NPM         ?= npm
+# The soak's length (make soak); SOAK=3m for a trial.
+SOAK        ?= 30m
 PLAYGROUND  := internal/playground/web
 CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: help run test test-short generate schema playground check-generate lint fakewechat audit-http bench bench-micro
+.PHONY: help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,6 +29,12 @@ test: ## every test, with the race detector, on SQLite and (when reachable) Mari
 
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...
+
+reliability: ## the reliability suite: real servers on MariaDB behind a fault proxy; database outages, WeChat faults, a killed instance, hostile clients (a few minutes; figures in test-artifacts/reliability)
+	$(GO) test -tags reliability -count=1 -v -timeout 20m -skip TestSoak ./internal/reliability/...
+
+soak: ## 30 minutes of mixed load (SOAK=3m for a trial), sampling memory, goroutines, files and connections each minute; not in CI
+	SOAK=$(SOAK) $(GO) test -tags reliability -count=1 -v -timeout 3h -run TestSoak ./internal/reliability/...
 
 generate: $(CODEGEN)/node_modules/.package-lock.json ## regenerate code: ent, gqlgen (it reads ent's types), the persisted query manifest, the Go client, the schema artifacts, the playground's assets, the mini-program SDK's documents and types (needs node)
 	$(GO) generate ./ent
@@ -63,8 +71,8 @@ bench: ## the load harness on MariaDB (docs/benchmarks.md): each figure beside a
 bench-micro: ## Go micro-benchmarks of the hot paths: tokens, session lookup, sealing, error mapping
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth ./internal/seal ./graph
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck (the reliability suite's files included)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(GO) vet -tags reliability ./...
+	$(GO) run $(STATICCHECK) -tags reliability ./...

@@ -73,7 +73,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	log := slog.New(server.LogHandler(handler))
 
-	db, err := database.Open(ctx, cfg.DatabaseURL)
+	db, err := database.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/persisted"
@@ -25,6 +26,7 @@ const (
 	CodeForbidden         = "FORBIDDEN"
 	CodeRateLimited       = "RATE_LIMITED"
 	CodeWeChatUnavailable = "WECHAT_UNAVAILABLE"
+	CodeUnavailable       = "UNAVAILABLE"
 	CodeInternal          = "INTERNAL"
 	CodeSessionKeyStale   = "SESSION_KEY_STALE"
 	// The persisted-query protocol's answers: send the document with its hash; stop
@@ -43,6 +45,7 @@ const (
 	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
 	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
 	msgUnavailable      = "WeChat did not answer in time: try again in a few seconds."
+	msgDatabaseDown     = "The server cannot reach its database just now: try again in a few seconds."
 	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
 	msgInternal         = "Something went wrong on the server: try again later."
 )
@@ -75,6 +78,10 @@ func ErrorCode(err error) string {
 	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy), errors.Is(err, phone.ErrBusy),
 		errors.Is(err, wechat.ErrAccessToken): // still rejected after a refresh and a retry
 		return CodeWeChatUnavailable
+	case database.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+		// WeChat's timeouts are mapped above: a request out of time past them was
+		// waiting for the database.
+		return CodeUnavailable
 	default:
 		return CodeInternal
 	}
@@ -118,6 +125,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 		case CodeWeChatUnavailable:
 			gerr.Message = msgUnavailable
+		case CodeUnavailable:
+			log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String())
+			gerr.Message = msgDatabaseDown
 		case CodeInternal:
 			switch {
 			case errors.Is(gerr.Err, context.Canceled):

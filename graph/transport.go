@@ -36,7 +36,8 @@ const (
 //   - POST takes a JSON body (Content-Type application/json, UTF-8) and nothing else: no
 //     form or multipart transport, which would let another site's page post mutations.
 //     GET takes the parameters in the URL and runs queries only (405 for a mutation).
-//   - A body that is not JSON, or parameters of the wrong type, get 400.
+//   - A body that is not JSON, parameters of the wrong type, or a key twice in one
+//     object (of the body, the variables or the extensions) get 400.
 //   - A document that does not parse or validate, or variables that do not coerce, get
 //     400 under application/graphql-response+json and 200 under application/json
 //     (which older clients expect), with no data entry either way.
@@ -392,11 +393,102 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 		if err := json.Unmarshal(raw, f.into); err != nil {
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter must be %s.", f.name, want))
 		}
+		// One object with a key twice means what each reader decides (the last wins
+		// here, the first in some proxies): refuse it rather than guess. Decoding kept
+		// one of each, so fewer keys decoded than the text holds means a duplicate; only
+		// then is the text read token by token, to name it.
+		if m, ok := f.into.(*map[string]any); ok && membersIn(raw) != keysIn(*m) {
+			key, _ := duplicateKey(raw)
+			return nil, input.Errorf(fmt.Sprintf("The %s parameter has the key %q twice in one object: send each once.", f.name, key))
+		}
 	}
 	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
 		return nil, input.Errorf(`The request has no query: send the document as "query".`)
 	}
 	return p, nil
+}
+
+// membersIn counts the members of every object in valid JSON text b: its colons
+// outside strings.
+func membersIn(b []byte) int {
+	n, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ':':
+			n++
+		}
+	}
+	return n
+}
+
+// keysIn counts the keys of every object in v, as encoding/json decodes JSON into any.
+func keysIn(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case map[string]any:
+		n = len(v)
+		for _, e := range v {
+			n += keysIn(e)
+		}
+	case []any:
+		for _, e := range v {
+			n += keysIn(e)
+		}
+	}
+	return n
+}
+
+// duplicateKey finds a key that appears twice in one object, at any depth, of raw,
+// which is valid JSON.
+func duplicateKey(raw []byte) (string, bool) {
+	type frame struct {
+		keys    map[string]struct{} // nil for an array
+		wantKey bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false // the end
+		}
+		if d, ok := t.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		var top *frame
+		if n := len(stack); n > 0 {
+			top = stack[n-1]
+		}
+		if top != nil && top.keys != nil {
+			if top.wantKey {
+				key := t.(string) // a token where a key is due is the key
+				if _, dup := top.keys[key]; dup {
+					return key, true
+				}
+				top.keys[key] = struct{}{}
+				top.wantKey = false
+				continue
+			}
+			top.wantKey = true // t starts this member's value; the next member's key follows it
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		}
+	}
 }
 
 // sizeName says a byte count the way people write limits: 1 MiB, 512 KiB, 1000 bytes.

@@ -175,9 +175,9 @@ var (
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "session_user_id_expires_at",
+				Name:    "session_user_id_revoked_at_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[9], SessionsColumns[3]},
+				Columns: []*schema.Column{SessionsColumns[9], SessionsColumns[5], SessionsColumns[3]},
 			},
 			{
 				Name:    "session_expires_at",

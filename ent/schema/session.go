@@ -40,7 +40,11 @@ func (Session) Edges() []ent.Edge {
 // Indexes of the Session.
 func (Session) Indexes() []ent.Index {
 	return []ent.Index{
-		index.Fields("user_id", "expires_at"),
+		// A user's live sessions: revoked_at IS NULL sits in the index, so a locking
+		// read of them (the eviction at login) locks that user's rows alone. Without it
+		// MariaDB may pick the revoked_at index below, which holds every user's live
+		// sessions, and concurrent logins of different users deadlock.
+		index.Fields("user_id", "revoked_at", "expires_at"),
 		// Housekeeping finds ended sessions by each of these.
 		index.Fields("expires_at"),
 		index.Fields("revoked_at"),

@@ -1,13 +1,17 @@
 // Package database opens wxlogin's database from its URL (mysql:// or sqlite://),
-// migrates the schema and runs transactions that retry when the database asks for it.
+// migrates the schema, runs transactions that retry when the database asks for it,
+// and tells a database that cannot be reached from other failures.
 package database
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,6 +26,15 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 )
 
+// StatementTimeout bounds, on MySQL, how long the server waits for the database to
+// connect, to take a statement and to start answering it. A database that is down,
+// unreachable or stalled then fails a request in seconds (as unavailable, see
+// IsUnavailable) instead of holding it to its deadline, and a login that meets it
+// twice (its transaction, then the release of its claim) still answers within the
+// contract's 10 s. Every statement wxlogin runs while serving answers in
+// milliseconds; migrations, which may rebuild big tables, run without the bound.
+const StatementTimeout = 3 * time.Second
+
 // DB is an open database: the ent client and the pool under it.
 type DB struct {
 	*ent.Client
@@ -29,16 +42,17 @@ type DB struct {
 	Dialect string
 }
 
-// Open connects to the database the URL names and migrates its schema.
+// Open connects to the database the URL names and migrates its schema. What the
+// MySQL driver has to say about broken connections goes to log (nil: nowhere).
 //
 //	mysql://user:pass@host:port/dbname?params   (params go to the MySQL driver)
 //	sqlite://path/to/file.db
-func Open(ctx context.Context, rawURL string) (*DB, error) {
+func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	driverName, dsn, dia, err := DSN(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := sql.Open(driverName, dsn)
+	pool, err := openPool(driverName, dsn, log, false)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +77,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		SQL:     pool,
 		Dialect: dia,
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := migrate(ctx, driverName, dsn, log, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database: migrating the schema: %w", err)
 	}
@@ -73,9 +87,24 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 // migrating serialises migrations within the process; see migrate.
 var migrating sync.Mutex
 
-// migrate creates or updates the schema. On MySQL, instances starting together on one
-// database take turns through a named lock: ent's migration is not safe to run twice
-// at once ("table already exists").
+// migrate creates or updates the schema. On MySQL it runs on a pool of its own without
+// StatementTimeout, since waiting for another instance's migration or rebuilding a big
+// table takes longer, and instances starting together on one database take turns
+// through a named lock: ent's migration is not safe to run twice at once ("table
+// already exists").
+func migrate(ctx context.Context, driverName, dsn string, log *slog.Logger, db *DB) error {
+	if db.Dialect != dialect.MySQL {
+		return db.migrate(ctx)
+	}
+	pool, err := openPool(driverName, dsn, log, true)
+	if err != nil {
+		return err
+	}
+	mdb := &DB{Client: ent.NewClient(ent.Driver(entsql.OpenDB(db.Dialect, pool))), SQL: pool, Dialect: db.Dialect}
+	defer mdb.Close()
+	return mdb.migrate(ctx)
+}
+
 func (db *DB) migrate(ctx context.Context) error {
 	// ent's migration rewrites its package-level table definitions as it runs: two
 	// migrations in one process must not overlap.
@@ -108,6 +137,38 @@ func (db *DB) migrate(ctx context.Context) error {
 		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
 	return err
+}
+
+// openPool opens a pool on dsn. A MySQL pool logs through log, not on stderr as the
+// driver does by default, and unbounded drops StatementTimeout.
+func openPool(driverName, dsn string, log *slog.Logger, unbounded bool) (*sql.DB, error) {
+	if driverName != "mysql" {
+		return sql.Open(driverName, dsn)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if unbounded {
+		cfg.ReadTimeout, cfg.WriteTimeout = 0, 0
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = driverLog{log}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(connector), nil
+}
+
+// driverLog is the MySQL driver's logger: its lines (a connection reset, a read that
+// timed out) become warnings of the server's structured log.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) {
+	d.log.Warn("database: the MySQL driver reports a connection problem", "detail", strings.TrimSpace(fmt.Sprint(v...)))
 }
 
 // ping makes the first connection. Its setup (WAL mode on SQLite) can meet another
@@ -165,7 +226,11 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 		cfg.Loc = time.UTC
 		cfg.Params = map[string]string{"charset": "utf8mb4"}
 		cfg.Collation = "utf8mb4_bin"
-		cfg.Timeout = 5 * time.Second
+		cfg.Timeout = StatementTimeout // dialling
+		// Each read and write of the protocol, the handshake included: a stalled
+		// database fails the statement rather than holding it to the request's end.
+		cfg.ReadTimeout = StatementTimeout
+		cfg.WriteTimeout = StatementTimeout
 		// Arguments are escaped into the statement on the client (utf8mb4 is safe for
 		// it): one round trip per statement, where a server-side prepared statement
 		// takes a prepare, an execute and a close for every query.
@@ -256,6 +321,22 @@ func IsUniqueViolation(err error) bool {
 		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || lite.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return false
+}
+
+// IsUnavailable reports whether err says the database could not be reached, or did
+// not answer in time: refused or dropped connections, a stalled connection that hit
+// StatementTimeout, a pool that could not hand out a connection. Such a failure is
+// the database's, not the request's, and goes away when the database comes back.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var my *mysql.MySQLError
+	if errors.As(err, &my) {
+		return my.Number == 1040 || my.Number == 1053 // too many connections; server shutting down
+	}
+	var netErr net.Error
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr)
 }
 
 // Ping reports whether the database answers.

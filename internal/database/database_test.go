@@ -2,16 +2,20 @@ package database_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/faultproxy"
 	"github.com/wxlogin/wxlogin/internal/testdb"
 )
 
@@ -19,7 +23,7 @@ import (
 // once on one empty database all migrate it and come up.
 func TestInstancesStartingTogether(t *testing.T) {
 	if url := os.Getenv("WXLOGIN_TEST_MIGRATE_URL"); url != "" { // one of the instances
-		db, err := database.Open(context.Background(), url)
+		db, err := database.Open(context.Background(), url, nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -45,7 +49,7 @@ func TestInstancesStartingTogether(t *testing.T) {
 				t.Errorf("instance %d: %v: %s", i, err, outs[i])
 			}
 		}
-		db, err := database.Open(context.Background(), url)
+		db, err := database.Open(context.Background(), url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +61,7 @@ func TestInstancesStartingTogether(t *testing.T) {
 }
 
 func TestUnreachableDatabaseErrorHidesThePassword(t *testing.T) {
-	_, err := database.Open(context.Background(), "mysql://root:hunter2-secret@127.0.0.1:1/wxlogin")
+	_, err := database.Open(context.Background(), "mysql://root:hunter2-secret@127.0.0.1:1/wxlogin", nil)
 	if err == nil {
 		t.Fatal("opened a database on port 1")
 	}
@@ -95,6 +99,68 @@ func TestArgumentsAreEscapedOnlyInSafeCharacterSets(t *testing.T) {
 		}
 		if cfg.InterpolateParams != want {
 			t.Errorf("%q: interpolateParams = %v, want %v", params, cfg.InterpolateParams, want)
+		}
+	}
+}
+
+// TestOutageIsUnavailableAndBounded: with the database cut off or stalled behind a
+// proxy, a query without any deadline of its own fails within StatementTimeout, with
+// an error IsUnavailable recognises; once the database is back, queries work again
+// on the same pool.
+func TestOutageIsUnavailableAndBounded(t *testing.T) {
+	var mysqlURL func(testing.TB) string
+	for _, b := range testdb.Backends(t) {
+		if b.Name == "mysql" {
+			mysqlURL = b.URL
+		}
+	}
+	if mysqlURL == nil {
+		t.Skip("needs MySQL")
+	}
+	u, err := url.Parse(mysqlURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	u.Host = proxy.Addr()
+	ctx := context.Background()
+	db, err := database.Open(ctx, u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	query := func() (time.Duration, error) {
+		start := time.Now()
+		_, err := db.User.Query().Count(ctx) // no deadline: only the statement bound ends it
+		return time.Since(start), err
+	}
+	if _, err := query(); err != nil {
+		t.Fatal(err)
+	}
+	for _, fault := range []struct {
+		name  string
+		apply func()
+	}{{"cut", proxy.Cut}, {"stall", proxy.Stall}} {
+		fault.apply()
+		took, err := query()
+		if err == nil || !database.IsUnavailable(err) {
+			t.Errorf("%s: query = %v, want an error IsUnavailable recognises", fault.name, err)
+		}
+		if took > database.StatementTimeout+2*time.Second {
+			t.Errorf("%s: the query failed after %v, want within the %v statement bound", fault.name, took, database.StatementTimeout)
+		}
+		proxy.Restore()
+		if _, err := query(); err != nil {
+			t.Errorf("after the %s: query = %v, want the pool working again", fault.name, err)
+		}
+	}
+	for _, err := range []error{nil, errors.New("something else"), context.Canceled} {
+		if database.IsUnavailable(err) {
+			t.Errorf("IsUnavailable(%v) = true", err)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func Run(t *testing.T, fn func(t *testing.T, b Backend)) {
 func openURL(mk func(testing.TB) string) func(t testing.TB) *database.DB {
 	return func(t testing.TB) *database.DB {
 		t.Helper()
-		db, err := database.Open(context.Background(), mk(t))
+		db, err := database.Open(context.Background(), mk(t), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
