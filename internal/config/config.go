@@ -159,7 +159,7 @@ func Load(getenv func(string) string) (Config, error) {
 			case !ok || id == "" || sec == "":
 				problems = append(problems, fmt.Errorf("WECHAT_APPS entry %d is not appid:secret", i+1))
 			case seen[id]:
-				problems = append(problems, fmt.Errorf("WECHAT_APPS lists appid %s twice", id))
+				problems = append(problems, fmt.Errorf("WECHAT_APPS lists appid %q twice", id))
 			default:
 				seen[id] = true
 				c.WeChat.Apps = append(c.WeChat.Apps, App{AppID: id, Secret: sec})
