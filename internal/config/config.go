@@ -116,7 +116,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", RedactURL(c.DatabaseURL)),
 		slog.Bool("dev_mode", c.DevMode),
 		slog.Any("wechat_appids", c.WeChat.AppIDs()),
-		slog.String("wechat_api_base", c.WeChat.APIBase),
+		slog.String("wechat_api_base", RedactURL(c.WeChat.APIBase)),
 		slog.Duration("session_ttl", c.Sessions.TTL),
 		slog.Duration("session_idle_timeout", c.Sessions.IdleTimeout),
 		slog.Int("max_sessions", c.Sessions.MaxSessions),
@@ -182,7 +182,8 @@ func Load(getenv func(string) string) (Config, error) {
 			c.WeChat.APIBase = DefaultAPIBase
 		}
 		if u, err := url.Parse(c.WeChat.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			problems = append(problems, fmt.Errorf("WECHAT_API_BASE %q is not an http(s) URL", c.WeChat.APIBase))
+			// Redacted: a proxy's URL may carry a password.
+			problems = append(problems, fmt.Errorf("WECHAT_API_BASE %q is not an http(s) URL", RedactURL(c.WeChat.APIBase)))
 		}
 	}
 
@@ -348,7 +349,7 @@ func checkDatabaseURL(raw string) error {
 	return nil
 }
 
-// RedactURL hides the password of a database URL.
+// RedactURL hides the password of a URL (the database's, WeChat's API base).
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -52,6 +52,9 @@ WXLOGIN_DATABASE_URL=mysql://root:hunter2@/wxlogin`,
 	`WECHAT_SECRET=only-the-secret
 WXLOGIN_SECRET_KEY=not base64!
 WXLOGIN_DATABASE_URL=postgres://user:hunter2@db/x`,
+	`WECHAT_APPID=wx1
+WECHAT_SECRET=s
+WECHAT_API_BASE=htps://proxy-user:hunter2@proxy.internal:8443`,
 	`WECHAT_API_BASE=ftp://x
 WXLOGIN_DATABASE_URL=mysql://user:hunter2@db:bad-port/x
 WXLOGIN_SESSION_TTL=-1h
@@ -74,8 +77,8 @@ WXLOGIN_DATABASE_URL=mysql://u:pw\n@db/x`,
 // FuzzLoad: Load never panics, and gives a Config or an error listing problems, one a
 // line. No secret shows in the error or the Config's log line: Load is run again with
 // every secret (WXLOGIN_SECRET_KEY, WXLOGIN_OLD_SECRET_KEYS, WECHAT_SECRET, the secrets
-// of WECHAT_APPS, the database password) replaced by a twin of the same shape, and both
-// runs must read the same, word for word.
+// of WECHAT_APPS, a password in the database URL or in WECHAT_API_BASE) replaced by a
+// twin of the same shape, and both runs must read the same, word for word.
 func FuzzLoad(f *testing.F) {
 	for _, e := range fuzzEnvs {
 		f.Add(e)
@@ -144,7 +147,7 @@ func twinSecrets(name, value string) string {
 			}
 		}
 		return strings.Join(entries, ",")
-	case "WXLOGIN_DATABASE_URL":
+	case "WXLOGIN_DATABASE_URL", "WECHAT_API_BASE":
 		return twinPassword(value)
 	}
 	return value
