@@ -25,11 +25,12 @@ func hashToken(token string) []byte {
 }
 
 // wellFormed reports whether token could be one of ours, so that junk never reaches the
-// database.
+// database. The decoded length is checked too: the decoder skips CR and LF, so 43
+// characters with a line break in them decode, to fewer bytes.
 func wellFormed(token string) bool {
 	if len(token) != tokenLen {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(token)
-	return err == nil
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil && len(b) == tokenBytes
 }

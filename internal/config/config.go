@@ -118,7 +118,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", RedactURL(c.DatabaseURL)),
 		slog.Bool("dev_mode", c.DevMode),
 		slog.Any("wechat_appids", c.WeChat.AppIDs()),
-		slog.String("wechat_api_base", c.WeChat.APIBase),
+		slog.String("wechat_api_base", RedactURL(c.WeChat.APIBase)),
 		slog.Duration("session_ttl", c.Sessions.TTL),
 		slog.Duration("session_idle_timeout", c.Sessions.IdleTimeout),
 		slog.Int("max_sessions", c.Sessions.MaxSessions),
@@ -162,7 +162,7 @@ func Load(getenv func(string) string) (Config, error) {
 			case !ok || id == "" || sec == "":
 				problems = append(problems, fmt.Errorf("WECHAT_APPS entry %d is not appid:secret", i+1))
 			case seen[id]:
-				problems = append(problems, fmt.Errorf("WECHAT_APPS lists appid %s twice", id))
+				problems = append(problems, fmt.Errorf("WECHAT_APPS lists appid %q twice", id))
 			default:
 				seen[id] = true
 				c.WeChat.Apps = append(c.WeChat.Apps, App{AppID: id, Secret: sec})
@@ -185,7 +185,8 @@ func Load(getenv func(string) string) (Config, error) {
 			c.WeChat.APIBase = DefaultAPIBase
 		}
 		if u, err := url.Parse(c.WeChat.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			problems = append(problems, fmt.Errorf("WECHAT_API_BASE %q is not an http(s) URL", c.WeChat.APIBase))
+			// Redacted: a proxy's URL may carry a password.
+			problems = append(problems, fmt.Errorf("WECHAT_API_BASE %q is not an http(s) URL", RedactURL(c.WeChat.APIBase)))
 		}
 	}
 
@@ -368,7 +369,7 @@ func checkDatabaseURL(raw string) error {
 	return nil
 }
 
-// RedactURL hides the password of a database URL.
+// RedactURL hides the password of a URL (the database's, WeChat's API base).
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -64,7 +64,7 @@ func TestStartupErrors(t *testing.T) {
 		"bad proxy":              {map[string]string{"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is not an IP`}},
 		"both forms of apps":     {map[string]string{"WECHAT_APPS": "wx1:s1", "WECHAT_APPID": "wx2"}, []string{"use one form"}},
 		"bad apps entry":         {map[string]string{"WECHAT_APPS": "wx1:s1,wx2", "WXLOGIN_SECRET_KEY": goodKey}, []string{"entry 2 is not appid:secret"}},
-		"duplicate app":          {map[string]string{"WECHAT_APPS": "wx1:s1,wx1:s2", "WXLOGIN_SECRET_KEY": goodKey}, []string{"lists appid wx1 twice"}},
+		"duplicate app":          {map[string]string{"WECHAT_APPS": "wx1:s1,wx1:s2", "WXLOGIN_SECRET_KEY": goodKey}, []string{`lists appid "wx1" twice`}},
 		"every problem at once": {map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_DATABASE_URL": "redis://x"}, []string{
 			"WECHAT_SECRET is not", "redis", "WXLOGIN_SECRET_KEY is required",
 		}},

@@ -163,8 +163,12 @@ func (s *Service) checkWatermark(data map[string]any, appid string) error {
 	return nil
 }
 
-// decrypt is AES-128-CBC with strict PKCS#7 padding.
+// decrypt is AES-128-CBC with strict PKCS#7 padding. It checks its own inputs, as the
+// cipher package panics on an iv of the wrong size or a partial block.
 func decrypt(key, iv, ciphertext []byte) ([]byte, bool) {
+	if len(iv) != aes.BlockSize || len(ciphertext) == 0 || len(ciphertext)%aes.BlockSize != 0 {
+		return nil, false
+	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, false

@@ -188,21 +188,24 @@ func (c *Client) Code2Session(ctx context.Context, code string) (Session, error)
 		spent:    40163,
 		spentMsg: "the retry found the code already used, most likely by that attempt",
 	}
-	return do(ctx, c, k, func(body []byte) (Session, []slog.Attr, error) {
-		var b struct {
-			OpenID     string `json:"openid"`
-			UnionID    string `json:"unionid"`
-			SessionKey string `json:"session_key"`
-		}
-		if err := json.Unmarshal(body, &b); err != nil {
-			return Session{}, nil, errNotJSON
-		}
-		if b.OpenID == "" || b.SessionKey == "" {
-			return Session{}, nil, errors.New("success answer without openid or session_key")
-		}
-		sess := Session{OpenID: b.OpenID, UnionID: b.UnionID, SessionKey: b.SessionKey}
-		return sess, []slog.Attr{slog.Any("session", sess)}, nil
-	})
+	return do(ctx, c, k, decodeSession)
+}
+
+// decodeSession reads code2Session's success answer.
+func decodeSession(body []byte) (Session, []slog.Attr, error) {
+	var b struct {
+		OpenID     string `json:"openid"`
+		UnionID    string `json:"unionid"`
+		SessionKey string `json:"session_key"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return Session{}, nil, errNotJSON
+	}
+	if b.OpenID == "" || b.SessionKey == "" {
+		return Session{}, nil, errors.New("success answer without openid or session_key")
+	}
+	sess := Session{OpenID: b.OpenID, UnionID: b.UnionID, SessionKey: b.SessionKey}
+	return sess, []slog.Attr{slog.Any("session", sess)}, nil
 }
 
 var errNotJSON = errors.New("response is not WeChat's JSON")
@@ -379,25 +382,38 @@ func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt i
 	if resp.StatusCode != http.StatusOK {
 		return zero, false, &unavailableError{api: k.api, msg: fmt.Sprintf("HTTP status %d", resp.StatusCode), maybeSent: true}
 	}
+	v, okAttrs, err = answer(c, k, body, decode)
+	if apiErr := (*APIError)(nil); errors.As(err, &apiErr) {
+		errcode, rid = apiErr.Errcode, apiErr.RID
+		return zero, apiErr.Errcode == -1, err
+	}
+	if err != nil {
+		return zero, false, err
+	}
+	return v, false, nil
+}
+
+// answer reads the body of a 200 answer: an *APIError when its errcode is not 0, else
+// what decode makes of it. Only an APIError holds text from the body: its errmsg,
+// scrubbed of the call's secrets.
+func answer[T any](c *Client, k *call, body []byte, decode func([]byte) (T, []slog.Attr, error)) (T, []slog.Attr, error) {
+	var zero T
 	if len(body) > maxBody {
-		return zero, false, &unavailableError{api: k.api, msg: "response larger than 64 KiB", maybeSent: true}
+		return zero, nil, &unavailableError{api: k.api, msg: "response larger than 64 KiB", maybeSent: true}
 	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return zero, false, &unavailableError{api: k.api, msg: errNotJSON.Error(), maybeSent: true}
+		return zero, nil, &unavailableError{api: k.api, msg: errNotJSON.Error(), maybeSent: true}
 	}
 	if env.Errcode != 0 {
-		errcode = env.Errcode
 		msg := c.scrub(env.Errmsg, k.secrets)
-		rid = parseRID(msg)
-		apiErr := &APIError{API: k.api, Errcode: env.Errcode, Errmsg: msg, RID: rid, kind: kindOf(env.Errcode)}
-		return zero, env.Errcode == -1, apiErr
+		return zero, nil, &APIError{API: k.api, Errcode: env.Errcode, Errmsg: msg, RID: parseRID(msg), kind: kindOf(env.Errcode)}
 	}
-	v, okAttrs, err = decode(body)
+	v, attrs, err := decode(body)
 	if err != nil {
-		return zero, false, &unavailableError{api: k.api, msg: err.Error(), maybeSent: true}
+		return zero, nil, &unavailableError{api: k.api, msg: err.Error(), maybeSent: true}
 	}
-	return v, false, nil
+	return v, attrs, nil
 }
 
 // attemptResult names how an attempt ended, for the metrics.

@@ -75,7 +75,12 @@ func (c *Client) GetPhoneNumber(ctx context.Context, accessToken, code, openid s
 		secrets: []string{accessToken, code},
 		once:    true,
 	}
-	return do(ctx, c, k, func(body []byte) (PhoneInfo, []slog.Attr, error) {
+	return do(ctx, c, k, decodePhone(openid))
+}
+
+// decodePhone reads getuserphonenumber's success answer; openid, when set, is logged.
+func decodePhone(openid string) func(body []byte) (PhoneInfo, []slog.Attr, error) {
+	return func(body []byte) (PhoneInfo, []slog.Attr, error) {
 		var b struct {
 			PhoneInfo *struct {
 				PhoneNumber     string `json:"phoneNumber"`
@@ -105,5 +110,5 @@ func (c *Client) GetPhoneNumber(ctx context.Context, accessToken, code, openid s
 			attrs = append(attrs, slog.String("openid", openid))
 		}
 		return p, attrs, nil
-	})
+	}
 }

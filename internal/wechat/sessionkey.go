@@ -88,7 +88,12 @@ func (c *Client) ResetUserSessionKey(ctx context.Context, accessToken, openid, s
 		return "", err
 	}
 	k.spent, k.spentMsg = 87009, errmsgStaleAfterAttempt
-	return do(ctx, c, k, func(body []byte) (string, []slog.Attr, error) {
+	return do(ctx, c, k, decodeNewSessionKey(openid))
+}
+
+// decodeNewSessionKey reads resetusersessionkey's success answer for openid.
+func decodeNewSessionKey(openid string) func(body []byte) (string, []slog.Attr, error) {
+	return func(body []byte) (string, []slog.Attr, error) {
 		var b struct {
 			OpenID     string `json:"openid"`
 			SessionKey string `json:"session_key"`
@@ -103,5 +108,5 @@ func (c *Client) ResetUserSessionKey(ctx context.Context, accessToken, openid, s
 			return "", nil, errors.New("success answer for another openid")
 		}
 		return b.SessionKey, []slog.Attr{slog.String("openid", openid)}, nil
-	})
+	}
 }

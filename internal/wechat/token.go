@@ -13,6 +13,11 @@ import (
 
 const apiStableToken = "stable_token"
 
+// maxTokenLife bounds the life an answer may claim for a token. WeChat's last 2 hours;
+// one claiming more is believed for a day at most (erring early, as ExpiresAt does), and
+// an absurd expires_in cannot overflow the expiry into the past.
+const maxTokenLife = 24 * time.Hour
+
 // AccessToken is a WeChat access token and when it stops working. Token is
 // secret: String and LogValue leave it out.
 type AccessToken struct {
@@ -61,7 +66,12 @@ func (c *Client) StableToken(ctx context.Context, forceRefresh bool) (AccessToke
 		path:   "/cgi-bin/stable_token",
 		body:   body,
 	}
-	return do(ctx, c, k, func(body []byte) (AccessToken, []slog.Attr, error) {
+	return do(ctx, c, k, decodeAccessToken(began, forceRefresh))
+}
+
+// decodeAccessToken reads stable_token's success answer, for a call that began at began.
+func decodeAccessToken(began time.Time, forceRefresh bool) func(body []byte) (AccessToken, []slog.Attr, error) {
+	return func(body []byte) (AccessToken, []slog.Attr, error) {
 		var b struct {
 			AccessToken string `json:"access_token"`
 			ExpiresIn   int64  `json:"expires_in"`
@@ -72,9 +82,13 @@ func (c *Client) StableToken(ctx context.Context, forceRefresh bool) (AccessToke
 		if b.AccessToken == "" || b.ExpiresIn <= 0 {
 			return AccessToken{}, nil, errors.New("success answer without access_token or expires_in")
 		}
-		t := AccessToken{Token: b.AccessToken, ExpiresAt: began.Add(time.Duration(b.ExpiresIn) * time.Second)}
+		life := maxTokenLife
+		if b.ExpiresIn < int64(maxTokenLife/time.Second) {
+			life = time.Duration(b.ExpiresIn) * time.Second
+		}
+		t := AccessToken{Token: b.AccessToken, ExpiresAt: began.Add(life)}
 		return t, []slog.Attr{slog.Any("token", t), slog.Bool("force_refresh", forceRefresh), slog.Int64("expires_in", b.ExpiresIn)}, nil
-	})
+	}
 }
 
 // tokenQuery starts the query of an API that takes the access token, or
