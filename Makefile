@@ -9,7 +9,7 @@ CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro
+.PHONY: help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -64,6 +64,19 @@ check-generate: generate ## fail when regenerating changes any committed file
 
 audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)
 	bash tools/http-audit/run.sh
+
+# Every fuzz target of outside input, as package:FuzzName (docs/fuzzing.md).
+FUZZ_TARGETS := internal/auth:FuzzBearer internal/auth:FuzzWellFormed internal/auth:FuzzValidateCode internal/auth:FuzzClientIP \
+	internal/opendata:FuzzDecrypt internal/opendata:FuzzServiceDecrypt internal/wechat:FuzzAnswer internal/wechat:FuzzClient \
+	internal/config:FuzzLoad graph:FuzzParams graph:FuzzNegotiate graph:FuzzTransport \
+	internal/persisted:FuzzPersistedQuery internal/persisted:FuzzCanonical internal/persisted:FuzzParseManifest
+FUZZTIME ?= 10m
+
+fuzz: ## run every fuzz target for FUZZTIME (10m) each, one after another (docs/fuzzing.md); crashers land in testdata/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 1 ./$$pkg || exit 1; \
+	done
 
 bench: ## the load harness on MariaDB (docs/benchmarks.md): each figure beside a baseline measured in the same run; BENCHFLAGS="-d 10s -profile dir" for more
 	$(GO) run ./tools/bench $(BENCHFLAGS)
