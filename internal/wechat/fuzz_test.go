@@ -166,8 +166,12 @@ func FuzzAnswer(f *testing.F) {
 		body = bytes.ReplaceAll(body, []byte("$SECRET"), []byte(fuzzSecret))
 		body = bytes.ReplaceAll(body, []byte("$CODE"), []byte(code))
 		body = bytes.Replace(body, []byte("$PAD"), bytes.Repeat([]byte(" "), maxBody), 1)
+		// The envelope every answer shares, typed as WeChat writes it: an errmsg that is
+		// not a string makes the body something other than WeChat's JSON (a crasher
+		// found {"errCode":1,"errmsg":0}, testdata/fuzz/FuzzAnswer/21281f3bd4a802f4).
 		var env struct {
-			Errcode int `json:"errcode"`
+			Errcode int    `json:"errcode"`
+			Errmsg  string `json:"errmsg"`
 		}
 		envErr := json.Unmarshal(body, &env)
 
