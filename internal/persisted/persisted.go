@@ -164,7 +164,11 @@ func (e *Extension) allowed(query string) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := e.known[Hash(Canonical(doc))]
+	canonical := Canonical(doc)
+	if canonical == "" {
+		return false // no manifest document prints as ""
+	}
+	_, ok := e.known[Hash(canonical)]
 	return ok
 }
 
@@ -233,7 +237,11 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("manifest operation %q: the body does not parse: %w", op.Name, err)
 		}
-		m.Operations[i].canonical = Hash(Canonical(doc))
+		canonical := Canonical(doc)
+		if canonical == "" {
+			return nil, fmt.Errorf("manifest operation %q: directives on variables are not supported", op.Name)
+		}
+		m.Operations[i].canonical = Hash(canonical)
 	}
 	return &m, nil
 }

@@ -96,6 +96,9 @@ func operation(schema *ast.Schema, file string) (persisted.Operation, error) {
 		return persisted.Operation{}, fmt.Errorf("%s: want exactly one named operation", file)
 	}
 	body := persisted.Canonical(doc)
+	if body == "" {
+		return persisted.Operation{}, fmt.Errorf("%s: directives on variables are not supported", file)
+	}
 	return persisted.Operation{
 		ID:   persisted.Hash(body),
 		Name: doc.Operations[0].Name,
