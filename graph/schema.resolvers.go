@@ -7,12 +7,14 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/wxlogin/wxlogin/graph/model"
 	"github.com/wxlogin/wxlogin/internal/auth"
 )
 
 func (r *mutationResolver) Login(ctx context.Context, code string, appid *string) (*model.LoginPayload, error) {
+	began := time.Now()
 	client := auth.ClientFrom(ctx)
 	app := ""
 	if appid != nil {
@@ -22,7 +24,7 @@ func (r *mutationResolver) Login(ctx context.Context, code string, appid *string
 	if err != nil {
 		code := ErrorCode(err)
 		r.Metrics.Login(code)
-		r.Auth.LoginFailed(ctx, client, code, err)
+		r.Auth.LoginFailed(ctx, client, code, err, began)
 		return nil, err
 	}
 	r.Metrics.Login("OK")

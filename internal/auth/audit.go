@@ -100,11 +100,19 @@ func (s *Service) logAudit(ctx context.Context, e auditEntry) {
 // each time its allowance runs dry, not once per request: recording every refusal would
 // turn the flood into as many database writes. When even the write fails (the database
 // is down), the failure is logged and the client still gets its answer.
-func (s *Service) LoginFailed(ctx context.Context, client Client, code string, cause error) {
+//
+// began is when the login began: the write gives up in time for the answer to leave
+// within the contract's 10 s (a login that met a stalled database has little left).
+func (s *Service) LoginFailed(ctx context.Context, client Client, code string, cause error, began time.Time) {
 	if limited := (*RateLimitError)(nil); errors.As(cause, &limited) && !limited.first {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	wait := min(2*time.Second, time.Until(began.Add(LoginAnswerBound)))
+	if wait <= 0 {
+		s.log.ErrorContext(ctx, "auth: a failed login not recorded: no time left to", "error_code", code)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 	defer cancel()
 	err := s.inTx(ctx, func(_ *ent.Tx, audit *auditor) error {
 		return audit.record(ctx, auditEntry{event: auditevent.EventLoginFailed, client: client, code: code})

@@ -25,7 +25,10 @@ const (
 	// promises an answer within 10 s whatever WeChat does, and the WeChat client's own
 	// deadline is shorter. Clean-up after a failure gets cleanupGrace more.
 	DefaultLoginTimeout = 9500 * time.Millisecond
-	cleanupGrace        = 300 * time.Millisecond
+	// LoginAnswerBound is when, at the latest, a login's answer leaves, failed or not:
+	// inside the contract's 10 s.
+	LoginAnswerBound = 9900 * time.Millisecond
+	cleanupGrace     = 300 * time.Millisecond
 	// failedTTL is how long a code WeChat refused for good answers with the same error
 	// without asking WeChat again: long enough for every request already waiting on it.
 	failedTTL = 10 * time.Second
