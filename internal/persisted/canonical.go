@@ -8,19 +8,19 @@ import (
 )
 
 // Canonical prints a document the one way the manifest stores documents: two-space
-// indent, no comments. Two texts of one document print the same. A document it cannot
-// print faithfully gives "": gqlparser's formatter drops directives on variable
-// definitions, so that "query ($a: A @d) {…}" would print as another document
-// (FuzzCanonical found it).
-func Canonical(doc *ast.QueryDocument) string {
+// indent, no comments. Two texts of one document print the same. ok is false for a
+// document it cannot print faithfully: gqlparser's formatter drops directives on
+// variable definitions, so that "query ($a: A @d) {…}" would print as another
+// document (FuzzCanonical found it).
+func Canonical(doc *ast.QueryDocument) (printed string, ok bool) {
 	for _, op := range doc.Operations {
 		for _, v := range op.VariableDefinitions {
 			if len(v.Directives) > 0 {
-				return ""
+				return "", false
 			}
 		}
 	}
 	var b strings.Builder
 	formatter.NewFormatter(&b, formatter.WithIndent("  ")).FormatQueryDocument(doc)
-	return b.String()
+	return b.String(), true
 }

@@ -164,11 +164,11 @@ func (e *Extension) allowed(query string) bool {
 	if err != nil {
 		return false
 	}
-	canonical := Canonical(doc)
-	if canonical == "" {
-		return false // no manifest document prints as ""
+	canonical, ok := Canonical(doc)
+	if !ok {
+		return false // no manifest document has directives on its variables
 	}
-	_, ok := e.known[Hash(canonical)]
+	_, ok = e.known[Hash(canonical)]
 	return ok
 }
 
@@ -237,8 +237,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("manifest operation %q: the body does not parse: %w", op.Name, err)
 		}
-		canonical := Canonical(doc)
-		if canonical == "" {
+		canonical, ok := Canonical(doc)
+		if !ok {
 			return nil, fmt.Errorf("manifest operation %q: directives on variables are not supported", op.Name)
 		}
 		m.Operations[i].canonical = Hash(canonical)

@@ -41,7 +41,8 @@ func TestCanonicalIgnoresSpacingAndComments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Canonical(doc)
+		printed, _ := Canonical(doc)
+		return printed
 	}
 	a := parse("query Me { me { id openid } }")
 	b := parse("# who am I\nquery Me {\n\tme {\n\t\tid\n\t\topenid # mine\n\t}\n}\n")
@@ -91,5 +92,30 @@ func TestAllowListOfAForeignManifestIgnoresFormatting(t *testing.T) {
 	}
 	if _, err := ParseManifest([]byte(`{"format":"apollo-persisted-query-manifest","version":1,"operations":[{"id":"` + Hash("{ me {") + `","name":"X","type":"query","body":"{ me {"}]}`)); err == nil {
 		t.Error("a manifest with a body that does not parse was accepted")
+	}
+}
+
+// TestVariableDirectivesAreNeverAllowed: gqlparser's formatter drops directives on
+// variable definitions, so a document with one has no canonical print and matches no
+// manifest document, even one that is otherwise the same.
+func TestVariableDirectivesAreNeverAllowed(t *testing.T) {
+	doc, err := parser.ParseQuery(&ast.Source{Input: "query ($a: Int @d) { a(x: $a) }"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if printed, ok := Canonical(doc); ok {
+		t.Errorf("Canonical printed %q for a document with a variable directive", printed)
+	}
+	body := "query ($a: Int) {\n  a(x: $a)\n}\n"
+	m, err := ParseManifest([]byte(`{"format":"apollo-persisted-query-manifest","version":1,"operations":[{"id":"` + Hash(body) + `","name":"A","type":"query","body":` + strconv.Quote(body) + `}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(AllowList, m, 1<<20, 5000)
+	if !e.allowed(body) {
+		t.Fatal("setup: the manifest's own document is not allowed")
+	}
+	if e.allowed("query ($a: Int @d) { a(x: $a) }") {
+		t.Error("a document with a directive on its variable passed for the manifest's")
 	}
 }

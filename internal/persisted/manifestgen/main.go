@@ -95,8 +95,8 @@ func operation(schema *ast.Schema, file string) (persisted.Operation, error) {
 	if len(doc.Operations) != 1 || doc.Operations[0].Name == "" {
 		return persisted.Operation{}, fmt.Errorf("%s: want exactly one named operation", file)
 	}
-	body := persisted.Canonical(doc)
-	if body == "" {
+	body, ok := persisted.Canonical(doc)
+	if !ok {
 		return persisted.Operation{}, fmt.Errorf("%s: directives on variables are not supported", file)
 	}
 	return persisted.Operation{
