@@ -18,6 +18,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -52,12 +53,32 @@ func main() {
 		config.Help(os.Stderr)
 		err = fmt.Errorf("unknown argument %q: settings come from the environment", os.Args[1])
 	default:
+		tuneGC(os.Getenv)
 		err = serve(ctx, os.Getenv, os.Stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wxlogin:", err)
 		os.Exit(1)
 	}
+}
+
+// GC settings for when the operator sets neither GOGC nor GOMEMLIMIT.
+const (
+	gcPercent   = 400
+	memoryLimit = 100 << 20
+)
+
+// tuneGC makes the garbage collector run less often than Go's default. The live heap is
+// small (a few MB), so at GOGC=100 a busy instance collected dozens of times a second,
+// and each collection also shrank the stacks of idle connections that the next request
+// then grew again. The soft memory limit keeps the heap bounded under bursts. GOGC or
+// GOMEMLIMIT in the environment means the operator decides, and nothing is changed.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetGCPercent(gcPercent)
+	debug.SetMemoryLimit(memoryLimit)
 }
 
 // serve reads the configuration, wires the parts, serves, and drains on signal.

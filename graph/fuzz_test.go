@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -69,6 +70,11 @@ func FuzzParams(f *testing.F) {
 			if q, _ := fields["query"].(string); q != p.Query {
 				t.Fatalf("bodyParams read the query %q from %q", p.Query, data)
 			}
+		}
+		// The one-pass split agrees with reading the body token by token.
+		careful, cerr := bodyParamsCarefully(data)
+		if utf8.Valid(data) && ((err == nil) != (cerr == nil) || err == nil && !reflect.DeepEqual(p, careful) || err != nil && err.Error() != cerr.Error()) {
+			t.Fatalf("bodyParams(%q) = %+v, %v; read token by token: %+v, %v", data, p, err, careful, cerr)
 		}
 
 		q, err := url.ParseQuery(string(data))

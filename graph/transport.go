@@ -162,13 +162,43 @@ func (p replier) write(status int, resp *graphql.Response, op *graphql.Operation
 			e.ErrorCodes = append(e.ErrorCodes, code)
 		}
 	}
-	b, err := json.Marshal(wireResponse{Errors: resp.Errors, Data: resp.Data, Extensions: resp.Extensions})
+	b, err := marshalResponse(resp)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"errors":[{"message":"`+msgInternal+`","extensions":{"code":"`+CodeInternal+`"}}]}`)
 	}
 	p.w.Header().Set("Content-Type", p.media+"; charset=utf-8")
 	p.w.WriteHeader(status)
 	p.w.Write(b)
+}
+
+// marshalResponse encodes a response. The usual one, data and nothing else, is written
+// around the data gqlgen produced, which is compact JSON already: encoding/json would
+// scan it twice more to check and compact it. Data with characters encoding/json
+// escapes (<, >, &, U+2028, U+2029) goes through it, so that the bytes are the same
+// either way.
+func marshalResponse(resp *graphql.Response) ([]byte, error) {
+	if len(resp.Errors) == 0 && len(resp.Extensions) == 0 && len(resp.Data) > 0 && !needsEscape(resp.Data) {
+		b := make([]byte, 0, len(`{"data":}`)+len(resp.Data))
+		b = append(b, `{"data":`...)
+		b = append(b, resp.Data...)
+		return append(b, '}'), nil
+	}
+	return json.Marshal(wireResponse{Errors: resp.Errors, Data: resp.Data, Extensions: resp.Extensions})
+}
+
+// needsEscape says whether encoding/json would escape something in b.
+func needsEscape(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case '<', '>', '&':
+			return true
+		case 0xE2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8
+			if i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // negotiate picks the response's media type from the Accept header lines. Each of the
@@ -253,51 +283,109 @@ func bodyParams(body io.Reader) (*graphql.RawParams, error) {
 	if !utf8.Valid(b) {
 		return nil, input.Errorf("The request body is not valid UTF-8.")
 	}
-	fields := map[string]json.RawMessage{}
-	// The usual body is one well-formed object: decoded in one pass, and its keys
-	// counted to see that none came twice. Anything else takes the careful path below,
-	// which names what is wrong.
-	if err := json.Unmarshal(b, &fields); err != nil || fields == nil || topLevelKeys(b) != len(fields) {
+	// The usual body is one well-formed object with a few plain keys, each once: its
+	// members are found in one pass over text json.Valid checked. Anything else takes
+	// the careful path below, which names what is wrong.
+	if !json.Valid(b) {
+		return bodyParamsCarefully(b)
+	}
+	members, ok := topLevelMembers(b)
+	if !ok {
 		return bodyParamsCarefully(b)
 	}
 	return params(func(name string) ([]byte, bool, error) {
-		v, ok := fields[name]
-		return v, ok, nil
+		for _, m := range members {
+			if string(m.key) == name {
+				return m.value, true, nil
+			}
+		}
+		return nil, false, nil
 	}, true)
 }
 
-// topLevelKeys counts the keys of the object that valid JSON text b holds, duplicates
-// included.
-func topLevelKeys(b []byte) int {
-	n, depth := 0, 0
-	inString, escaped, expectKey := false, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+// member is one key and its value, as text, of a JSON object.
+type member struct{ key, value []byte }
+
+// maxPlainMembers bounds the keys topLevelMembers compares pairwise.
+const maxPlainMembers = 16
+
+// topLevelMembers splits valid JSON text b, when it is an object, into its members. It
+// says no (and the careful path takes over) when b is not an object, when a key holds
+// an escape (two spellings of one key would compare unequal), when a key comes twice,
+// or when there are more than maxPlainMembers of them.
+func topLevelMembers(b []byte) ([]member, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	var members []member
+	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		end := stringEnd(b, i)
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 || len(members) == maxPlainMembers {
+			return nil, false
+		}
+		for _, m := range members {
+			if bytes.Equal(m.key, key) {
+				return nil, false
 			}
-		case c == '"':
-			inString = true
-			if depth == 1 && expectKey {
-				n++
-				expectKey = false
-			}
-		case c == '{' || c == '[':
-			depth++
-			expectKey = depth == 1
-		case c == '}' || c == ']':
-			depth--
-		case c == ',' && depth == 1:
-			expectKey = true
+		}
+		start := skipSpace(b, skipSpace(b, end)+1) // past the colon
+		i = valueEnd(b, start)
+		members = append(members, member{key, b[start:i]})
+		i = skipSpace(b, i)
+	}
+	return members, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at b[i], in valid JSON.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
 		}
 	}
-	return n
+	return i
+}
+
+// valueEnd returns the index just past the value that starts at b[i], in valid JSON.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
+		i++
+	}
+	return i
 }
 
 // bodyParamsCarefully reads the body token by token, to name a duplicate key or say
@@ -387,6 +475,12 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 				return nil, input.Errorf(msgBodyShape)
 			}
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
+		}
+		// A string without escapes is its text between the quotes: valid JSON has no
+		// control characters there.
+		if s, ok := f.into.(*string); ok && len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+			*s = string(raw[1 : len(raw)-1])
+			continue
 		}
 		// Numbers decode as float64, not json.Number: gqlparser takes a json.Number
 		// (a string underneath) for a String variable, and the spec says 5 is no String.

@@ -1,27 +1,72 @@
 package graph
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// TestTopLevelKeys: the count bodyParams compares with the decoded object's size, so
-// that a key sent twice is never silently dropped.
-func TestTopLevelKeys(t *testing.T) {
-	for body, want := range map[string]int{
-		`{}`:                                     0,
-		`{"query":"{ me { id } }"}`:              1,
-		` { "query" : "q" , "variables" : {} } `: 2,
-		`{"a":1,"b":{"a":2,"c":[1,{"x":"}\"a\""}]},"a":3}`: 3,
-		`{"q\"uery":"x","query":"y"}`:                      2,
-		`{"v":["{","}",","],"w":"\\","x":null}`:            3,
+// TestTopLevelMembers: the split bodyParams takes its parameters from, and the bodies it
+// leaves to the careful path, so that a key sent twice is never silently dropped.
+func TestTopLevelMembers(t *testing.T) {
+	for body, want := range map[string][]string{
+		`{}`:                                     {},
+		`{"query":"{ me { id } }"}`:              {"query", `"{ me { id } }"`},
+		` { "query" : "q" , "variables" : {} } `: {"query", `"q"`, "variables", `{}`},
+		`{"a":1,"b":{"a":2,"c":[1,{"x":"}\"a\""}]},"c":-3.5e2 }`: {"a", "1", "b", `{"a":2,"c":[1,{"x":"}\"a\""}]}`, "c", "-3.5e2"},
+		`{"v":["{","}",","],"w":"\\","x":null}`:                  {"v", `["{","}",","]`, "w", `"\\"`, "x", "null"},
+		// Left to the careful path: a key twice, a key with an escape, not an object.
+		`{"a":1,"b":2,"a":3}`:         nil,
+		`{"q\"uery":"x","query":"y"}`: nil,
+		`{"quer\u0079":"x"}`:          nil,
+		`["query"]`:                   nil,
+		`"query"`:                     nil,
 	} {
-		if got := topLevelKeys([]byte(body)); got != want {
-			t.Errorf("topLevelKeys(%s) = %d, want %d", body, got, want)
+		members, ok := topLevelMembers([]byte(body))
+		if want == nil {
+			if ok {
+				t.Errorf("topLevelMembers(%s) split it, want the careful path", body)
+			}
+			continue
+		}
+		var got []string
+		for _, m := range members {
+			got = append(got, string(m.key), string(m.value))
+		}
+		if !ok || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("topLevelMembers(%s) = %q, %v; want %q", body, got, ok, want)
 		}
 	}
 	// A duplicate is refused with its name, not decoded as the last one.
 	if _, err := bodyParams(strings.NewReader(`{"query":"{ __typename }","query":"{ me { id } }"}`)); err == nil {
 		t.Error("a body with the key query twice was accepted")
+	}
+}
+
+// TestMarshalResponse: writing data around gqlgen's output gives the bytes
+// encoding/json gives, escapes included, and errors still go through encoding/json.
+func TestMarshalResponse(t *testing.T) {
+	for _, data := range []string{
+		`{"me":null}`,
+		`{"me":{"id":"1","nickname":"小明","avatarUrl":"https://a/b?c=d"}}`,
+		`{"me":{"nickname":"<script>&amp;</script>"}}`,
+		"{\"me\":{\"nickname\":\"a\u2028b\u2029c\"}}",
+		`{"me":{"nickname":"\u00e2\u0080"}}`,
+		`null`,
+	} {
+		resp := &graphql.Response{Data: json.RawMessage(data)}
+		got, err := marshalResponse(resp)
+		want, _ := json.Marshal(wireResponse{Data: resp.Data})
+		if err != nil || string(got) != string(want) {
+			t.Errorf("marshalResponse(%s) = %s, %v; encoding/json gives %s", data, got, err, want)
+		}
+	}
+	resp := &graphql.Response{Errors: gqlerror.List{{Message: "no"}}}
+	got, _ := marshalResponse(resp)
+	if want, _ := json.Marshal(wireResponse{Errors: resp.Errors}); string(got) != string(want) {
+		t.Errorf("an error response is %s, want %s", got, want)
 	}
 }

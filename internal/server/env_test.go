@@ -48,7 +48,7 @@ const (
 // env is wxlogin running over real HTTP against a fake WeChat over real HTTP, on a
 // real database, with its log captured.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	db        *database.DB
 	fake      *fakewechat.Server
 	wechatLog *recorder // every answer the fake sent, to know the session_keys
@@ -72,8 +72,12 @@ type env struct {
 	policy       auth.Policy
 	trusted      []netip.Prefix
 	instances    []*httptest.Server
+	handlers     []http.Handler // each instance's handler, for benchmarks that skip the network
 	services     []*auth.Service
-	client       *http.Client
+	// productionLog logs as the server does in production (JSON at Info) into
+	// io.Discard, for benchmarks; tests capture every line at Debug instead.
+	productionLog bool
+	client        *http.Client
 }
 
 type envOption func(*env)
@@ -91,7 +95,7 @@ func withSecondApp() envOption {
 // withWeChat adjusts the WeChat client's configuration.
 func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.wcfg) } }
 
-func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
+func newEnv(t testing.TB, b testdb.Backend, opts ...envOption) *env {
 	t.Helper()
 	e := &env{
 		t:          t,
@@ -129,6 +133,9 @@ func newEnv(t *testing.T, b testdb.Backend, opts ...envOption) *env {
 }
 
 func (e *env) logger() *slog.Logger {
+	if e.productionLog {
+		return slog.New(server.LogHandler(slog.NewJSONHandler(io.Discard, nil)))
+	}
 	return slog.New(server.LogHandler(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
@@ -175,12 +182,14 @@ func (e *env) addInstance() *httptest.Server {
 	}
 	phones := phone.New(phone.Options{DB: e.db, Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	openData := opendata.New(opendata.Options{Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
-	srv := httptest.NewServer(server.New(server.Options{
+	h := server.New(server.Options{
 		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: meter, Logger: e.logger(),
 		API: e.api, Playground: e.playground, CORSOrigins: e.cors,
-	}))
+	})
+	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)
 	e.instances = append(e.instances, srv)
+	e.handlers = append(e.handlers, h)
 	e.services = append(e.services, svc)
 	return srv
 }
@@ -434,7 +443,7 @@ func newGraphQLRequest(e *env, doc string) *http.Request {
 	return req
 }
 
-func jsonUnmarshal(t *testing.T, raw []byte, v any) {
+func jsonUnmarshal(t testing.TB, raw []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(raw, v); err != nil {
 		t.Fatalf("%v: %s", err, raw)

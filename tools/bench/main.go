@@ -40,6 +40,7 @@ type options struct {
 	mysqlHost   string
 	dbName      string
 	serverLog   string
+	serverEnv   []string
 }
 
 func main() {
@@ -48,17 +49,27 @@ func main() {
 	flag.DurationVar(&o.dur, "d", 5*time.Second, "how long each measurement runs")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&o.sessions, "sessions", 1_000_000, "sessions in the table for the growth measurement")
-	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles (me at 128 connections, login at 64) into this directory")
+	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, login at 64) into this directory (created if missing)")
 	flag.StringVar(&only, "only", "me,login,latency,growth,start", "scenarios to run")
 	flag.StringVar(&o.mysqlHost, "mysql", "root@tcp(127.0.0.1:3306)", "MariaDB to run on (the harness creates and drops its own database)")
 	flag.StringVar(&o.dbName, "db", "wxlogin_bench", "the database the harness creates")
 	flag.StringVar(&o.serverLog, "server-log", "", "write the server's log here (default: discarded)")
+	var serverEnv string
+	flag.StringVar(&serverEnv, "server-env", "", "extra environment for the server, KEY=VALUE,… (GOGC=100 to compare the runtime's defaults)")
 	flag.Parse()
+	if serverEnv != "" {
+		o.serverEnv = strings.Split(serverEnv, ",")
+	}
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		o.only[strings.TrimSpace(s)] = true
 	}
 	log.SetFlags(0)
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			log.Fatal("bench: ", err)
+		}
+	}
 	if err := run(context.Background(), o); err != nil {
 		log.Fatal("bench: ", err)
 	}
@@ -118,6 +129,7 @@ func run(ctx context.Context, o options) error {
 		"WXLOGIN_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key),
 		"WXLOGIN_LOGIN_RATE_LIMIT=off", // every request comes from one address
 	}
+	env = append(env, o.serverEnv...)
 	var logTo io.Writer
 	if o.serverLog != "" {
 		f, err := os.Create(o.serverLog)
@@ -333,13 +345,13 @@ func (b *bench) me(ctx context.Context) error {
 	fmt.Println("me against { __typename }…")
 	for _, conns := range []int{32, 128} {
 		c := newGQLClient(b.srv.base, conns)
+		floorProf, prof := "", ""
+		if conns == 128 {
+			floorProf, prof = "typename-128.pprof", "me-128.pprof"
+		}
 		floor := b.measure(ctx, fmt.Sprintf("{ __typename } @%d", conns), conns, func(ctx context.Context, _, _ int) error {
 			return c.post(ctx, typenameBody, "", nil)
-		}, "")
-		prof := ""
-		if conns == 128 {
-			prof = "me-128.pprof"
-		}
+		}, floorProf)
 		me := b.measure(ctx, fmt.Sprintf("me @%d", conns), conns, func(ctx context.Context, w, _ int) error {
 			return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
 		}, prof)
