@@ -102,6 +102,29 @@ func checkParams(t *testing.T, from string, err error, hasDocument bool) {
 	}
 }
 
+// FuzzUnquote: where unquote decodes a JSON string, it decodes it as encoding/json does.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`"a"`, `"query Me {\n  me { id }\n}"`, `"\"\\\/\b\f\n\r\t"`, `"\u00e9"`, `"é\n"`, `""`, `"\\n"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) || !json.Valid(data) {
+			return
+		}
+		got, ok := unquote(data)
+		var want string
+		if err := json.Unmarshal(data, &want); err != nil {
+			if ok {
+				t.Fatalf("unquote(%s) = %q, but it is no JSON string", data, got)
+			}
+			return
+		}
+		if ok && got != want {
+			t.Fatalf("unquote(%s) = %q, encoding/json: %q", data, got, want)
+		}
+	})
+}
+
 // FuzzNegotiate: reading Accept and Content-Type never panics; a blank Accept gets
 // application/json; a refusal (406) answers in application/json; a type is only chosen
 // when the header names it, application/* or */*; and Content-Type is JSON only when

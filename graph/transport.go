@@ -476,11 +476,11 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 			}
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
 		}
-		// A string without escapes is its text between the quotes: valid JSON has no
-		// control characters there.
-		if s, ok := f.into.(*string); ok && len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-			*s = string(raw[1 : len(raw)-1])
-			continue
+		if s, ok := f.into.(*string); ok {
+			if text, ok := unquote(raw); ok {
+				*s = text
+				continue
+			}
 		}
 		// Numbers decode as float64, not json.Number: gqlparser takes a json.Number
 		// (a string underneath) for a String variable, and the spec says 5 is no String.
@@ -500,6 +500,46 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 		return nil, input.Errorf(`The request has no query: send the document as "query".`)
 	}
 	return p, nil
+}
+
+// unquote decodes a JSON string that json.Valid took, when its escapes are the
+// one-letter ones (a document's newlines and quotes); it says no to \u escapes, which
+// encoding/json decodes instead.
+func unquote(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	raw = raw[1 : len(raw)-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw), true // valid JSON has no control characters in a string
+	}
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case '"', '\\', '/':
+			b.WriteByte(raw[i])
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
 }
 
 // membersIn counts the members of every object in valid JSON text b: its colons
