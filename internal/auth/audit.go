@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"time"
 
+	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
+	"github.com/wxlogin/wxlogin/internal/database"
 )
 
 // auditEntry is one change to who is logged in. It never holds a token or a code.
@@ -25,6 +27,7 @@ type auditEntry struct {
 // auditor writes audit rows inside a transaction and logs them once it commits, so
 // that the log never tells of a change that was rolled back.
 type auditor struct {
+	db      *database.DB
 	tx      *ent.Tx
 	now     time.Time
 	pending []auditEntry
@@ -34,30 +37,46 @@ type auditor struct {
 	forgetSessions []uuid.UUID
 }
 
+// record writes e's row.
 func (a *auditor) record(ctx context.Context, e auditEntry) error {
-	err := a.tx.AuditEvent.Create().
-		SetAt(a.now).
-		SetEvent(e.event).
-		SetNillableUserID(e.userID).
-		SetNillableSessionID(e.sessionID).
-		SetNillableIP(optional(clip(e.client.IP, 64))).
-		SetNillableUserAgent(optional(clip(e.client.UserAgent, 512))).
-		SetNillableErrorCode(optional(e.code)).
-		SetNillableSessions(e.sessions).
-		Exec(ctx)
-	if err == nil {
-		a.pending = append(a.pending, e)
-		if e.userID != nil { // every event with a user changes it or its sessions
-			a.forgetUsers = append(a.forgetUsers, *e.userID)
-		}
-		switch e.event {
-		case auditevent.EventLogout, auditevent.EventSessionRevoked, auditevent.EventSessionEvicted:
-			if e.sessionID != nil {
-				a.forgetSessions = append(a.forgetSessions, *e.sessionID)
-			}
+	if _, err := a.db.ExecBatch(ctx, a.tx, a.statement(e)); err != nil {
+		return err
+	}
+	a.recorded(e)
+	return nil
+}
+
+// statement is the insert of e's row, for a batch; recorded must follow once it ran.
+func (a *auditor) statement(e auditEntry) database.Statement {
+	q, args := entsql.Dialect(a.db.Dialect).Insert(auditevent.Table).
+		Columns(auditevent.FieldID, auditevent.FieldAt, auditevent.FieldEvent, auditevent.FieldUserID, auditevent.FieldSessionID,
+			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions).
+		Values(uuid.Must(uuid.NewV7()), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
+			orNull(optional(clip(e.client.IP, 64))), orNull(optional(clip(e.client.UserAgent, 512))), orNull(optional(e.code)), orNull(e.sessions)).
+		Query()
+	return database.Statement{Query: q, Args: args}
+}
+
+// recorded notes e, written, for the log and the session cache after the commit.
+func (a *auditor) recorded(e auditEntry) {
+	a.pending = append(a.pending, e)
+	if e.userID != nil { // every event with a user changes it or its sessions
+		a.forgetUsers = append(a.forgetUsers, *e.userID)
+	}
+	switch e.event {
+	case auditevent.EventLogout, auditevent.EventSessionRevoked, auditevent.EventSessionEvicted:
+		if e.sessionID != nil {
+			a.forgetSessions = append(a.forgetSessions, *e.sessionID)
 		}
 	}
-	return err
+}
+
+// orNull is *p, or NULL for nil, as a statement's argument.
+func orNull[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // inTx runs fn in a transaction with an auditor: the change and its audit rows commit
@@ -65,7 +84,7 @@ func (a *auditor) record(ctx context.Context, e auditEntry) error {
 func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx, audit *auditor) error) error {
 	var a *auditor
 	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
-		a = &auditor{tx: tx, now: s.clock()} // afresh on every try of a retried transaction
+		a = &auditor{db: s.db, tx: tx, now: s.clock()} // afresh on every try of a retried transaction
 		return fn(tx, a)
 	})
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -192,20 +193,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 				return err
 			}
 			rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
-			n, err := tx.LoginCode.Update().
-				Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).
-				SetState(logincode.StateDone).
-				SetUserID(rec.userID).
-				SetIdentityID(rec.identityID).
-				SetNewUser(created).
-				Save(ctx)
-			if err != nil {
-				return err
-			}
-			if n != 1 {
-				return errors.New("auth: the claim on this login code was lost")
-			}
-			login, err = s.openSession(ctx, tx, audit, acct, created, !created, client, now)
+			login, err = s.openSession(ctx, tx, audit, acct, created, !created, client, now, &codeDone{claim, rec})
 			return err
 		})
 		if err == nil {
@@ -249,8 +237,10 @@ func failureName(err error) string {
 	return ""
 }
 
-// the unique index through an upsert: the loser's provisional user is removed in its
-// own transaction, so there is one user however many race.
+// upsertAccount finds or creates the identity WeChat named and its user, with this
+// exchange's session_key, and reports whether the user is new. Races between first
+// logins are settled by the unique indexes, so there is one user per openid (and per
+// unionid) however many race.
 func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor, appid string, ws wechat.Session, now time.Time) (Account, bool, error) {
 	sealed := s.keyring.Seal([]byte(ws.SessionKey), IdentityBinding(appid, ws.OpenID))
 	var unionid *string
@@ -277,46 +267,57 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 		return Account{}, false, err
 	}
 
-	// The first login of this identity: its user is the one holding its unionid, if it
-	// has one and another app's identity brought it first; otherwise a new user.
-	var user *ent.User
-	var created bool
-	if unionid != nil {
-		user, created, err = s.userForUnionID(ctx, tx, *unionid, now)
-	} else {
-		user, err = tx.User.Create().SetCreatedAt(now).SetLastLoginAt(now).Save(ctx)
-		created = true
+	// The first login of this identity: usually a new person, so a new user and the
+	// identity are inserted at once, in one round trip. The unique indexes settle
+	// races: one on users.unionid when the person's first logins in two mini-programs
+	// run at once (or another one's identity brought the unionid first), one on
+	// identities' appid+openid when two first logins of this identity do.
+	u := &ent.User{ID: uuid.Must(uuid.NewV7()), Unionid: unionid, CreatedAt: now, LastLoginAt: now}
+	ident = &ent.Identity{
+		ID: uuid.Must(uuid.NewV7()), Appid: appid, Openid: ws.OpenID, Unionid: unionid,
+		SessionKey: sealed, UserID: u.ID, CreatedAt: now, UpdatedAt: now,
 	}
-	if err != nil {
+	if err := validIdentity(ident); err != nil {
 		return Account{}, false, err
 	}
-	ident, err = tx.Identity.Create().
-		SetAppid(appid).
-		SetOpenid(ws.OpenID).
-		SetNillableUnionid(unionid).
-		SetSessionKey(sealed).
-		SetUserID(user.ID).
-		SetCreatedAt(now).
-		SetUpdatedAt(now).
-		Save(ctx)
+	_, err = s.db.ExecBatch(ctx, tx, s.insertUser(u), s.insertIdentity(ident))
 	switch {
-	case err == nil && created:
-		ident.Edges.User = user
-		return Account{User: user, Identity: ident}, true, nil
 	case err == nil:
-		acct, _, err := s.touchUser(ctx, tx, ident, now)
-		return acct, false, err
+		ident.Edges.User = u
+		return Account{User: u, Identity: ident}, true, nil
 	case !database.IsUniqueViolation(err):
 		return Account{}, false, err
 	}
-	// Another login created this identity first (the unique index on appid+openid
-	// refused ours, and the transaction goes on without it): drop the provisional user
-	// and log in as the winner's, with this exchange's session_key.
-	if created {
-		if err := tx.User.DeleteOneID(user.ID).Exec(ctx); err != nil {
+	// An index refused a row, and the batch stopped there: the user's row tells which.
+	made, err := tx.User.Query().Where(user.ID(u.ID)).Exist(ctx)
+	switch {
+	case err != nil:
+		return Account{}, false, err
+	case made:
+		// The identity's: another login created it first. Drop this user.
+		if err := tx.User.DeleteOneID(u.ID).Exec(ctx); err != nil {
+			return Account{}, false, err
+		}
+	default:
+		// The user's: the unionid has a user already, which this identity joins, read
+		// with a lock so that a holder committed while the insert waited is seen.
+		holder, err := s.lockedUserQuery(tx).Where(user.Unionid(*unionid)).Only(ctx)
+		if err != nil {
+			return Account{}, false, err
+		}
+		ident.UserID = holder.ID
+		_, err = s.db.ExecBatch(ctx, tx, s.insertIdentity(ident))
+		switch {
+		case err == nil:
+			acct, _, err := s.touchUser(ctx, tx, ident, now)
+			return acct, false, err
+		case !database.IsUniqueViolation(err):
 			return Account{}, false, err
 		}
 	}
+	// Another login created this identity first (the unique index on appid+openid
+	// refused ours, and the transaction goes on without it): log in as the winner's
+	// user, with this exchange's session_key.
 	q := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(ws.OpenID))
 	if s.db.Dialect == dialect.MySQL {
 		q = q.ForUpdate() // read the committed winner, not this transaction's snapshot
@@ -332,6 +333,38 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 		acct, err = s.linkUnionID(ctx, tx, audit, acct, *unionid, now)
 	}
 	return acct, false, err
+}
+
+// validIdentity checks what WeChat said against the identity's columns, as ent's
+// builders would: the batch's raw inserts skip them.
+func validIdentity(i *ent.Identity) error {
+	err := errors.Join(identity.AppidValidator(i.Appid), identity.OpenidValidator(i.Openid))
+	if i.Unionid != nil {
+		err = errors.Join(err, identity.UnionidValidator(*i.Unionid), user.UnionidValidator(*i.Unionid))
+	}
+	if err != nil {
+		return fmt.Errorf("auth: WeChat's answer does not fit an identity: %w", err)
+	}
+	return nil
+}
+
+// insertUser is the insert of a new user, for a batch.
+func (s *Service) insertUser(u *ent.User) database.Statement {
+	q, args := sql.Dialect(s.db.Dialect).Insert(user.Table).
+		Columns(user.FieldID, user.FieldUnionid, user.FieldCreatedAt, user.FieldLastLoginAt).
+		Values(u.ID, orNull(u.Unionid), u.CreatedAt, u.LastLoginAt).
+		Query()
+	return database.Statement{Query: q, Args: args}
+}
+
+// insertIdentity is the insert of a new identity, for a batch.
+func (s *Service) insertIdentity(i *ent.Identity) database.Statement {
+	q, args := sql.Dialect(s.db.Dialect).Insert(identity.Table).
+		Columns(identity.FieldID, identity.FieldAppid, identity.FieldOpenid, identity.FieldUnionid, identity.FieldSessionKey,
+			identity.FieldUserID, identity.FieldCreatedAt, identity.FieldUpdatedAt).
+		Values(i.ID, i.Appid, i.Openid, orNull(i.Unionid), i.SessionKey, i.UserID, i.CreatedAt, i.UpdatedAt).
+		Query()
+	return database.Statement{Query: q, Args: args}
 }
 
 func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity, now time.Time) (Account, bool, error) {
@@ -355,34 +388,65 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 		if err != nil {
 			return err
 		}
-		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, true, client, now)
+		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, true, client, now, nil)
 		return err
 	})
 	return login, err
 }
 
-// openSession creates a session for the account, records the login, and, when evict is
-// set, ends the user's least recently used sessions beyond the cap. A user this very
-// transaction made has no other session, and is not asked.
-func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, evict bool, client Client, now time.Time) (*Login, error) {
+// codeDone is the claim on a login code that a login turns into its record: the
+// user and identity it logged in, for a retry of the same code.
+type codeDone struct {
+	claim int
+	rec   codeRecord
+}
+
+// openSession creates a session for the account, records the login, and, when done is
+// set, turns the code's claim into its record; the three go to the database in one
+// round trip (ExecBatch). When evict is set, it then ends the user's least recently
+// used sessions beyond the cap. A user this very transaction made has no other
+// session, and is not asked.
+func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, evict bool, client Client, now time.Time, done *codeDone) (*Login, error) {
 	token, hash := newToken()
-	sess, err := tx.Session.Create().
-		SetTokenHash(hash).
-		SetUserID(acct.User.ID).
-		SetIdentityID(acct.Identity.ID).
-		SetCreatedAt(now).
-		SetLastSeenAt(now).
-		SetExpiresAt(now.Add(s.policy.SessionTTL)).
-		SetNillableIP(optional(clip(client.IP, 64))).
-		SetNillableUserAgent(optional(clip(client.UserAgent, 512))).
-		Save(ctx)
+	sess := &ent.Session{
+		ID:         uuid.Must(uuid.NewV7()),
+		TokenHash:  hash,
+		UserID:     acct.User.ID,
+		IdentityID: acct.Identity.ID,
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  now.Add(s.policy.SessionTTL),
+		IP:         optional(clip(client.IP, 64)),
+		UserAgent:  optional(clip(client.UserAgent, 512)),
+	}
+	d := sql.Dialect(s.db.Dialect)
+	q, args := d.Insert(session.Table).
+		Columns(session.FieldID, session.FieldTokenHash, session.FieldUserID, session.FieldIdentityID, session.FieldCreatedAt,
+			session.FieldLastSeenAt, session.FieldExpiresAt, session.FieldIP, session.FieldUserAgent).
+		Values(sess.ID, sess.TokenHash, sess.UserID, sess.IdentityID, sess.CreatedAt,
+			sess.LastSeenAt, sess.ExpiresAt, orNull(sess.IP), orNull(sess.UserAgent)).
+		Query()
+	userID := acct.User.ID
+	entry := auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}
+	stmts := []database.Statement{{Query: q, Args: args}, audit.statement(entry)}
+	if done != nil { // last: the batch's count of rows is its
+		q, args := d.Update(logincode.Table).
+			Set(logincode.FieldState, string(logincode.StateDone)).
+			Set(logincode.FieldUserID, done.rec.userID).
+			Set(logincode.FieldIdentityID, done.rec.identityID).
+			Set(logincode.FieldNewUser, done.rec.newUser).
+			Where(sql.And(sql.EQ(logincode.FieldID, done.claim), sql.EQ(logincode.FieldState, string(logincode.StatePending)))).
+			Query()
+		stmts = append(stmts, database.Statement{Query: q, Args: args})
+	}
+	n, err := s.db.ExecBatch(ctx, tx, stmts...)
 	if err != nil {
 		return nil, err
 	}
-	userID := acct.User.ID
-	if err := audit.record(ctx, auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}); err != nil {
-		return nil, err
+	if done != nil && n != 1 {
+		return nil, errors.New("auth: the claim on this login code was lost")
 	}
+	audit.recorded(entry)
 	if evict {
 		if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now); err != nil {
 			return nil, err

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
-	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/identity"
@@ -17,31 +16,6 @@ import (
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/phone"
 )
-
-// userForUnionID returns the user holding unionid, creating it if there is none. The
-// unique index on users.unionid settles races: when the first logins of one person in
-// two mini-programs run at once, both end up with the one user. created reports
-// whether this call made it.
-func (s *Service) userForUnionID(ctx context.Context, tx *ent.Tx, unionid string, now time.Time) (*ent.User, bool, error) {
-	// A new identity is usually a new person: inserting straight away costs one
-	// statement. When the index refuses it, the statement alone is undone, and the
-	// holder is read with a lock, so that a holder committed while this insert waited
-	// is seen.
-	u, err := tx.User.Create().
-		SetID(uuid.Must(uuid.NewV7())).
-		SetUnionid(unionid).
-		SetCreatedAt(now).
-		SetLastLoginAt(now).
-		Save(ctx)
-	switch {
-	case err == nil:
-		return u, true, nil
-	case !database.IsUniqueViolation(err):
-		return nil, false, err
-	}
-	u, err = s.lockedUserQuery(tx).Where(user.Unionid(unionid)).Only(ctx)
-	return u, false, err
-}
 
 // lockedUserQuery reads users with a lock on MySQL, so that a read after waiting on a
 // lock sees what the other transaction committed rather than this one's snapshot.

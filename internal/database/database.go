@@ -40,6 +40,8 @@ type DB struct {
 	*ent.Client
 	SQL     *sql.DB
 	Dialect string
+	// batches: ExecBatch sends a batch's statements in one round trip.
+	batches bool
 }
 
 // Open connects to the database the URL names and migrates its schema. What the
@@ -76,6 +78,9 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dia, pool))),
 		SQL:     pool,
 		Dialect: dia,
+	}
+	if cfg, err := mysql.ParseDSN(dsn); err == nil && dia == dialect.MySQL {
+		db.batches = cfg.MultiStatements && cfg.InterpolateParams
 	}
 	if err := migrate(ctx, driverName, dsn, log, db); err != nil {
 		db.Close()
@@ -235,6 +240,10 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 		// it): one round trip per statement, where a server-side prepared statement
 		// takes a prepare, an execute and a close for every query.
 		cfg.InterpolateParams = true
+		// Several statements may go in one query (ExecBatch): a login's last writes
+		// then take one round trip, not three. Only wxlogin's own statements are
+		// sent, with every value escaped by the driver.
+		cfg.MultiStatements = true
 		for k, v := range u.Query() {
 			cfg.Params[k] = v[0]
 			// Escaping on the client is only safe in a character set where a quote or
@@ -244,6 +253,9 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 				cfg.InterpolateParams = false
 			}
 		}
+		// Several statements in one query only with arguments escaped on the client:
+		// the server cannot prepare them together.
+		cfg.MultiStatements = cfg.MultiStatements && cfg.InterpolateParams
 		if cfg.DBName == "" {
 			return "", "", "", errors.New("database: mysql:// needs a database name")
 		}
@@ -251,6 +263,51 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 	default:
 		return "", "", "", fmt.Errorf("database: scheme %q is not supported; use mysql:// or sqlite://", u.Scheme)
 	}
+}
+
+// Statement is one SQL statement and its arguments, as ent's SQL builder makes them.
+type Statement struct {
+	Query string
+	Args  []any
+}
+
+// Execer runs a statement; an *ent.Tx is one.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Batches says whether ExecBatch sends a batch's statements in one round trip.
+func (db *DB) Batches() bool { return db.batches }
+
+// ExecBatch runs statements in order on tx and returns the rows the last one affected.
+// On MySQL they go in one query, one round trip, where each would take its own; on
+// SQLite, in process, they run one at a time. The first statement that fails stops the
+// batch, and its error is returned: the caller's transaction is then rolled back.
+func (db *DB) ExecBatch(ctx context.Context, tx Execer, stmts ...Statement) (int64, error) {
+	if db.batches && len(stmts) > 1 {
+		var query strings.Builder
+		var args []any
+		for i, st := range stmts {
+			if i > 0 {
+				query.WriteString(";\n")
+			}
+			query.WriteString(st.Query)
+			args = append(args, st.Args...)
+		}
+		stmts = []Statement{{Query: query.String(), Args: args}}
+	}
+	var affected int64
+	for _, st := range stmts {
+		res, err := tx.ExecContext(ctx, st.Query, st.Args...)
+		if err != nil {
+			return 0, err
+		}
+		// The driver counts, for a query of several statements, the last one's rows.
+		if affected, err = res.RowsAffected(); err != nil {
+			return 0, err
+		}
+	}
+	return affected, nil
 }
 
 // WithTx runs fn in a transaction and commits it. When the database reports a deadlock,

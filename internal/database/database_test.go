@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/faultproxy"
 	"github.com/wxlogin/wxlogin/internal/testdb"
@@ -97,10 +98,63 @@ func TestArgumentsAreEscapedOnlyInSafeCharacterSets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", params, err)
 		}
-		if cfg.InterpolateParams != want {
-			t.Errorf("%q: interpolateParams = %v, want %v", params, cfg.InterpolateParams, want)
+		if cfg.InterpolateParams != want || cfg.MultiStatements != want {
+			t.Errorf("%q: interpolateParams = %v and multiStatements = %v, want %v", params, cfg.InterpolateParams, cfg.MultiStatements, want)
 		}
 	}
+}
+
+// TestExecBatch: a batch's statements all run, in order, and the count is the last
+// one's; on MySQL they go as one query. A statement that fails stops the batch with its
+// error, and the transaction rolls back with nothing of the batch left.
+func TestExecBatch(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		ctx := context.Background()
+		db := b.Open(t)
+		if want := db.Dialect == "mysql"; db.Batches() != want {
+			t.Errorf("Batches() = %v on %s, want %v", db.Batches(), db.Dialect, want)
+		}
+		if _, err := db.SQL.ExecContext(ctx, "CREATE TABLE batch_test (id INT PRIMARY KEY, v VARCHAR(10))"); err != nil {
+			t.Fatal(err)
+		}
+		count := func() (n int) {
+			if err := db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM batch_test").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		var n int64
+		err := db.WithTx(ctx, func(tx *ent.Tx) (err error) {
+			n, err = db.ExecBatch(ctx, tx,
+				database.Statement{Query: "INSERT INTO batch_test (id, v) VALUES (?, ?), (?, ?)", Args: []any{1, "a;b", 2, "it's"}},
+				database.Statement{Query: "INSERT INTO batch_test (id, v) VALUES (?, ?)", Args: []any{3, `c\`}},
+				database.Statement{Query: "UPDATE batch_test SET v = ? WHERE id < ?", Args: []any{"x", 3}},
+			)
+			return err
+		})
+		if err != nil || n != 2 || count() != 3 {
+			t.Fatalf("batch: %v, %d rows affected by the last statement (want 2), %d rows (want 3)", err, n, count())
+		}
+		var v string
+		if err := db.SQL.QueryRowContext(ctx, "SELECT v FROM batch_test WHERE id = 3").Scan(&v); err != nil || v != `c\` {
+			t.Errorf("row 3 holds %q, %v; want the backslash kept", v, err)
+		}
+
+		err = db.WithTx(ctx, func(tx *ent.Tx) error {
+			_, err := db.ExecBatch(ctx, tx,
+				database.Statement{Query: "INSERT INTO batch_test (id, v) VALUES (?, ?)", Args: []any{4, "d"}},
+				database.Statement{Query: "INSERT INTO batch_test (id, v) VALUES (?, ?)", Args: []any{1, "again"}},
+				database.Statement{Query: "INSERT INTO batch_test (id, v) VALUES (?, ?)", Args: []any{5, "e"}},
+			)
+			return err
+		})
+		if !database.IsUniqueViolation(err) {
+			t.Errorf("a batch with a duplicate key: %v, want a unique violation", err)
+		}
+		if got := count(); got != 3 {
+			t.Errorf("%d rows after the failed batch, want the 3 from before", got)
+		}
+	})
 }
 
 // TestOutageIsUnavailableAndBounded: with the database cut off or stalled behind a
