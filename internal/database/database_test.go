@@ -114,6 +114,18 @@ func TestExecBatch(t *testing.T) {
 		if want := db.Dialect == "mysql"; db.Batches() != want {
 			t.Errorf("Batches() = %v on %s, want %v", db.Batches(), db.Dialect, want)
 		}
+		if db.Dialect == "mysql" { // an operator behind a proxy can turn it off
+			for _, param := range []string{"multiStatements=false", "interpolateParams=false"} {
+				one, err := database.Open(ctx, b.URL(t)+"?"+param, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if one.Batches() {
+					t.Errorf("Batches() with %s in the URL", param)
+				}
+				one.Close()
+			}
+		}
 		if _, err := db.SQL.ExecContext(ctx, "CREATE TABLE batch_test (id INT PRIMARY KEY, v VARCHAR(10))"); err != nil {
 			t.Fatal(err)
 		}
