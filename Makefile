@@ -81,8 +81,8 @@ fuzz: ## run every fuzz target for FUZZTIME (10m) each, one after another (docs/
 bench: ## the load harness on MariaDB (docs/benchmarks.md): each figure beside a baseline measured in the same run; BENCHFLAGS="-d 10s -profile dir" for more
 	$(GO) run ./tools/bench $(BENCHFLAGS)
 
-bench-micro: ## Go micro-benchmarks of the hot paths: tokens, session lookup, sealing, error mapping
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth ./internal/seal ./graph
+bench-micro: ## Go micro-benchmarks of the hot paths: tokens, session lookup, sealing, error mapping, and me beside { __typename } through the whole handler
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/auth ./internal/seal ./graph ./internal/server
 
 lint: ## gofmt, go vet, staticcheck (the reliability suite's files included)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

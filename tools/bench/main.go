@@ -41,6 +41,7 @@ type options struct {
 	dbName      string
 	serverLog   string
 	serverEnv   []string
+	dbParams    string
 }
 
 func main() {
@@ -55,7 +56,8 @@ func main() {
 	flag.StringVar(&o.dbName, "db", "wxlogin_bench", "the database the harness creates")
 	flag.StringVar(&o.serverLog, "server-log", "", "write the server's log here (default: discarded)")
 	var serverEnv string
-	flag.StringVar(&serverEnv, "server-env", "", "extra environment for the server, KEY=VALUE,… (GOGC=100 to compare the runtime's defaults)")
+	flag.StringVar(&serverEnv, "server-env", "", "extra environment for the server, KEY=VALUE,… (GOGC=100 to compare the runtime's defaults; the harness's own settings win)")
+	flag.StringVar(&o.dbParams, "db-params", "", "query parameters for the server's database URL (multiStatements=false sends a login's statements one by one)")
 	flag.Parse()
 	if serverEnv != "" {
 		o.serverEnv = strings.Split(serverEnv, ",")
@@ -165,6 +167,9 @@ func run(ctx context.Context, o options) error {
 	user, host, _ := strings.Cut(o.mysqlHost, "@")
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "tcp("), ")")
 	dbURL := "mysql://" + user + "@" + host + "/" + o.dbName
+	if o.dbParams != "" {
+		dbURL += "?" + o.dbParams
+	}
 	srv, err := startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+dbURL), logTo)
 	if err != nil {
 		return err
