@@ -160,13 +160,17 @@ func (s *Service) busyIfLate(ctx context.Context, err error) error {
 // claim inserts a pending record for the code and returns its id; 0 means another
 // request holds it.
 func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (int, error) {
-	rec, err := s.db.LoginCode.Create().
-		SetCodeHash(hash).
-		SetState(logincode.StatePending).
-		SetLeaseUntil(now.Add(claimLease)).
-		SetExpiresAt(now.Add(s.codeWindow)).
-		SetCreatedAt(now).
-		Save(ctx)
+	var rec *ent.LoginCode
+	err := database.Retry(ctx, func() (err error) {
+		rec, err = s.db.LoginCode.Create().
+			SetCodeHash(hash).
+			SetState(logincode.StatePending).
+			SetLeaseUntil(now.Add(claimLease)).
+			SetExpiresAt(now.Add(s.codeWindow)).
+			SetCreatedAt(now).
+			Save(ctx)
+		return err
+	})
 	switch {
 	case database.IsUniqueViolation(err):
 		return 0, nil

@@ -315,10 +315,18 @@ func (db *DB) ExecBatch(ctx context.Context, tx Execer, stmts ...Statement) (int
 // jittered, growing pause so that the transactions that collided spread out: fn must be
 // safe to run again. ctx bounds the retries.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	return Retry(ctx, func() error { return db.tryTx(ctx, fn) })
+}
+
+// Retry runs fn, a transaction or one statement on its own, and runs it again when the
+// database reports a deadlock, a lock wait timeout or a busy file, as WithTx does. An
+// autocommitted statement can be a deadlock's victim too: InnoDB picks the transaction
+// with the least to undo.
+func Retry(ctx context.Context, fn func() error) error {
 	const attempts = 10
 	var err error
 	for i := 0; i < attempts; i++ {
-		if err = db.tryTx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil {
+		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		pause := time.Duration(rand.Int64N(int64(min(5*time.Millisecond<<i, 200*time.Millisecond))))

@@ -169,6 +169,29 @@ func TestExecBatch(t *testing.T) {
 	})
 }
 
+// TestRetry: a deadlock or a lock wait timeout is tried again, anything else is not.
+func TestRetry(t *testing.T) {
+	ctx := context.Background()
+	calls := 0
+	err := database.Retry(ctx, func() error {
+		if calls++; calls < 3 {
+			return &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock"}
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("two deadlocks, then success: %v after %d calls, want nil after 3", err, calls)
+	}
+	calls = 0
+	err = database.Retry(ctx, func() error {
+		calls++
+		return &mysql.MySQLError{Number: 1062, Message: "Duplicate entry"}
+	})
+	if !database.IsUniqueViolation(err) || calls != 1 {
+		t.Errorf("a duplicate key: %v after %d calls, want it at once", err, calls)
+	}
+}
+
 // TestOutageIsUnavailableAndBounded: with the database cut off or stalled behind a
 // proxy, a query without any deadline of its own fails within StatementTimeout, with
 // an error IsUnavailable recognises; once the database is back, queries work again
