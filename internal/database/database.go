@@ -79,7 +79,8 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		SQL:     pool,
 		Dialect: dia,
 	}
-	if cfg, err := mysql.ParseDSN(dsn); err == nil && dia == dialect.MySQL {
+	if dia == dialect.MySQL {
+		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
 		db.batches = cfg.MultiStatements && cfg.InterpolateParams
 	}
 	if err := migrate(ctx, driverName, dsn, log, db); err != nil {

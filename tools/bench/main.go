@@ -131,7 +131,9 @@ func run(ctx context.Context, o options) error {
 		"WXLOGIN_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key),
 		"WXLOGIN_LOGIN_RATE_LIMIT=off", // every request comes from one address
 	}
-	env = append(env, o.serverEnv...)
+	// First: os/exec keeps the last of a repeated variable, so every setting the harness
+	// makes wins over -server-env.
+	env = append(slices.Clone(o.serverEnv), env...)
 	var logTo io.Writer
 	if o.serverLog != "" {
 		f, err := os.Create(o.serverLog)

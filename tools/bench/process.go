@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,8 @@ type server struct {
 // log names the address it listens on.
 func startServer(ctx context.Context, bin string, env []string, logTo io.Writer) (*server, error) {
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "WXLOGIN_ADDR=127.0.0.1:0", "WXLOGIN_DEBUG_ADDR=127.0.0.1:0"}, env...)
+	// The harness's own settings last: os/exec keeps the last of a repeated variable.
+	cmd.Env = append(slices.Clone(env), "PATH="+os.Getenv("PATH"), "WXLOGIN_ADDR=127.0.0.1:0", "WXLOGIN_DEBUG_ADDR=127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
