@@ -75,10 +75,7 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 		srv.Use(extension.Introspection{})
 	}
 	srv.SetDisableSuggestion(!o.Suggestions)
-	// The shape first: it measures each fragment once, so gqlgen's complexity count
-	// (which expands every spread anew) only ever sees documents of bounded size.
-	srv.Use(shapeLimit{fields: complexityLimit, depth: maxDepth, introspectionDepth: maxIntrospectionDepth})
-	srv.Use(extension.FixedComplexityLimit(complexityLimit))
+	srv.Use(newDocumentLimits(complexityLimit))
 	// Last, so that it remembers only documents that passed every check before it.
 	srv.Use(persisted.New(o.PersistedQueries, o.Manifest, persistedCacheBytes, parserTokenLimit))
 	srv.SetParserTokenLimit(parserTokenLimit)

@@ -3,8 +3,11 @@ package graph
 import (
 	"context"
 	"strconv"
+	"sync"
 
+	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -21,31 +24,112 @@ const (
 	maxIntrospectionDepth = 24
 )
 
-// shapeLimit refuses operations that ask for too many fields or nest too deep once
-// their fragments are expanded. It runs before gqlgen's complexity count, which expands
-// every spread anew: a 1 KB document whose fragments each spread the next twice asks
-// for 2^n fields, and would keep that count busy for days. Here each fragment is
-// measured once.
-type shapeLimit struct{ fields, depth, introspectionDepth int }
+// documentLimits refuses operations that ask for too many fields, nest too deep once
+// their fragments are expanded, or cost more than the complexity budget.
+//
+// The shape comes first: each fragment is measured once. gqlgen's complexity count
+// expands every spread anew, so a 1 KB document whose fragments each spread the next
+// twice asks for 2^n fields and would keep that count busy for days; it only ever sees
+// documents whose shape passed.
+//
+// Both figures depend on the document's text and the operation alone when the
+// operation declares no variables (every complexity function in NewHandler ignores its
+// arguments, and a literal argument is part of the text), so they are remembered for
+// such operations of at most maxRememberedQuery bytes: the SDK's `me` would otherwise
+// walk its fields twice on every request.
+type documentLimits struct {
+	fields, depth, introspectionDepth, complexity int
 
-var _ graphql.OperationContextMutator = shapeLimit{}
+	es    graphql.ExecutableSchema
+	mu    sync.RWMutex
+	known map[limitsKey]measured
+}
 
-func (shapeLimit) ExtensionName() string                   { return "ShapeLimit" }
-func (shapeLimit) Validate(graphql.ExecutableSchema) error { return nil }
+// limitsKey names one operation of one document.
+type limitsKey struct{ query, operation string }
 
-func (l shapeLimit) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+// measured is what documentLimits found for one operation.
+type measured struct {
+	shape
+	cost int
+}
+
+const (
+	// maxRememberedQuery is the longest document whose figures are remembered, as for
+	// parsed documents (see smallDocuments).
+	maxRememberedQuery = 4 << 10
+	// maxRememberedOperations bounds the operations remembered; past it, they are
+	// forgotten all at once and measured again.
+	maxRememberedOperations = 1000
+)
+
+var _ interface {
+	graphql.OperationContextMutator
+	graphql.HandlerExtension
+} = (*documentLimits)(nil)
+
+func newDocumentLimits(budget int) *documentLimits {
+	return &documentLimits{
+		fields:             budget,
+		depth:              maxDepth,
+		introspectionDepth: maxIntrospectionDepth,
+		complexity:         budget,
+		known:              map[limitsKey]measured{},
+	}
+}
+
+func (*documentLimits) ExtensionName() string { return "DocumentLimits" }
+
+func (l *documentLimits) Validate(es graphql.ExecutableSchema) error {
+	l.es = es
+	return nil
+}
+
+func (l *documentLimits) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Doc.Operations.ForName(opCtx.OperationName)
 	if op == nil {
 		return nil
 	}
-	s := measure(op.SelectionSet)
+	key := limitsKey{opCtx.RawQuery, opCtx.OperationName}
+	remember := len(op.VariableDefinitions) == 0 && len(key.query) <= maxRememberedQuery
+	if remember {
+		l.mu.RLock()
+		m, ok := l.known[key]
+		l.mu.RUnlock()
+		if ok {
+			return l.check(m)
+		}
+	}
+	m := measured{shape: measure(op.SelectionSet)}
+	if err := l.check(m); err != nil {
+		return err // too big to count: not remembered either, as it costs nothing more
+	}
+	m.cost = complexity.Calculate(ctx, l.es, op, opCtx.Variables)
+	if remember {
+		l.mu.Lock()
+		if len(l.known) >= maxRememberedOperations {
+			clear(l.known)
+		}
+		l.known[key] = m
+		l.mu.Unlock()
+	}
+	return l.check(m)
+}
+
+// check refuses what is past a limit. A cost of 0 is one not counted yet.
+func (l *documentLimits) check(m measured) *gqlerror.Error {
 	switch {
-	case s.fields > l.fields:
-		return gqlerror.Errorf("The query asks for %s fields once its fragments are expanded, past the limit of %d: ask for fewer.", count(s.fields), l.fields)
-	case s.depth > l.depth:
-		return gqlerror.Errorf("The query is nested %d levels deep, past the limit of %d: ask for less at once.", s.depth, l.depth)
-	case s.fullDepth > l.introspectionDepth:
-		return gqlerror.Errorf("The query is nested %d levels deep with introspection, past the limit of %d: ask for fewer levels of ofType.", s.fullDepth, l.introspectionDepth)
+	case m.fields > l.fields:
+		return gqlerror.Errorf("The query asks for %s fields once its fragments are expanded, past the limit of %d: ask for fewer.", count(m.fields), l.fields)
+	case m.depth > l.depth:
+		return gqlerror.Errorf("The query is nested %d levels deep, past the limit of %d: ask for less at once.", m.depth, l.depth)
+	case m.fullDepth > l.introspectionDepth:
+		return gqlerror.Errorf("The query is nested %d levels deep with introspection, past the limit of %d: ask for fewer levels of ofType.", m.fullDepth, l.introspectionDepth)
+	case m.cost > l.complexity:
+		// gqlgen's own words and code, which limitMessage rewords as for its extension
+		err := gqlerror.Errorf("operation has complexity %d, which exceeds the limit of %d", m.cost, l.complexity)
+		errcode.Set(err, "COMPLEXITY_LIMIT_EXCEEDED")
+		return err
 	}
 	return nil
 }

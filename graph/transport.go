@@ -447,6 +447,7 @@ func urlParams(q url.Values) (*graphql.RawParams, error) {
 
 // params checks and decodes the request parameters, each as JSON: query and
 // operationName strings, variables and extensions objects, any of them null or absent.
+// inBody says they are the members of a body already checked as JSON.
 func params(get func(name string) (raw []byte, ok bool, err error), inBody bool) (*graphql.RawParams, error) {
 	p := &graphql.RawParams{}
 	for _, f := range []struct {
@@ -470,10 +471,9 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 		if f.object {
 			want = "a JSON object"
 		}
-		if !json.Valid(raw) {
-			if inBody {
-				return nil, input.Errorf(msgBodyShape)
-			}
+		// A body's members come from text json.Valid or the decoder took; a URL's
+		// parameters are checked here.
+		if !inBody && !json.Valid(raw) {
 			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
 		}
 		if s, ok := f.into.(*string); ok {

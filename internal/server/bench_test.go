@@ -29,6 +29,7 @@ func BenchmarkServe(b *testing.B) {
 			}{
 				{"typename", "{ __typename }", ""},
 				{"me", string(me), token.Token},
+				{"meid", "{ me { id } }", token.Token},
 			} {
 				body, _ := json.Marshal(map[string]string{"query": c.doc})
 				b.Run(c.name, func(b *testing.B) {

@@ -64,6 +64,23 @@ func TestDocumentLimits(t *testing.T) {
 			t.Errorf("20 aliased logins: %q, %d WeChat calls, %d sessions; want refused, 0 and 0", r.Code(), e.fake.Calls(), e.count()["sessions"])
 		}
 
+		// An operation without variables is measured once and remembered by its text and
+		// name: sent again it is refused again, and the other operation of the same
+		// document is judged on its own, before and after.
+		two := `query Light { me { id } } mutation Heavy { a: login(code: "x") { token } b: login(code: "y") { token } }`
+		for round := range 2 {
+			for op, want := range map[string]string{"Light": "UNAUTHENTICATED", "Heavy": "BAD_USER_INPUT"} {
+				body := fmt.Sprintf(`{"query": %q, "operationName": %q}`, two, op)
+				r := e.send(mustRequest(t, http.MethodPost, e.instances[0].URL+"/graphql", "application/json", body))
+				if r.Code() != want || (want == "BAD_USER_INPUT" && !strings.Contains(r.Errors[0].Message, "The query costs 1202, past the complexity limit of 1000")) {
+					t.Errorf("round %d, operation %s: %q %v; want %s", round+1, op, r.Code(), r.Errors, want)
+				}
+			}
+		}
+		if e.fake.Calls() != 0 {
+			t.Errorf("the Heavy operation reached WeChat %d times, want 0", e.fake.Calls())
+		}
+
 		// An 8 MiB body is refused with 413, and the server stays healthy.
 		big := `{"query": "{ me { id } }", "variables": {"pad": "` + strings.Repeat("x", 8<<20) + `"}}`
 		r = e.send(mustRequest(t, http.MethodPost, e.instances[0].URL+"/graphql", "application/json", big))
