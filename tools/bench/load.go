@@ -41,6 +41,19 @@ func (s stats) String() string {
 		s.ops, s.took.Round(time.Millisecond), s.rate(), ms(s.pct(0.50)), ms(s.pct(0.99)), s.errs, s.errKind)
 }
 
+// plus is s and t taken together, as one measurement.
+func (s stats) plus(t stats) stats {
+	u := stats{ops: s.ops + t.ops, errs: s.errs + t.errs, took: s.took + t.took, errKind: map[string]int{}}
+	for _, m := range []map[string]int{s.errKind, t.errKind} {
+		for k, v := range m {
+			u.errKind[k] += v
+		}
+	}
+	u.lat = append(slices.Clone(s.lat), t.lat...)
+	slices.Sort(u.lat)
+	return u
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
 
 // op is one operation of a worker; i counts the worker's operations. An error is counted
@@ -200,6 +213,13 @@ func (c *gqlClient) post(ctx context.Context, body []byte, token string, out any
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		return gqlError{"reading: " + shortErr(err)}
+	}
+	// A clean answer to a request whose data is not wanted is checked without decoding
+	// it: the server writes it as {"data":…} with no errors entry (the text of a me or
+	// { __typename } answer holds no such key). Anything else is decoded, to name the
+	// error. The harness's processor time, which the server shares, stays small.
+	if out == nil && res.StatusCode == http.StatusOK && bytes.HasPrefix(raw, []byte(`{"data":{`)) && !bytes.Contains(raw, []byte(`"errors"`)) {
+		return nil
 	}
 	var answer struct {
 		Data   json.RawMessage `json:"data"`

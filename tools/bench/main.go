@@ -34,6 +34,7 @@ import (
 
 type options struct {
 	dur, warmup time.Duration
+	turns       int
 	sessions    int
 	profileDir  string
 	only        map[string]bool
@@ -49,8 +50,9 @@ func main() {
 	var only string
 	flag.DurationVar(&o.dur, "d", 5*time.Second, "how long each measurement runs")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measurement")
+	flag.IntVar(&o.turns, "turns", 5, "compared loads take turns: each runs this many slices of -d/turns, one after the other, so that a machine that speeds up or slows down weighs on each alike")
 	flag.IntVar(&o.sessions, "sessions", 1_000_000, "sessions in the table for the growth measurement")
-	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, login at 64) into this directory (created if missing)")
+	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, login at 64; one file per turn, e.g. me-128.1.pprof: go tool pprof reads them together) into this directory (created if missing)")
 	flag.StringVar(&only, "only", "me,login,latency,growth,start", "scenarios to run")
 	flag.StringVar(&o.mysqlHost, "mysql", "root@tcp(127.0.0.1:3306)", "MariaDB to run on (the harness creates and drops its own database)")
 	flag.StringVar(&o.dbName, "db", "wxlogin_bench", "the database the harness creates")
@@ -59,6 +61,9 @@ func main() {
 	flag.StringVar(&serverEnv, "server-env", "", "extra environment for the server, KEY=VALUE,… (GOGC=100 to compare the runtime's defaults; the harness's own settings win)")
 	flag.StringVar(&o.dbParams, "db-params", "", "query parameters for the server's database URL (multiStatements=false sends a login's statements one by one)")
 	flag.Parse()
+	if o.turns < 1 {
+		log.Fatal("bench: -turns must be at least 1")
+	}
 	if serverEnv != "" {
 		o.serverEnv = strings.Split(serverEnv, ",")
 	}
@@ -320,33 +325,67 @@ func burstLimited(ctx context.Context, n, workers int, do op) stats {
 }
 
 func (b *bench) measure(ctx context.Context, name string, conns int, do op, profile string) stats {
-	return b.measureOn(ctx, b.srv, name, conns, do, profile)
+	return b.compare(ctx, b.srv, conns, []contender{{name, do, profile}})[0]
 }
 
-func (b *bench) measureOn(ctx context.Context, srv *server, name string, conns int, do op, profile string) stats {
-	var wg sync.WaitGroup
-	if profile != "" && b.o.profileDir != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(b.o.warmup)
-			path := filepath.Join(b.o.profileDir, profile)
-			if err := srv.profile(path, b.o.dur); err != nil {
-				log.Printf("profiling %s: %v", name, err)
-			}
-		}()
+// contender is one of the loads a comparison measures: its name, its operation, and the
+// file for the server's CPU profile while it runs (none if empty).
+type contender struct {
+	name    string
+	do      op
+	profile string
+}
+
+// compare measures loads on srv in turns: each turn gives every contender a slice of
+// -d/-turns, after its own warm-up (the full -warmup on the first turn, a fifth of it
+// on the others), so that drift in the machine's speed weighs on each alike. Each
+// result sums its slices, processor time included. A contender's profile is taken in
+// each of its slices, as name.1.pprof, name.2.pprof… (go tool pprof reads them together).
+// A load compared with nothing runs for -d at once.
+func (b *bench) compare(ctx context.Context, srv *server, conns int, cs []contender) []stats {
+	turns := b.o.turns
+	if len(cs) == 1 {
+		turns = 1
 	}
-	var cpu cpuSplit
-	s := closedLoop(ctx, conns, b.o.warmup, b.o.dur, do, func(start bool) {
-		if start {
-			cpu = takeCPU(srv.cmd.Process.Pid, b.dbPID)
-		} else {
-			cpu = takeCPU(srv.cmd.Process.Pid, b.dbPID).since(cpu)
+	slice := b.o.dur / time.Duration(turns)
+	out := make([]stats, len(cs))
+	cpus := make([]cpuSplit, len(cs))
+	for turn := range turns {
+		warmup := b.o.warmup
+		if turn > 0 {
+			warmup /= 5
 		}
-	})
-	wg.Wait()
-	fmt.Printf("    %-28s %s\n    %-28s %s\n", name, s, "", cpu.perOp(s.ops+s.errs))
-	return s
+		for i, c := range cs {
+			var wg sync.WaitGroup
+			if c.profile != "" && b.o.profileDir != "" {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(warmup)
+					path := filepath.Join(b.o.profileDir, fmt.Sprintf("%s.%d.pprof", c.profile, turn+1))
+					if err := srv.profile(path, slice); err != nil {
+						log.Printf("profiling %s: %v", c.name, err)
+					}
+				}()
+			}
+			var before cpuSplit
+			s := closedLoop(ctx, conns, warmup, slice, c.do, func(start bool) {
+				now := takeCPU(srv.cmd.Process.Pid, b.dbPID)
+				if start {
+					before = now
+				} else {
+					cpus[i] = cpus[i].plus(now.since(before))
+				}
+			})
+			wg.Wait()
+			out[i] = out[i].plus(s)
+		}
+	}
+	for i, c := range cs {
+		s := out[i]
+		fmt.Printf("    %-28s %s\n    %-28s %s\n", c.name, s, "", cpus[i].perOp(s.ops+s.errs))
+	}
+	return out
 }
 
 // me compares `me` with gqlgen's floor, `{ __typename }`, on the same server.
@@ -356,17 +395,20 @@ func (b *bench) me(ctx context.Context) error {
 		c := newGQLClient(b.srv.base, conns)
 		floorProf, prof := "", ""
 		if conns == 128 {
-			floorProf, prof = "typename-128.pprof", "me-128.pprof"
+			floorProf, prof = "typename-128", "me-128"
 		}
-		floor := b.measure(ctx, fmt.Sprintf("{ __typename } @%d", conns), conns, func(ctx context.Context, _, _ int) error {
-			return c.post(ctx, typenameBody, "", nil)
-		}, floorProf)
-		me := b.measure(ctx, fmt.Sprintf("me @%d", conns), conns, func(ctx context.Context, w, _ int) error {
-			return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
-		}, prof)
-		meID := b.measure(ctx, fmt.Sprintf("me { id } @%d", conns), conns, func(ctx context.Context, w, _ int) error {
-			return c.post(ctx, meIDBody, b.tokens[w%len(b.tokens)], nil)
-		}, "")
+		got := b.compare(ctx, b.srv, conns, []contender{
+			{fmt.Sprintf("{ __typename } @%d", conns), func(ctx context.Context, _, _ int) error {
+				return c.post(ctx, typenameBody, "", nil)
+			}, floorProf},
+			{fmt.Sprintf("me @%d", conns), func(ctx context.Context, w, _ int) error {
+				return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
+			}, prof},
+			{fmt.Sprintf("me { id } @%d", conns), func(ctx context.Context, w, _ int) error {
+				return c.post(ctx, meIDBody, b.tokens[w%len(b.tokens)], nil)
+			}, ""},
+		})
+		floor, me, meID := got[0], got[1], got[2]
 		c.close()
 		b.rep.add(fmt.Sprintf("me { id } (one field, for reference), %d connections: requests/s", conns), fmt.Sprintf("%.0f", meID.rate()), fmt.Sprintf("%.0f ({ __typename })", floor.rate()), ratio(meID.rate(), floor.rate()), "")
 		b.rep.add(fmt.Sprintf("me, %d connections: requests/s", conns), fmt.Sprintf("%.0f", me.rate()), fmt.Sprintf("%.0f ({ __typename })", floor.rate()), ratio(me.rate(), floor.rate()), "≥ 0.80×")
@@ -386,13 +428,16 @@ func (b *bench) login(ctx context.Context) error {
 		b.db.SetMaxOpenConns(conns)
 		b.db.SetMaxIdleConns(conns)
 		plain := &plainLogin{db: b.db, appid: b.fake.AppID(), run: fmt.Sprintf("%s-%d", b.run, conns)}
-		base := b.measure(ctx, fmt.Sprintf("plain database/sql @%d", conns), conns, plain.login, "")
 		c := newGQLClient(b.srv.base, conns)
 		prof := ""
 		if conns == 64 {
-			prof = "login-64.pprof"
+			prof = "login-64"
 		}
-		got := b.measure(ctx, fmt.Sprintf("login @%d", conns), conns, b.loginOp(c, fmt.Sprintf("z%d", conns), nil, nil), prof)
+		both := b.compare(ctx, b.srv, conns, []contender{
+			{fmt.Sprintf("plain database/sql @%d", conns), plain.login, ""},
+			{fmt.Sprintf("login @%d", conns), b.loginOp(c, fmt.Sprintf("z%d", conns), nil, nil), prof},
+		})
+		base, got := both[0], both[1]
 		c.close()
 		b.rep.add(fmt.Sprintf("login, %d clients: logins/s", conns), fmt.Sprintf("%.0f", got.rate()), fmt.Sprintf("%.0f (plain database/sql)", base.rate()), ratio(got.rate(), base.rate()), "≥ 0.70×")
 		b.rep.add(fmt.Sprintf("login, %d clients: p50 / p99", conns), ms(got.pct(.5))+" / "+ms(got.pct(.99)), ms(base.pct(.5))+" / "+ms(base.pct(.99)), "", "")
@@ -469,9 +514,9 @@ func (b *bench) uncachedMe(ctx context.Context) (time.Duration, int, error) {
 	}
 	c := newGQLClient(b.uncached.base, 32)
 	defer c.close()
-	s := b.measureOn(ctx, b.uncached, fmt.Sprintf("me @32 uncached, %d sessions", have), 32, func(ctx context.Context, w, _ int) error {
+	s := b.compare(ctx, b.uncached, 32, []contender{{fmt.Sprintf("me @32 uncached, %d sessions", have), func(ctx context.Context, w, _ int) error {
 		return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
-	}, "")
+	}, ""}})[0]
 	if s.errs > 0 {
 		return 0, 0, fmt.Errorf("errors: %v", s.errKind)
 	}

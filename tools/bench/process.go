@@ -221,6 +221,10 @@ func (c cpuSplit) since(before cpuSplit) cpuSplit {
 	return cpuSplit{c.server - before.server, c.db - before.db, c.harness - before.harness}
 }
 
+func (c cpuSplit) plus(d cpuSplit) cpuSplit {
+	return cpuSplit{c.server + d.server, c.db + d.db, c.harness + d.harness}
+}
+
 // perOp is the processor time per operation, in microseconds, of each party.
 func (c cpuSplit) perOp(ops int) string {
 	if ops == 0 {
