@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	stdsql "database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -192,12 +193,12 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 		var rec codeRecord
 		err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 			now := s.clock()
-			acct, created, err := s.upsertAccount(ctx, tx, audit, appid, ws, now)
+			acct, created, writes, err := s.upsertAccount(ctx, tx, audit, appid, ws, now)
 			if err != nil {
 				return err
 			}
 			rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
-			login, err = s.openSession(ctx, tx, audit, acct, created, !created, client, now, &codeDone{claim, rec})
+			login, err = s.openSession(ctx, tx, audit, acct, created, !created, client, now, &codeDone{claim, rec}, writes...)
 			return err
 		})
 		if err == nil {
@@ -245,30 +246,40 @@ func failureName(err error) string {
 // exchange's session_key, and reports whether the user is new. Races between first
 // logins are settled by the unique indexes, so there is one user per openid (and per
 // unionid) however many race.
-func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor, appid string, ws wechat.Session, now time.Time) (Account, bool, error) {
+//
+// A returning login, the usual one, reads both rows at once, locked, and leaves its
+// writes to the caller (writes), to send with the session's: they are due before it.
+func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor, appid string, ws wechat.Session, now time.Time) (acct Account, created bool, writes []database.Statement, err error) {
 	sealed := s.keyring.Seal([]byte(ws.SessionKey), IdentityBinding(appid, ws.OpenID))
 	var unionid *string
 	if ws.UnionID != "" {
 		unionid = &ws.UnionID
 	}
 
-	ident, err := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(ws.OpenID)).Only(ctx)
+	acct, err = s.returning(ctx, tx, appid, ws.OpenID)
 	switch {
-	case err == nil:
-		upd := ident.Update().SetSessionKey(sealed).SetUpdatedAt(now)
+	case err == nil && (unionid == nil || sameString(acct.User.Unionid, unionid)):
+		ident, u := acct.Identity, acct.User
+		ident.SessionKey, ident.UpdatedAt = sealed, now
 		if unionid != nil {
-			upd.SetUnionid(*unionid)
+			ident.Unionid = unionid
 		}
-		if ident, err = upd.Save(ctx); err != nil {
-			return Account{}, false, err
+		u.LastLoginAt = now
+		return acct, false, []database.Statement{s.updateIdentity(ident), s.updateLastLogin(u)}, nil
+	case err == nil:
+		// WeChat names a unionid the user does not have yet: link it, which may merge
+		// this user into the one that holds it.
+		ident, err := tx.Identity.UpdateOneID(acct.Identity.ID).SetSessionKey(sealed).SetUnionid(*unionid).SetUpdatedAt(now).Save(ctx)
+		if err != nil {
+			return Account{}, false, nil, err
 		}
 		acct, _, err := s.touchUser(ctx, tx, ident, now)
-		if err == nil && unionid != nil {
+		if err == nil {
 			acct, err = s.linkUnionID(ctx, tx, audit, acct, *unionid, now)
 		}
-		return acct, false, err
+		return acct, false, nil, err
 	case !ent.IsNotFound(err):
-		return Account{}, false, err
+		return Account{}, false, nil, err
 	}
 
 	// The first login of this identity: usually a new person, so a new user and the
@@ -277,46 +288,46 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 	// run at once (or another one's identity brought the unionid first), one on
 	// identities' appid+openid when two first logins of this identity do.
 	u := &ent.User{ID: uuid.Must(uuid.NewV7()), Unionid: unionid, CreatedAt: now, LastLoginAt: now}
-	ident = &ent.Identity{
+	ident := &ent.Identity{
 		ID: uuid.Must(uuid.NewV7()), Appid: appid, Openid: ws.OpenID, Unionid: unionid,
 		SessionKey: sealed, UserID: u.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := validIdentity(ident); err != nil {
-		return Account{}, false, err
+		return Account{}, false, nil, err
 	}
 	_, err = s.db.ExecBatch(ctx, tx, s.insertUser(u), s.insertIdentity(ident))
 	switch {
 	case err == nil:
 		ident.Edges.User = u
-		return Account{User: u, Identity: ident}, true, nil
+		return Account{User: u, Identity: ident}, true, nil, nil
 	case !database.IsUniqueViolation(err):
-		return Account{}, false, err
+		return Account{}, false, nil, err
 	}
 	// An index refused a row, and the batch stopped there: the user's row tells which.
 	made, err := tx.User.Query().Where(user.ID(u.ID)).Exist(ctx)
 	switch {
 	case err != nil:
-		return Account{}, false, err
+		return Account{}, false, nil, err
 	case made:
 		// The identity's: another login created it first. Drop this user.
 		if err := tx.User.DeleteOneID(u.ID).Exec(ctx); err != nil {
-			return Account{}, false, err
+			return Account{}, false, nil, err
 		}
 	default:
 		// The user's: the unionid has a user already, which this identity joins, read
 		// with a lock so that a holder committed while the insert waited is seen.
 		holder, err := s.lockedUserQuery(tx).Where(user.Unionid(*unionid)).Only(ctx)
 		if err != nil {
-			return Account{}, false, err
+			return Account{}, false, nil, err
 		}
 		ident.UserID = holder.ID
 		_, err = s.db.ExecBatch(ctx, tx, s.insertIdentity(ident))
 		switch {
 		case err == nil:
 			acct, _, err := s.touchUser(ctx, tx, ident, now)
-			return acct, false, err
+			return acct, false, nil, err
 		case !database.IsUniqueViolation(err):
-			return Account{}, false, err
+			return Account{}, false, nil, err
 		}
 	}
 	// Another login created this identity first (the unique index on appid+openid
@@ -327,16 +338,16 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 		q = q.ForUpdate() // read the committed winner, not this transaction's snapshot
 	}
 	if ident, err = q.Only(ctx); err != nil {
-		return Account{}, false, err
+		return Account{}, false, nil, err
 	}
 	if ident, err = ident.Update().SetSessionKey(sealed).SetNillableUnionid(unionid).SetUpdatedAt(now).Save(ctx); err != nil {
-		return Account{}, false, err
+		return Account{}, false, nil, err
 	}
-	acct, _, err := s.touchUser(ctx, tx, ident, now)
+	acct, _, err = s.touchUser(ctx, tx, ident, now)
 	if err == nil && unionid != nil {
 		acct, err = s.linkUnionID(ctx, tx, audit, acct, *unionid, now)
 	}
-	return acct, false, err
+	return acct, false, nil, err
 }
 
 // validIdentity checks what WeChat said against the identity's columns, as ent's
@@ -379,6 +390,75 @@ func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity
 	return Account{User: user, Identity: ident}, false, nil
 }
 
+// returningQuery reads an identity and its user, for a returning login.
+const returningQuery = `SELECT i.id, i.unionid, i.user_id, i.created_at,
+	u.unionid, u.created_at, u.nickname, u.avatar_url, u.phone_number
+FROM identities i
+JOIN users u ON u.id = i.user_id
+WHERE i.appid = ? AND i.openid = ?`
+
+// returning reads the identity of appid and openid with its user, in one query; on
+// MySQL both rows are locked, in the order the login's writes would lock them, so that
+// the user returned is the one committed last. It is ent's not-found error when the
+// identity is new.
+func (s *Service) returning(ctx context.Context, tx *ent.Tx, appid, openid string) (Account, error) {
+	q := returningQuery
+	if s.db.Dialect == dialect.MySQL {
+		q += " FOR UPDATE"
+	}
+	rows, err := tx.QueryContext(ctx, q, appid, openid)
+	if err != nil {
+		return Account{}, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Account{}, err
+		}
+		return Account{}, &ent.NotFoundError{}
+	}
+	ident := &ent.Identity{Appid: appid, Openid: openid}
+	u := &ent.User{}
+	var iUnion, uUnion, nick, avatar stdsql.NullString
+	var phone []byte
+	if err := rows.Scan(&ident.ID, &iUnion, &ident.UserID, &ident.CreatedAt,
+		&uUnion, &u.CreatedAt, &nick, &avatar, &phone); err != nil {
+		return Account{}, err
+	}
+	if err := rows.Close(); err != nil {
+		return Account{}, err
+	}
+	u.ID = ident.UserID
+	ident.Unionid, u.Unionid, u.Nickname, u.AvatarURL = nullString(iUnion), nullString(uUnion), nullString(nick), nullString(avatar)
+	if phone != nil {
+		u.PhoneNumber = &phone
+	}
+	ident.Edges.User = u
+	return Account{User: u, Identity: ident}, nil
+}
+
+// updateIdentity writes a returning login's session_key, time and unionid, for a batch.
+func (s *Service) updateIdentity(i *ent.Identity) database.Statement {
+	q, args := sql.Dialect(s.db.Dialect).Update(identity.Table).
+		Set(identity.FieldSessionKey, i.SessionKey).
+		Set(identity.FieldUnionid, orNull(i.Unionid)).
+		Set(identity.FieldUpdatedAt, i.UpdatedAt).
+		Where(sql.EQ(identity.FieldID, i.ID)).
+		Query()
+	return database.Statement{Query: q, Args: args}
+}
+
+// updateLastLogin writes a returning login's time on its user, for a batch.
+func (s *Service) updateLastLogin(u *ent.User) database.Statement {
+	q, args := sql.Dialect(s.db.Dialect).Update(user.Table).
+		Set(user.FieldLastLoginAt, u.LastLoginAt).
+		Where(sql.EQ(user.FieldID, u.ID)).
+		Query()
+	return database.Statement{Query: q, Args: args}
+}
+
+func sameString(a, b *string) bool { return a != nil && b != nil && *a == *b }
+
 // relogin opens a new session for a code that was already exchanged.
 func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*Login, error) {
 	var login *Login
@@ -407,10 +487,10 @@ type codeDone struct {
 
 // openSession creates a session for the account, records the login, and, when done is
 // set, turns the code's claim into its record; the three go to the database in one
-// round trip (ExecBatch). When evict is set, it then ends the user's least recently
+// round trip (ExecBatch), after the statements before. When evict is set, it then ends the user's least recently
 // used sessions beyond the cap. A user this very transaction made has no other
 // session, and is not asked.
-func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, evict bool, client Client, now time.Time, done *codeDone) (*Login, error) {
+func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, evict bool, client Client, now time.Time, done *codeDone, before ...database.Statement) (*Login, error) {
 	token, hash := newToken()
 	sess := &ent.Session{
 		ID:         uuid.Must(uuid.NewV7()),
@@ -432,7 +512,7 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 		Query()
 	userID := acct.User.ID
 	entry := auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}
-	stmts := []database.Statement{{Query: q, Args: args}, audit.statement(entry)}
+	stmts := append(before, database.Statement{Query: q, Args: args}, audit.statement(entry))
 	if done != nil { // last: the batch's count of rows is its
 		q, args := d.Update(logincode.Table).
 			Set(logincode.FieldState, string(logincode.StateDone)).

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -65,13 +66,38 @@ func TestSecondLoginIsTheSameUser(t *testing.T) {
 				t.Errorf("me with one of the two sessions = %+v %s", u, code)
 			}
 		}
+		// A returning login answers with the profile as it is, and its time is stored.
+		if _, c := e.updateProfile(second.Token, map[string]any{"nickname": "Alice", "avatarUrl": "https://example.com/a.png"}); c != "" {
+			t.Fatalf("updateProfile: %s", c)
+		}
+		e.clock.Advance(time.Hour)
+		r := e.post(0, "", `mutation($code: String!) { login(code: $code) { isNewUser user { id nickname avatarUrl createdAt lastLoginAt } } }`,
+			map[string]any{"code": e.fake.IssueCode(alice)})
+		var third struct {
+			IsNewUser bool
+			User      struct {
+				ID, Nickname, AvatarURL string
+				CreatedAt, LastLoginAt  time.Time
+			}
+		}
+		if c := r.Code(); c != "" || json.Unmarshal(r.Data["login"], &third) != nil {
+			t.Fatalf("third login: %s %s", c, r.Data["login"])
+		}
+		if third.IsNewUser || third.User.ID != first.User.ID || third.User.Nickname != "Alice" || third.User.AvatarURL != "https://example.com/a.png" ||
+			!third.User.CreatedAt.Equal(first.User.CreatedAt) || !third.User.LastLoginAt.After(second.User.LastLoginAt.Add(time.Hour)) {
+			t.Errorf("third login = %+v; want the same user, not new, with its nickname and avatar, created %v, last logged in an hour after %v",
+				third, first.User.CreatedAt, second.User.LastLoginAt)
+		}
+		if u, c := e.me(0, second.Token); c != "" || !u.LastLoginAt.Equal(third.User.LastLoginAt) {
+			t.Errorf("me after the third login: lastLoginAt %v %s, want %v as stored", u.LastLoginAt, c, third.User.LastLoginAt)
+		}
 
 		bob := e.mustLogin(0, e.fake.IssueCode(fakewechat.User{OpenID: "oBob00000000000000000000001"}))
 		if !bob.IsNewUser || bob.User.ID == first.User.ID || bob.User.Unionid != nil {
 			t.Errorf("another person's login = %+v; want a new user without unionid", bob)
 		}
-		if got := e.count(); got["users"] != 2 || got["identities"] != 2 || got["sessions"] != 3 {
-			t.Errorf("rows = %v, want 2 users, 2 identities, 3 sessions", got)
+		if got := e.count(); got["users"] != 2 || got["identities"] != 2 || got["sessions"] != 4 {
+			t.Errorf("rows = %v, want 2 users, 2 identities, 4 sessions", got)
 		}
 	})
 }
