@@ -198,7 +198,14 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 				return err
 			}
 			rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
-			login, err = s.openSession(ctx, tx, audit, acct, created, !created, client, now, &codeDone{claim, rec}, writes...)
+			evict := scanLocked
+			switch {
+			case created:
+				evict = noEviction
+			case writes != nil: // the returning read locked the user before any plain read
+				evict = countFirst
+			}
+			login, err = s.openSession(ctx, tx, audit, acct, created, evict, client, now, &codeDone{claim, rec}, writes...)
 			return err
 		})
 		if err == nil {
@@ -464,15 +471,18 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 	var login *Login
 	err := s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		now := s.clock()
+		// The user's row first: its lock orders this login after the user's others,
+		// before any plain read takes this transaction's snapshot (evictBeyondCap).
+		u, err := tx.User.UpdateOneID(rec.userID).SetLastLoginAt(now).Save(ctx)
+		if err != nil {
+			return err
+		}
 		ident, err := tx.Identity.Get(ctx, rec.identityID)
 		if err != nil {
 			return err
 		}
-		acct, _, err := s.touchUser(ctx, tx, ident, now)
-		if err != nil {
-			return err
-		}
-		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, true, client, now, nil)
+		acct := Account{User: u, Identity: ident}
+		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, countFirst, client, now, nil)
 		return err
 	})
 	return login, err
@@ -487,10 +497,9 @@ type codeDone struct {
 
 // openSession creates a session for the account, records the login, and, when done is
 // set, turns the code's claim into its record; the three go to the database in one
-// round trip (ExecBatch), after the statements before. When evict is set, it then ends the user's least recently
-// used sessions beyond the cap. A user this very transaction made has no other
-// session, and is not asked.
-func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, evict bool, client Client, now time.Time, done *codeDone, before ...database.Statement) (*Login, error) {
+// round trip (ExecBatch), after the statements before. It then ends the user's least
+// recently used sessions beyond the cap, as evict says.
+func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser bool, evict eviction, client Client, now time.Time, done *codeDone, before ...database.Statement) (*Login, error) {
 	token, hash := newToken()
 	sess := &ent.Session{
 		ID:         uuid.Must(uuid.NewV7()),
@@ -531,20 +540,45 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 		return nil, errors.New("auth: the claim on this login code was lost")
 	}
 	audit.recorded(entry)
-	if evict {
-		if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now); err != nil {
+	if evict != noEviction {
+		if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now, evict == countFirst); err != nil {
 			return nil, err
 		}
 	}
 	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
 }
 
+// eviction says how a login ends its user's sessions past the cap.
+type eviction int
+
+const (
+	// noEviction: the user is new to this transaction, and has no other session.
+	noEviction eviction = iota
+	// countFirst: the transaction locked the user's row before any plain read, so a
+	// plain count sees what every earlier login of the user committed.
+	countFirst
+	// scanLocked: a plain read came first, and its snapshot may be older than the lock.
+	scanLocked
+)
+
 // evictBeyondCap ends the least recently used live sessions past MaxSessions, never the
 // one just made. Concurrent logins of one user are serialised by the user row this
-// transaction has already written; on MySQL the sessions are read with a lock, so the
-// count includes what those logins committed while this one waited (a plain read would
-// see this transaction's older snapshot).
-func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID, newID uuid.UUID, client Client, now time.Time) error {
+// transaction has already locked.
+//
+// Most users are under the cap. When counted is set, a plain count says so without a
+// lock: the transaction's snapshot is taken by this first plain read, after the logins
+// that held the user's row committed, and includes the session just made. Past the cap,
+// or without counted, the sessions are read again, with a lock on MySQL so that they
+// include what those logins committed, to choose which to end. That read locks every
+// session of the user on the index, ended ones included, which housekeeping deletes in
+// batches: the soak found the two deadlocking, so the everyday login does without it.
+func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID, newID uuid.UUID, client Client, now time.Time, counted bool) error {
+	if counted {
+		live, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).Count(ctx)
+		if err != nil || live <= s.policy.MaxSessions {
+			return err
+		}
+	}
 	q := tx.Session.Query().
 		Where(append(s.liveSessionsOf(userID, now), session.IDNEQ(newID))...).
 		Order(session.ByLastSeenAt(sql.OrderDesc()), session.ByCreatedAt(sql.OrderDesc()), session.ByID(sql.OrderDesc())).
