@@ -471,18 +471,18 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 	var login *Login
 	err := s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		now := s.clock()
-		// The user's row first: its lock orders this login after the user's others,
-		// before any plain read takes this transaction's snapshot (evictBeyondCap).
-		u, err := tx.User.UpdateOneID(rec.userID).SetLastLoginAt(now).Save(ctx)
-		if err != nil {
-			return err
-		}
+		// The identity names the user now: a merge since the first exchange may have
+		// moved it to another. Its plain read comes before the user's lock, so the
+		// eviction reads the sessions with a lock (scanLocked).
 		ident, err := tx.Identity.Get(ctx, rec.identityID)
 		if err != nil {
 			return err
 		}
-		acct := Account{User: u, Identity: ident}
-		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, countFirst, client, now, nil)
+		acct, _, err := s.touchUser(ctx, tx, ident, now)
+		if err != nil {
+			return err
+		}
+		login, err = s.openSession(ctx, tx, audit, acct, rec.newUser, scanLocked, client, now, nil)
 		return err
 	})
 	return login, err
