@@ -85,7 +85,8 @@ func TestLateUnionIDLinksOrMerges(t *testing.T) {
 		// has since logged in to app 2, which made a user holding her unionid.
 		carol := newPerson("carol", "uCarol")
 		carol.app1.UnionID = ""
-		old, _ := e.loginTo(0, "", e.fake.IssueCode(carol.app1))
+		oldCode := e.fake.IssueCode(carol.app1)
+		old, _ := e.loginTo(0, "", oldCode)
 		viaApp2, _ := e.loginTo(0, testAppID2, e.second.IssueCode(carol.app2))
 		if viaApp2.User.ID == old.User.ID {
 			t.Fatal("setup: the two logins should have made two users")
@@ -113,6 +114,11 @@ func TestLateUnionIDLinksOrMerges(t *testing.T) {
 		}
 		if n := len(e.sessions(merged.Token)); n != 3 {
 			t.Errorf("carol's sessions = %d, want her 3 across both apps", n)
+		}
+		// Her first code, sent again (a retry whose answer was lost), logs in the user
+		// her identity belongs to now.
+		if again, c := e.loginTo(0, "", oldCode); c != "" || again.User.ID != viaApp2.User.ID {
+			t.Errorf("the first code again after the merge = %+v %s, want the merged user %s", again.User, c, viaApp2.User.ID)
 		}
 	})
 }
