@@ -188,12 +188,16 @@ func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (int, e
 func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, code string, client Client) (*Login, codeRecord, error) {
 	appid := app.AppID()
 	ws, err := app.Code2Session(ctx, code)
+	var known bool
+	if err == nil {
+		known, err = s.identityKnown(ctx, appid, ws.OpenID)
+	}
 	if err == nil {
 		var login *Login
 		var rec codeRecord
 		err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 			now := s.clock()
-			acct, created, writes, err := s.upsertAccount(ctx, tx, audit, appid, ws, now)
+			acct, created, writes, err := s.upsertAccount(ctx, tx, audit, appid, ws, known, now)
 			if err != nil {
 				return err
 			}
@@ -256,14 +260,21 @@ func failureName(err error) string {
 //
 // A returning login, the usual one, reads both rows at once, locked, and leaves its
 // writes to the caller (writes), to send with the session's: they are due before it.
-func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor, appid string, ws wechat.Session, now time.Time) (acct Account, created bool, writes []database.Statement, err error) {
+// known says whether the identity existed before the transaction (identityKnown): a
+// first login goes straight to its inserts, since a locking read of a row that is not
+// there locks the gap where it would go, and two first logins whose openids share a
+// gap then deadlock on their inserts.
+func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor, appid string, ws wechat.Session, known bool, now time.Time) (acct Account, created bool, writes []database.Statement, err error) {
 	sealed := s.keyring.Seal([]byte(ws.SessionKey), IdentityBinding(appid, ws.OpenID))
 	var unionid *string
 	if ws.UnionID != "" {
 		unionid = &ws.UnionID
 	}
 
-	acct, err = s.returning(ctx, tx, appid, ws.OpenID)
+	err = &ent.NotFoundError{}
+	if known {
+		acct, err = s.returning(ctx, tx, appid, ws.OpenID)
+	}
 	switch {
 	case err == nil && (unionid == nil || sameString(acct.User.Unionid, unionid)):
 		ident, u := acct.Identity, acct.User
@@ -395,6 +406,13 @@ func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity
 		return Account{}, false, err
 	}
 	return Account{User: user, Identity: ident}, false, nil
+}
+
+// identityKnown says whether appid and openid have an identity, with a plain read
+// outside any transaction: it takes no lock, and no snapshot for the login's
+// transaction. Identities are never deleted, so a yes stays true.
+func (s *Service) identityKnown(ctx context.Context, appid, openid string) (bool, error) {
+	return s.db.Identity.Query().Where(identity.Appid(appid), identity.Openid(openid)).Exist(ctx)
 }
 
 // returningQuery reads an identity and its user, for a returning login.
