@@ -358,10 +358,6 @@ func burstLimited(ctx context.Context, n, workers int, do op) stats {
 	})
 }
 
-func (b *bench) measure(ctx context.Context, name string, conns int, do op, profile string) stats {
-	return b.compare(ctx, b.srv, conns, []contender{{name, do, profile}})[0]
-}
-
 // contender is one of the loads a comparison measures: its name, its operation, and the
 // file for the server's CPU profile while it runs (none if empty).
 type contender struct {
