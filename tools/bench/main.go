@@ -53,7 +53,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&o.turns, "turns", 5, "compared loads take turns: each runs this many slices of -d/turns, one after the other, so that a machine that speeds up or slows down weighs on each alike")
 	flag.IntVar(&o.sessions, "sessions", 1_000_000, "sessions in the table for the growth measurement")
-	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, login at 64; one file per turn, e.g. me-128.1.pprof: go tool pprof reads them together) into this directory (created if missing)")
+	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, first and returning logins at 64; one file per turn, e.g. me-128.1.pprof: go tool pprof reads them together) into this directory (created if missing)")
 	flag.StringVar(&only, "only", "me,login,latency,growth,start", "scenarios to run")
 	flag.StringVar(&o.mysqlHost, "mysql", "root@tcp(127.0.0.1:3306)", "MariaDB to run on (the harness creates and drops its own database)")
 	flag.StringVar(&o.dbName, "db", "wxlogin_bench", "the database the harness creates")
