@@ -605,23 +605,33 @@ func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor
 		q = q.ForUpdate()
 	}
 	extra, err := q.IDs(ctx)
+	if err != nil || len(extra) == 0 {
+		return err
+	}
+	// The sessions read are held (locked on MySQL; on SQLite the transaction holds the
+	// database since its first write), so each is live until this ends it: their audit
+	// rows and one update go in one round trip, and the update must end every one.
+	entries := make([]auditEntry, len(extra))
+	stmts := make([]database.Statement, 0, len(extra)+1)
+	ids := make([]any, len(extra))
+	for i, id := range extra {
+		entries[i] = auditEntry{event: auditevent.EventSessionEvicted, userID: &userID, sessionID: &extra[i], client: client}
+		stmts = append(stmts, audit.statement(entries[i]))
+		ids[i] = id
+	}
+	q2, args := sql.Dialect(s.db.Dialect).Update(session.Table).
+		Set(session.FieldRevokedAt, now).
+		Where(sql.And(sql.In(session.FieldID, ids...), sql.IsNull(session.FieldRevokedAt))).
+		Query()
+	n, err := s.db.ExecBatch(ctx, tx, append(stmts, database.Statement{Query: q2, Args: args})...)
 	if err != nil {
 		return err
 	}
-	for _, id := range extra {
-		n, err := tx.Session.Update().
-			Where(append(s.liveSessionsOf(userID, now), session.ID(id))...).
-			SetRevokedAt(now).
-			Save(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			continue // already ended: nothing to record
-		}
-		if err := audit.record(ctx, auditEntry{event: auditevent.EventSessionEvicted, userID: &userID, sessionID: &id, client: client}); err != nil {
-			return err
-		}
+	if n != int64(len(extra)) {
+		return fmt.Errorf("auth: ended %d of the %d sessions past the cap that this login held", n, len(extra))
+	}
+	for _, e := range entries {
+		audit.recorded(e)
 	}
 	return nil
 }

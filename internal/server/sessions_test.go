@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"entgo.io/ent/dialect"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
@@ -304,6 +306,48 @@ func TestCapEvictsTheLeastRecentlyUsed(t *testing.T) {
 	})
 }
 
+// TestLoweredCapEvictsAtOnce: after an operator lowers the cap, a user's next login ends
+// every session past it, the least recently used, each with its own audit row.
+func TestLoweredCapEvictsAtOnce(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{MaxSessions: 5} })
+		var tokens, ids []string
+		for range 5 {
+			tok := e.mustLogin(0, e.fake.IssueCode(alice)).Token
+			tokens = append(tokens, tok)
+			ids = append(ids, e.currentSessionID(tok))
+			e.clock.Advance(2 * time.Minute)
+		}
+		e.me(0, tokens[1]) // the second is now the most recently used of the five
+		e.clock.Advance(2 * time.Minute)
+		e.policy = auth.Policy{MaxSessions: 2}
+		e.addInstance() // the same database, restarted with the lower cap
+		newest := e.mustLogin(1, e.fake.IssueCode(alice))
+
+		for i, tok := range tokens {
+			_, c := e.me(1, tok)
+			if want := map[bool]string{true: "", false: "UNAUTHENTICATED"}[i == 1]; c != want {
+				t.Errorf("session %d after the login under the lowered cap: %q, want %q", i, c, want)
+			}
+		}
+		if _, c := e.me(1, newest.Token); c != "" {
+			t.Errorf("the new session: %q", c)
+		}
+		var evicted []string
+		for _, ev := range e.audit() {
+			if ev.Event == auditevent.EventSessionEvicted {
+				evicted = append(evicted, ev.SessionID.String())
+			}
+		}
+		slices.Sort(evicted)
+		want := []string{ids[0], ids[2], ids[3], ids[4]}
+		slices.Sort(want)
+		if !slices.Equal(evicted, want) {
+			t.Errorf("eviction audit rows for %v, want one each for %v", evicted, want)
+		}
+	})
+}
+
 func TestLoginRateLimitPerAddress(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		e := newEnv(t, b, func(e *env) {
@@ -509,15 +553,8 @@ func TestAuditRollsBackWithItsChange(t *testing.T) {
 		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{MaxSessions: 1} })
 		first := e.mustLogin(0, e.fake.IssueCode(alice))
 		// The second login's last step is evicting the first session (an update):
-		// make exactly that fail.
-		e.db.Session.Use(func(next ent.Mutator) ent.Mutator {
-			return hook.SessionFunc(func(ctx context.Context, m *ent.SessionMutation) (ent.Value, error) {
-				if _, ok := m.RevokedAt(); ok {
-					return nil, errors.New("injected failure")
-				}
-				return next.Mutate(ctx, m)
-			})
-		})
+		// the database refuses exactly that.
+		refuseRevocations(t, e)
 		if _, c := e.login(0, e.fake.IssueCode(alice)); c != "INTERNAL" {
 			t.Fatalf("login with a failing eviction: %q, want INTERNAL", c)
 		}
@@ -539,6 +576,23 @@ func TestAuditRollsBackWithItsChange(t *testing.T) {
 			t.Errorf("%d audit log lines, want 2: a rolled-back event is not logged", n)
 		}
 	})
+}
+
+// refuseRevocations makes the database refuse to end a session, with a trigger.
+func refuseRevocations(t *testing.T, e *env) {
+	t.Helper()
+	trigger := `CREATE TRIGGER refuse_revocation BEFORE UPDATE ON sessions FOR EACH ROW
+		WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+		BEGIN SELECT RAISE(ABORT, 'injected failure'); END`
+	if e.db.Dialect == dialect.MySQL {
+		trigger = `CREATE TRIGGER refuse_revocation BEFORE UPDATE ON sessions FOR EACH ROW
+		BEGIN IF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL THEN
+			SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure';
+		END IF; END`
+	}
+	if _, err := e.db.SQL.ExecContext(context.Background(), trigger); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestHousekeepingDeletesOnlyWhatItShould runs the cleanup on two instances at once.
