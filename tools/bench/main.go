@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/wxlogin/wxlogin/internal/faultproxy"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
 
@@ -44,6 +46,8 @@ type options struct {
 	serverLog   string
 	serverEnv   []string
 	dbParams    string
+	dbDelay     time.Duration
+	logins      []int
 }
 
 func main() {
@@ -60,10 +64,20 @@ func main() {
 	flag.StringVar(&o.serverLog, "server-log", "", "write the server's log here (default: discarded)")
 	var serverEnv string
 	flag.StringVar(&serverEnv, "server-env", "", "extra environment for the server, KEY=VALUE,… (GOGC=100 to compare the runtime's defaults; the harness's own settings win)")
+	flag.DurationVar(&o.dbDelay, "db-delay", 0, "put a proxy between MariaDB and both the server and the baseline that holds each chunk this long, each way, as a network would (0: none)")
+	var logins string
+	flag.StringVar(&logins, "login-clients", "32,64", "the numbers of concurrent clients the login scenario runs at (1 with -db-delay: a login's round trips, one after the other)")
 	flag.StringVar(&o.dbParams, "db-params", "", "query parameters for the server's database URL (multiStatements=false sends a login's statements one by one)")
 	flag.Parse()
 	if o.turns < 1 {
 		log.Fatal("bench: -turns must be at least 1")
+	}
+	for _, n := range strings.Split(logins, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(n))
+		if err != nil || c < 1 {
+			log.Fatalf("bench: -login-clients takes numbers of clients, 1 or more, separated by commas: %q", logins)
+		}
+		o.logins = append(o.logins, c)
 	}
 	if serverEnv != "" {
 		o.serverEnv = strings.Split(serverEnv, ",")
@@ -174,6 +188,16 @@ func run(ctx context.Context, o options) error {
 	defer admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+o.dbName)
 	user, host, _ := strings.Cut(o.mysqlHost, "@")
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "tcp("), ")")
+	if o.dbDelay > 0 {
+		proxy, err := faultproxy.Start(host)
+		if err != nil {
+			return err
+		}
+		defer proxy.Close()
+		proxy.Delay(o.dbDelay)
+		host = proxy.Addr()
+		fmt.Printf("the server and the baseline reach MariaDB through a proxy that adds %s each way\n", o.dbDelay)
+	}
 	dbURL := "mysql://" + user + "@" + host + "/" + o.dbName
 	if o.dbParams != "" {
 		dbURL += "?" + o.dbParams
@@ -189,7 +213,7 @@ func run(ctx context.Context, o options) error {
 
 	// The baseline connects as the server does: utf8mb4, arguments interpolated on the
 	// client (one round trip per statement).
-	db, err := sql.Open("mysql", o.mysqlHost+"/"+o.dbName+"?parseTime=true&loc=UTC&charset=utf8mb4&collation=utf8mb4_bin&interpolateParams=true")
+	db, err := sql.Open("mysql", user+"@tcp("+host+")/"+o.dbName+"?parseTime=true&loc=UTC&charset=utf8mb4&collation=utf8mb4_bin&interpolateParams=true")
 	if err != nil {
 		return err
 	}
@@ -472,7 +496,7 @@ func (b *bench) login(ctx context.Context) error {
 	if s.errs > 0 {
 		return fmt.Errorf("seeding returning users: %v", s.errKind)
 	}
-	for _, conns := range []int{32, 64} {
+	for _, conns := range b.o.logins {
 		b.db.SetMaxOpenConns(conns)
 		b.db.SetMaxIdleConns(conns)
 		plain := &plainLogin{db: b.db, appid: b.fake.AppID(), run: fmt.Sprintf("%s-%d", b.run, conns)}
