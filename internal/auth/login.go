@@ -550,7 +550,17 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 			Query()
 		stmts = append(stmts, database.Statement{Query: q, Args: args})
 	}
-	n, err := s.db.ExecBatch(ctx, tx, stmts...)
+	var n int64
+	live := -1 // not counted yet
+	var err error
+	if evict == countFirst {
+		// The count comes after the session's insert, which it includes, in its batch.
+		var count int64
+		n, count, err = s.db.ExecBatchCount(ctx, tx, s.liveCount(userID, now), stmts...)
+		live = int(count)
+	} else {
+		n, err = s.db.ExecBatch(ctx, tx, stmts...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -559,11 +569,21 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 	}
 	audit.recorded(entry)
 	if evict != noEviction {
-		if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now, evict == countFirst); err != nil {
+		if err := s.evictBeyondCap(ctx, tx, audit, userID, sess.ID, client, now, live); err != nil {
 			return nil, err
 		}
 	}
 	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
+}
+
+// liveCount is the query of how many live sessions the user has, for a batch.
+func (s *Service) liveCount(userID uuid.UUID, now time.Time) database.Statement {
+	sel := sql.Dialect(s.db.Dialect).Select(sql.Count("*")).From(sql.Table(session.Table))
+	for _, p := range s.liveSessionsOf(userID, now) {
+		p(sel)
+	}
+	q, args := sel.Query()
+	return database.Statement{Query: q, Args: args}
 }
 
 // eviction says how a login ends its user's sessions past the cap.
@@ -583,19 +603,18 @@ const (
 // one just made. Concurrent logins of one user are serialised by the user row this
 // transaction has already locked.
 //
-// Most users are under the cap. When counted is set, a plain count says so without a
-// lock: the transaction's snapshot is taken by this first plain read, after the logins
-// that held the user's row committed, and includes the session just made. Past the cap,
-// or without counted, the sessions are read again, with a lock on MySQL so that they
-// include what those logins committed, to choose which to end. That read locks every
-// session of the user on the index, ended ones included, which housekeeping deletes in
-// batches: the soak found the two deadlocking, so the everyday login does without it.
-func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID, newID uuid.UUID, client Client, now time.Time, counted bool) error {
-	if counted {
-		live, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).Count(ctx)
-		if err != nil || live <= s.policy.MaxSessions {
-			return err
-		}
+// Most users are under the cap. A login that locked its user first (countFirst) knows
+// it from live, a plain count (liveCount) made with the session's insert: the
+// transaction's snapshot is taken by this first plain read, after the logins that held
+// the user's row committed, and includes the session just made. Past the cap, or when
+// live is -1 (not counted), the sessions are read again, with a lock on MySQL so that
+// they include what those logins committed, to choose which to end. That read locks
+// every session of the user on the index, ended ones included, which housekeeping
+// deletes in batches: the soak found the two deadlocking, so the everyday login does
+// without it.
+func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID, newID uuid.UUID, client Client, now time.Time, live int) error {
+	if live >= 0 && live <= s.policy.MaxSessions {
+		return nil
 	}
 	q := tx.Session.Query().
 		Where(append(s.liveSessionsOf(userID, now), session.IDNEQ(newID))...).

@@ -311,6 +311,79 @@ func (db *DB) ExecBatch(ctx context.Context, tx Execer, stmts ...Statement) (int
 	return affected, nil
 }
 
+// Querier runs a statement and reads its rows; an *ent.Tx is one.
+type Querier interface {
+	Execer
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// ExecBatchCount runs stmts as ExecBatch does, then count, a query whose answer is one
+// number, and returns the rows the last statement affected and that number. On MySQL
+// the count goes in the batch's round trip (it reads ROW_COUNT() for the last
+// statement); elsewhere it is a query of its own.
+func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, stmts ...Statement) (affected, n int64, err error) {
+	if !db.batches || len(stmts) == 0 {
+		if affected, err = db.ExecBatch(ctx, tx, stmts...); err != nil {
+			return 0, 0, err
+		}
+		rows, err := tx.QueryContext(ctx, count.Query, count.Args...)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err = scanOne(rows)
+		return affected, n, err
+	}
+	var query strings.Builder
+	var args []any
+	for _, st := range stmts {
+		query.WriteString(st.Query)
+		query.WriteString(";\n")
+		args = append(args, st.Args...)
+	}
+	query.WriteString("SELECT ROW_COUNT(), (")
+	query.WriteString(count.Query)
+	query.WriteString(")")
+	rows, err := tx.QueryContext(ctx, query.String(), append(args, count.Args...)...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	// The statements before the SELECT have results without rows, which the driver
+	// passes over (a statement that failed ends the query with its error): read on to
+	// the first row.
+	for !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, 0, err
+		}
+		if !rows.NextResultSet() {
+			if err := rows.Err(); err != nil {
+				return 0, 0, err
+			}
+			return 0, 0, errors.New("database: a batch's count returned no row")
+		}
+	}
+	if err := rows.Scan(&affected, &n); err != nil {
+		return 0, 0, err
+	}
+	return affected, n, rows.Close()
+}
+
+// scanOne reads the one number rows hold, and closes them.
+func scanOne(rows *sql.Rows) (int64, error) {
+	defer rows.Close()
+	var n int64
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("database: a count returned no row")
+	}
+	if err := rows.Scan(&n); err != nil {
+		return 0, err
+	}
+	return n, rows.Close()
+}
+
 // WithTx runs fn in a transaction and commits it. When the database reports a deadlock,
 // a lock wait timeout or a busy file, the whole transaction is retried, after a
 // jittered, growing pause so that the transactions that collided spread out: fn must be
