@@ -286,16 +286,7 @@ func (db *DB) Batches() bool { return db.batches }
 // batch, and its error is returned: the caller's transaction is then rolled back.
 func (db *DB) ExecBatch(ctx context.Context, tx Execer, stmts ...Statement) (int64, error) {
 	if db.batches && len(stmts) > 1 {
-		var query strings.Builder
-		var args []any
-		for i, st := range stmts {
-			if i > 0 {
-				query.WriteString(";\n")
-			}
-			query.WriteString(st.Query)
-			args = append(args, st.Args...)
-		}
-		stmts = []Statement{{Query: query.String(), Args: args}}
+		stmts = []Statement{joined(stmts)}
 	}
 	var affected int64
 	for _, st := range stmts {
@@ -309,6 +300,20 @@ func (db *DB) ExecBatch(ctx context.Context, tx Execer, stmts ...Statement) (int
 		}
 	}
 	return affected, nil
+}
+
+// joined is stmts as one query of several statements, for MySQL.
+func joined(stmts []Statement) Statement {
+	var query strings.Builder
+	var args []any
+	for i, st := range stmts {
+		if i > 0 {
+			query.WriteString(";\n")
+		}
+		query.WriteString(st.Query)
+		args = append(args, st.Args...)
+	}
+	return Statement{Query: query.String(), Args: args}
 }
 
 // Querier runs a statement and reads its rows; an *ent.Tx is one.
@@ -333,17 +338,8 @@ func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, s
 		n, err = scanOne(rows)
 		return affected, n, err
 	}
-	var query strings.Builder
-	var args []any
-	for _, st := range stmts {
-		query.WriteString(st.Query)
-		query.WriteString(";\n")
-		args = append(args, st.Args...)
-	}
-	query.WriteString("SELECT ROW_COUNT(), (")
-	query.WriteString(count.Query)
-	query.WriteString(")")
-	rows, err := tx.QueryContext(ctx, query.String(), append(args, count.Args...)...)
+	q := joined(append(stmts[:len(stmts):len(stmts)], Statement{Query: "SELECT ROW_COUNT(), (" + count.Query + ")", Args: count.Args}))
+	rows, err := tx.QueryContext(ctx, q.Query, q.Args...)
 	if err != nil {
 		return 0, 0, err
 	}
