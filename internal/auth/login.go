@@ -190,7 +190,9 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 	ws, err := app.Code2Session(ctx, code)
 	var known bool
 	if err == nil {
-		known, err = s.identityKnown(ctx, appid, ws.OpenID)
+		if known = s.known.has(appid, ws.OpenID); !known {
+			known, err = s.identityKnown(ctx, appid, ws.OpenID)
+		}
 	}
 	if err == nil {
 		var login *Login
@@ -213,6 +215,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 			return err
 		})
 		if err == nil {
+			s.known.add(appid, ws.OpenID)
 			return login, rec, nil
 		}
 		err = s.busyIfLate(ctx, err)
@@ -410,7 +413,8 @@ func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity
 
 // identityKnown says whether appid and openid have an identity, with a plain read
 // outside any transaction: it takes no lock, and no snapshot for the login's
-// transaction. Identities are never deleted, so a yes stays true.
+// transaction. Identities are never deleted, so a yes stays true: an identity this
+// instance has logged in is not asked about again (s.known).
 func (s *Service) identityKnown(ctx context.Context, appid, openid string) (bool, error) {
 	return s.db.Identity.Query().Where(identity.Appid(appid), identity.Openid(openid)).Exist(ctx)
 }

@@ -126,6 +126,7 @@ type Service struct {
 	trusted      []netip.Prefix
 	limiter      *limiter
 	sessions     *sessionCache // nil: every request reads its session
+	known        *knownIdentities
 	codeWindow   time.Duration
 	loginTimeout time.Duration
 	now          func() time.Time
@@ -191,6 +192,7 @@ func New(o Options) (*Service, error) {
 		now:          o.Now,
 		log:          o.Logger,
 		flights:      make(map[string]*flight),
+		known:        newKnownIdentities(),
 	}
 	for _, app := range o.Apps {
 		s.apps[app.AppID()] = app
