@@ -269,16 +269,35 @@ func TestLogoutAll(t *testing.T) {
 	})
 }
 
+// loginsMinutesApart logs the person in n times on the first instance, two minutes
+// apart, and returns each session's token and id. The id is read in its login's minute,
+// which writes no lastSeenAt.
+func (e *env) loginsMinutesApart(n int, person fakewechat.User) (tokens, ids []string) {
+	e.t.Helper()
+	for range n {
+		tok := e.mustLogin(0, e.fake.IssueCode(person)).Token
+		tokens = append(tokens, tok)
+		ids = append(ids, e.currentSessionID(tok))
+		e.clock.Advance(2 * time.Minute)
+	}
+	return tokens, ids
+}
+
+// evicted lists the sessions the audit trail records as evicted, oldest first.
+func (e *env) evicted() []string {
+	var ids []string
+	for _, ev := range e.audit() {
+		if ev.Event == auditevent.EventSessionEvicted {
+			ids = append(ids, ev.SessionID.String())
+		}
+	}
+	return ids
+}
+
 func TestCapEvictsTheLeastRecentlyUsed(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{MaxSessions: 3} })
-		var tokens, ids []string
-		for range 3 {
-			tok := e.mustLogin(0, e.fake.IssueCode(alice)).Token
-			tokens = append(tokens, tok)
-			ids = append(ids, e.currentSessionID(tok)) // in the login's minute: no lastSeenAt write
-			e.clock.Advance(2 * time.Minute)
-		}
+		tokens, ids := e.loginsMinutesApart(3, alice)
 		e.me(0, tokens[0]) // the oldest is used again: the second is now least recently used
 		evicted := ids[1]
 		e.clock.Advance(2 * time.Minute)
@@ -294,13 +313,7 @@ func TestCapEvictsTheLeastRecentlyUsed(t *testing.T) {
 		if n := len(e.sessions(fourth.Token)); n != 3 {
 			t.Errorf("%d live sessions, want the cap of 3", n)
 		}
-		var evictions []string
-		for _, ev := range e.audit() {
-			if ev.Event == auditevent.EventSessionEvicted {
-				evictions = append(evictions, ev.SessionID.String())
-			}
-		}
-		if len(evictions) != 1 || evictions[0] != evicted {
+		if evictions := e.evicted(); len(evictions) != 1 || evictions[0] != evicted {
 			t.Errorf("eviction audit rows for %v, want one for %s", evictions, evicted)
 		}
 	})
@@ -311,13 +324,7 @@ func TestCapEvictsTheLeastRecentlyUsed(t *testing.T) {
 func TestLoweredCapEvictsAtOnce(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{MaxSessions: 5} })
-		var tokens, ids []string
-		for range 5 {
-			tok := e.mustLogin(0, e.fake.IssueCode(alice)).Token
-			tokens = append(tokens, tok)
-			ids = append(ids, e.currentSessionID(tok))
-			e.clock.Advance(2 * time.Minute)
-		}
+		tokens, ids := e.loginsMinutesApart(5, alice)
 		e.me(0, tokens[1]) // the second is now the most recently used of the five
 		e.clock.Advance(2 * time.Minute)
 		e.policy = auth.Policy{MaxSessions: 2}
@@ -333,12 +340,7 @@ func TestLoweredCapEvictsAtOnce(t *testing.T) {
 		if _, c := e.me(1, newest.Token); c != "" {
 			t.Errorf("the new session: %q", c)
 		}
-		var evicted []string
-		for _, ev := range e.audit() {
-			if ev.Event == auditevent.EventSessionEvicted {
-				evicted = append(evicted, ev.SessionID.String())
-			}
-		}
+		evicted := e.evicted()
 		slices.Sort(evicted)
 		want := []string{ids[0], ids[2], ids[3], ids[4]}
 		slices.Sort(want)
