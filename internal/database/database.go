@@ -335,7 +335,7 @@ func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, s
 		if err != nil {
 			return 0, 0, err
 		}
-		n, err = scanOne(rows)
+		err = firstRow(rows, &n)
 		return affected, n, err
 	}
 	q := joined(append(stmts[:len(stmts):len(stmts)], Statement{Query: "SELECT ROW_COUNT(), (" + count.Query + ")", Args: count.Args}))
@@ -343,41 +343,32 @@ func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, s
 	if err != nil {
 		return 0, 0, err
 	}
+	if err := firstRow(rows, &affected, &n); err != nil {
+		return 0, 0, err
+	}
+	return affected, n, nil
+}
+
+// firstRow scans the first row of rows into dest, and closes them. Results without rows
+// before it (a batch's statements before its SELECT, which the MySQL driver passes over
+// already) are read past; a statement that failed ends the rows with its error.
+func firstRow(rows *sql.Rows, dest ...any) error {
 	defer rows.Close()
-	// The statements before the SELECT have results without rows, which the driver
-	// passes over (a statement that failed ends the query with its error): read on to
-	// the first row.
 	for !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return 0, 0, err
+			return err
 		}
 		if !rows.NextResultSet() {
 			if err := rows.Err(); err != nil {
-				return 0, 0, err
+				return err
 			}
-			return 0, 0, errors.New("database: a batch's count returned no row")
+			return errors.New("database: a count returned no row")
 		}
 	}
-	if err := rows.Scan(&affected, &n); err != nil {
-		return 0, 0, err
+	if err := rows.Scan(dest...); err != nil {
+		return err
 	}
-	return affected, n, rows.Close()
-}
-
-// scanOne reads the one number rows hold, and closes them.
-func scanOne(rows *sql.Rows) (int64, error) {
-	defer rows.Close()
-	var n int64
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return 0, err
-		}
-		return 0, errors.New("database: a count returned no row")
-	}
-	if err := rows.Scan(&n); err != nil {
-		return 0, err
-	}
-	return n, rows.Close()
+	return rows.Close()
 }
 
 // WithTx runs fn in a transaction and commits it. When the database reports a deadlock,
