@@ -203,15 +203,28 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 			if err != nil {
 				return err
 			}
-			rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
-			evict := scanLocked
-			switch {
-			case created:
-				evict = noEviction
-			case writes != nil: // the returning read locked the user before any plain read
-				evict = countFirst
+			open := func() error {
+				rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
+				evict := scanLocked
+				switch {
+				case created:
+					evict = noEviction
+				case writes != nil: // the returning read locked the user before any plain read
+					evict = countFirst
+				}
+				login, err = s.openSession(ctx, tx, audit, acct, created, evict, client, now, &codeDone{claim, rec}, writes...)
+				return err
 			}
-			login, err = s.openSession(ctx, tx, audit, acct, created, evict, client, now, &codeDone{claim, rec}, writes...)
+			err = open()
+			if created && database.IsUniqueViolation(err) {
+				// A first login's inserts, which went first in the session's batch, met
+				// a row another login made; nothing after them ran.
+				if acct, err = s.firstLoginLost(ctx, tx, audit, acct, now); err != nil {
+					return err
+				}
+				created, writes = false, nil
+				err = open()
+			}
 			return err
 		})
 		if err == nil {
@@ -261,8 +274,10 @@ func failureName(err error) string {
 // logins are settled by the unique indexes, so there is one user per openid (and per
 // unionid) however many race.
 //
-// A returning login, the usual one, reads both rows at once, locked, and leaves its
-// writes to the caller (writes), to send with the session's: they are due before it.
+// A returning login, the usual one, reads both rows at once, locked; a first login
+// reads nothing. Either leaves its writes to the caller (writes), to send with the
+// session's: they are due before it. When created, a unique index may still refuse
+// them; firstLoginLost then settles the race.
 // known says whether the identity existed before the transaction (identityKnown): a
 // first login goes straight to its inserts, since a locking read of a row that is not
 // there locks the gap where it would go, and two first logins whose openids share a
@@ -304,10 +319,11 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 	}
 
 	// The first login of this identity: usually a new person, so a new user and the
-	// identity are inserted at once, in one round trip. The unique indexes settle
-	// races: one on users.unionid when the person's first logins in two mini-programs
-	// run at once (or another one's identity brought the unionid first), one on
-	// identities' appid+openid when two first logins of this identity do.
+	// identity are inserted, first in the session's batch: the whole login is one
+	// round trip. The unique indexes settle races (firstLoginLost): one on
+	// users.unionid when the person's first logins in two mini-programs run at once
+	// (or another one's identity brought the unionid first), one on identities'
+	// appid+openid when two first logins of this identity do.
 	u := &ent.User{ID: uuid.Must(uuid.NewV7()), Unionid: unionid, CreatedAt: now, LastLoginAt: now}
 	ident := &ent.Identity{
 		ID: uuid.Must(uuid.NewV7()), Appid: appid, Openid: ws.OpenID, Unionid: unionid,
@@ -316,59 +332,64 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 	if err := validIdentity(ident); err != nil {
 		return Account{}, false, nil, err
 	}
-	_, err = s.db.ExecBatch(ctx, tx, s.insertUser(u), s.insertIdentity(ident))
-	switch {
-	case err == nil:
-		ident.Edges.User = u
-		return Account{User: u, Identity: ident}, true, nil, nil
-	case !database.IsUniqueViolation(err):
-		return Account{}, false, nil, err
-	}
-	// An index refused a row, and the batch stopped there: the user's row tells which.
+	ident.Edges.User = u
+	return Account{User: u, Identity: ident}, true, []database.Statement{s.insertUser(u), s.insertIdentity(ident)}, nil
+}
+
+// firstLoginLost settles a first login whose inserts (upsertAccount's writes) a unique
+// index refused, the batch stopping there: another login made the identity first, or
+// the unionid already has a user, which this identity joins. It returns the account to
+// log in.
+func (s *Service) firstLoginLost(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, now time.Time) (Account, error) {
+	u, ident := acct.User, acct.Identity
+	appid, openid, sealed, unionid := ident.Appid, ident.Openid, ident.SessionKey, ident.Unionid
+	// The user's row tells which index refused.
 	made, err := tx.User.Query().Where(user.ID(u.ID)).Exist(ctx)
 	switch {
 	case err != nil:
-		return Account{}, false, nil, err
+		return Account{}, err
 	case made:
 		// The identity's: another login created it first. Drop this user.
 		if err := tx.User.DeleteOneID(u.ID).Exec(ctx); err != nil {
-			return Account{}, false, nil, err
+			return Account{}, err
 		}
+	case unionid == nil:
+		return Account{}, errors.New("auth: a new user's row was refused, and it has no unionid")
 	default:
 		// The user's: the unionid has a user already, which this identity joins, read
 		// with a lock so that a holder committed while the insert waited is seen.
 		holder, err := s.lockedUserQuery(tx).Where(user.Unionid(*unionid)).Only(ctx)
 		if err != nil {
-			return Account{}, false, nil, err
+			return Account{}, err
 		}
 		ident.UserID = holder.ID
 		_, err = s.db.ExecBatch(ctx, tx, s.insertIdentity(ident))
 		switch {
 		case err == nil:
 			acct, _, err := s.touchUser(ctx, tx, ident, now)
-			return acct, false, nil, err
+			return acct, err
 		case !database.IsUniqueViolation(err):
-			return Account{}, false, nil, err
+			return Account{}, err
 		}
 	}
 	// Another login created this identity first (the unique index on appid+openid
 	// refused ours, and the transaction goes on without it): log in as the winner's
 	// user, with this exchange's session_key.
-	q := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(ws.OpenID))
+	q := tx.Identity.Query().Where(identity.Appid(appid), identity.Openid(openid))
 	if s.db.Dialect == dialect.MySQL {
 		q = q.ForUpdate() // read the committed winner, not this transaction's snapshot
 	}
 	if ident, err = q.Only(ctx); err != nil {
-		return Account{}, false, nil, err
+		return Account{}, err
 	}
 	if ident, err = ident.Update().SetSessionKey(sealed).SetNillableUnionid(unionid).SetUpdatedAt(now).Save(ctx); err != nil {
-		return Account{}, false, nil, err
+		return Account{}, err
 	}
 	acct, _, err = s.touchUser(ctx, tx, ident, now)
 	if err == nil && unionid != nil {
 		acct, err = s.linkUnionID(ctx, tx, audit, acct, *unionid, now)
 	}
-	return acct, false, nil, err
+	return acct, err
 }
 
 // validIdentity checks what WeChat said against the identity's columns, as ent's
