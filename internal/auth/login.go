@@ -106,9 +106,9 @@ func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code st
 	tryClaim := true
 	for {
 		if tryClaim {
-			claim, err := s.claim(ctx, hash, s.clock())
+			claim, err := s.claims.claim(ctx, hash, s.clock())
 			if err != nil {
-				return nil, codeRecord{}, err
+				return nil, codeRecord{}, s.busyIfLate(ctx, err)
 			}
 			if claim != 0 {
 				return s.exchangeClaimed(ctx, app, claim, code, client)
@@ -156,29 +156,6 @@ func (s *Service) busyIfLate(ctx context.Context, err error) error {
 		return ErrCodeBusy
 	}
 	return err
-}
-
-// claim inserts a pending record for the code and returns its id; 0 means another
-// request holds it.
-func (s *Service) claim(ctx context.Context, hash []byte, now time.Time) (int, error) {
-	var rec *ent.LoginCode
-	err := database.Retry(ctx, func() (err error) {
-		rec, err = s.db.LoginCode.Create().
-			SetCodeHash(hash).
-			SetState(logincode.StatePending).
-			SetLeaseUntil(now.Add(claimLease)).
-			SetExpiresAt(now.Add(s.codeWindow)).
-			SetCreatedAt(now).
-			Save(ctx)
-		return err
-	})
-	switch {
-	case database.IsUniqueViolation(err):
-		return 0, nil
-	case err != nil:
-		return 0, s.busyIfLate(ctx, err)
-	}
-	return rec.ID, nil
 }
 
 // exchangeClaimed asks WeChat about a code this request has claimed, then creates or

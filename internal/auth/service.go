@@ -128,6 +128,7 @@ type Service struct {
 	sessions     *sessionCache // nil: every request reads its session
 	known        *knownIdentities
 	codeWindow   time.Duration
+	claims       *claims // the login codes' claims, grouped when logins come together
 	loginTimeout time.Duration
 	now          func() time.Time
 	log          *slog.Logger
@@ -210,6 +211,7 @@ func New(o Options) (*Service, error) {
 	if s.codeWindow <= 0 || s.codeWindow > DefaultCodeWindow {
 		s.codeWindow = DefaultCodeWindow
 	}
+	s.claims = &claims{db: s.db, window: s.codeWindow}
 	if s.now == nil {
 		s.now = time.Now
 	}

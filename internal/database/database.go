@@ -467,3 +467,20 @@ func IsUnavailable(err error) bool {
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
+
+// QueryAfter runs stmts, then query, on q and returns query's rows. On MySQL they go in
+// one round trip (the driver passes over the statements' results, which have no rows);
+// elsewhere they run one at a time. The first statement that fails stops them, and its
+// error is returned. On a *sql.DB each statement commits on its own.
+func (db *DB) QueryAfter(ctx context.Context, q Querier, query Statement, stmts ...Statement) (*sql.Rows, error) {
+	if db.batches && len(stmts) > 0 {
+		query = joined(append(stmts[:len(stmts):len(stmts)], query))
+	} else {
+		for _, st := range stmts {
+			if _, err := q.ExecContext(ctx, st.Query, st.Args...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return q.QueryContext(ctx, query.Query, query.Args...)
+}
