@@ -41,27 +41,27 @@ func recordIDs(t *testing.T, db *database.DB) map[string]int {
 func TestClaimsTogether(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		db := b.Open(t)
-		c := &claims{db: db, window: DefaultCodeWindow}
+		c := newClaims(db, DefaultCodeWindow)
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		batch := func(from, to int) []*pendingClaim {
-			var ps []*pendingClaim
+		batch := func(from, to int) []*call[claimRequest, int] {
+			var ps []*call[claimRequest, int]
 			for i := from; i < to; i++ {
-				ps = append(ps, &pendingClaim{hash: codeHashFor(i), now: now, deadline: time.Now().Add(10 * time.Second), done: make(chan struct{})})
+				ps = append(ps, &call[claimRequest, int]{q: claimRequest{codeHashFor(i), now}, deadline: time.Now().Add(10 * time.Second), done: make(chan struct{})})
 			}
 			return ps
 		}
 
 		first := batch(0, 10)
-		c.send(first)
+		c.sendBatch(first)
 		// Code 10 is held before the second batch, which includes it.
 		held, err := c.claim(ctx, codeHashFor(10), now)
 		if err != nil || held == 0 {
 			t.Fatalf("claiming code 10 alone = %d, %v", held, err)
 		}
 		second := batch(10, 20)
-		c.send(second)
+		c.sendBatch(second)
 
 		ids := recordIDs(t, db)
 		if len(ids) != 20 {
@@ -69,12 +69,12 @@ func TestClaimsTogether(t *testing.T) {
 		}
 		for i, p := range append(first, second...) {
 			<-p.done
-			want := ids[string(p.hash)]
-			if string(p.hash) == string(codeHashFor(10)) {
+			want := ids[string(p.q.hash)]
+			if string(p.q.hash) == string(codeHashFor(10)) {
 				want = 0 // held by the claim before
 			}
-			if p.err != nil || p.id != want {
-				t.Errorf("claim %d = %d, %v; want %d (the record's id), no error", i, p.id, p.err, want)
+			if p.err != nil || p.a != want {
+				t.Errorf("claim %d = %d, %v; want %d (the record's id), no error", i, p.a, p.err, want)
 			}
 		}
 		if ids[string(codeHashFor(10))] != held {
@@ -88,7 +88,7 @@ func TestClaimsTogether(t *testing.T) {
 func TestConcurrentClaims(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		db := b.Open(t)
-		c := &claims{db: db, window: DefaultCodeWindow}
+		c := newClaims(db, DefaultCodeWindow)
 		const codes = 100
 		got := make([][2]int, codes)
 		var wg sync.WaitGroup

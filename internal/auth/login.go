@@ -167,8 +167,10 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 	ws, err := app.Code2Session(ctx, code)
 	var known bool
 	if err == nil {
+		// Identities are never deleted, so a yes stays true: an identity this instance
+		// has logged in is not asked about again.
 		if known = s.known.has(appid, ws.OpenID); !known {
-			known, err = s.identityKnown(ctx, appid, ws.OpenID)
+			known, err = s.exists.do(ctx, identityKey{appid, ws.OpenID})
 		}
 	}
 	if err == nil {
@@ -255,7 +257,7 @@ func failureName(err error) string {
 // reads nothing. Either leaves its writes to the caller (writes), to send with the
 // session's: they are due before it. When created, a unique index may still refuse
 // them; firstLoginLost then settles the race.
-// known says whether the identity existed before the transaction (identityKnown): a
+// known says whether the identity existed before the transaction (existence): a
 // first login goes straight to its inserts, since a locking read of a row that is not
 // there locks the gap where it would go, and two first logins whose openids share a
 // gap then deadlock on their inserts.
@@ -407,14 +409,6 @@ func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity
 		return Account{}, false, err
 	}
 	return Account{User: user, Identity: ident}, false, nil
-}
-
-// identityKnown says whether appid and openid have an identity, with a plain read
-// outside any transaction: it takes no lock, and no snapshot for the login's
-// transaction. Identities are never deleted, so a yes stays true: an identity this
-// instance has logged in is not asked about again (s.known).
-func (s *Service) identityKnown(ctx context.Context, appid, openid string) (bool, error) {
-	return s.db.Identity.Query().Where(identity.Appid(appid), identity.Openid(openid)).Exist(ctx)
 }
 
 // returningQuery reads an identity and its user, for a returning login.

@@ -128,7 +128,8 @@ type Service struct {
 	sessions     *sessionCache // nil: every request reads its session
 	known        *knownIdentities
 	codeWindow   time.Duration
-	claims       *claims // the login codes' claims, grouped when logins come together
+	claims       *claims    // the login codes' claims, grouped when logins come together
+	exists       *existence // whether identities exist, asked together likewise
 	loginTimeout time.Duration
 	now          func() time.Time
 	log          *slog.Logger
@@ -211,7 +212,8 @@ func New(o Options) (*Service, error) {
 	if s.codeWindow <= 0 || s.codeWindow > DefaultCodeWindow {
 		s.codeWindow = DefaultCodeWindow
 	}
-	s.claims = &claims{db: s.db, window: s.codeWindow}
+	s.claims = newClaims(s.db, s.codeWindow)
+	s.exists = newExistence(s.db)
 	if s.now == nil {
 		s.now = time.Now
 	}
