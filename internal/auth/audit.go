@@ -46,14 +46,17 @@ func (a *auditor) record(ctx context.Context, e auditEntry) error {
 	return nil
 }
 
-// statement is the insert of e's row, for a batch; recorded must follow once it ran.
-func (a *auditor) statement(e auditEntry) database.Statement {
-	q, args := entsql.Dialect(a.db.Dialect).Insert(auditevent.Table).
+// statement is the insert of the entries' rows, one statement for a batch; recorded must
+// follow, for each, once it ran.
+func (a *auditor) statement(es ...auditEntry) database.Statement {
+	ins := entsql.Dialect(a.db.Dialect).Insert(auditevent.Table).
 		Columns(auditevent.FieldID, auditevent.FieldAt, auditevent.FieldEvent, auditevent.FieldUserID, auditevent.FieldSessionID,
-			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions).
-		Values(uuid.Must(uuid.NewV7()), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
-			orNull(optional(clip(e.client.IP, 64))), orNull(optional(clip(e.client.UserAgent, 512))), orNull(optional(e.code)), orNull(e.sessions)).
-		Query()
+			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions)
+	for _, e := range es {
+		ins.Values(uuid.Must(uuid.NewV7()), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
+			orNull(optional(clip(e.client.IP, 64))), orNull(optional(clip(e.client.UserAgent, 512))), orNull(optional(e.code)), orNull(e.sessions))
+	}
+	q, args := ins.Query()
 	return database.Statement{Query: q, Args: args}
 }
 

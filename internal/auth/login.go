@@ -6,6 +6,7 @@ import (
 	stdsql "database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -160,7 +161,8 @@ func (s *Service) busyIfLate(ctx context.Context, err error) error {
 
 // exchangeClaimed asks WeChat about a code this request has claimed, then creates or
 // updates the identity and user, records the code as done and opens a session, all in
-// one transaction. When it fails, no user or session is left, and the claim either
+// one transaction: for a first login, one it shares with the first logins that come
+// with it (firstLogins). When it fails, no user or session is left, and the claim either
 // turns into a short-lived record of WeChat's final refusal or is removed.
 func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, code string, client Client) (*Login, codeRecord, error) {
 	appid := app.AppID()
@@ -172,6 +174,22 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 		if known = s.known.has(appid, ws.OpenID); !known {
 			known, err = s.exists.do(ctx, identityKey{appid, ws.OpenID})
 		}
+	}
+	if err == nil && !known {
+		g, gerr := s.firstLogins.do(ctx, firstLogin{appid, ws, claim, client})
+		switch {
+		case gerr == nil:
+			s.sessions.forget(s.now(), []uuid.UUID{g.rec.userID}, nil)
+			s.logAudit(ctx, g.entry)
+			s.known.add(appid, ws.OpenID)
+			return g.login, g.rec, nil
+		case !errors.Is(gerr, errAlone):
+			err = s.busyIfLate(ctx, gerr)
+			s.releaseClaim(ctx, claim, err)
+			return nil, codeRecord{}, err
+		}
+		// The group's transaction failed: this login goes on its own, where a row
+		// another login made or a claim gone is settled.
 	}
 	if err == nil {
 		var login *Login
@@ -303,16 +321,24 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 	// users.unionid when the person's first logins in two mini-programs run at once
 	// (or another one's identity brought the unionid first), one on identities'
 	// appid+openid when two first logins of this identity do.
+	if acct, err = newAccount(appid, ws.OpenID, unionid, sealed, now); err != nil {
+		return Account{}, false, nil, err
+	}
+	return acct, true, []database.Statement{s.insertUsers(acct.User), s.insertIdentities(acct.Identity)}, nil
+}
+
+// newAccount is the user and identity a first login makes, not inserted yet.
+func newAccount(appid, openid string, unionid *string, sealed []byte, now time.Time) (Account, error) {
 	u := &ent.User{ID: uuid.Must(uuid.NewV7()), Unionid: unionid, CreatedAt: now, LastLoginAt: now}
 	ident := &ent.Identity{
-		ID: uuid.Must(uuid.NewV7()), Appid: appid, Openid: ws.OpenID, Unionid: unionid,
+		ID: uuid.Must(uuid.NewV7()), Appid: appid, Openid: openid, Unionid: unionid,
 		SessionKey: sealed, UserID: u.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := validIdentity(ident); err != nil {
-		return Account{}, false, nil, err
+		return Account{}, err
 	}
 	ident.Edges.User = u
-	return Account{User: u, Identity: ident}, true, []database.Statement{s.insertUser(u), s.insertIdentity(ident)}, nil
+	return Account{User: u, Identity: ident}, nil
 }
 
 // firstLoginLost settles a first login whose inserts (upsertAccount's writes) a unique
@@ -342,7 +368,7 @@ func (s *Service) firstLoginLost(ctx context.Context, tx *ent.Tx, audit *auditor
 			return Account{}, err
 		}
 		ident.UserID = holder.ID
-		_, err = s.db.ExecBatch(ctx, tx, s.insertIdentity(ident))
+		_, err = s.db.ExecBatch(ctx, tx, s.insertIdentities(ident))
 		switch {
 		case err == nil:
 			acct, _, err := s.touchUser(ctx, tx, ident, now)
@@ -384,22 +410,26 @@ func validIdentity(i *ent.Identity) error {
 	return nil
 }
 
-// insertUser is the insert of a new user, for a batch.
-func (s *Service) insertUser(u *ent.User) database.Statement {
-	q, args := sql.Dialect(s.db.Dialect).Insert(user.Table).
-		Columns(user.FieldID, user.FieldUnionid, user.FieldCreatedAt, user.FieldLastLoginAt).
-		Values(u.ID, orNull(u.Unionid), u.CreatedAt, u.LastLoginAt).
-		Query()
+// insertUsers is the insert of new users, one statement for a batch.
+func (s *Service) insertUsers(us ...*ent.User) database.Statement {
+	ins := sql.Dialect(s.db.Dialect).Insert(user.Table).
+		Columns(user.FieldID, user.FieldUnionid, user.FieldCreatedAt, user.FieldLastLoginAt)
+	for _, u := range us {
+		ins.Values(u.ID, orNull(u.Unionid), u.CreatedAt, u.LastLoginAt)
+	}
+	q, args := ins.Query()
 	return database.Statement{Query: q, Args: args}
 }
 
-// insertIdentity is the insert of a new identity, for a batch.
-func (s *Service) insertIdentity(i *ent.Identity) database.Statement {
-	q, args := sql.Dialect(s.db.Dialect).Insert(identity.Table).
+// insertIdentities is the insert of new identities, one statement for a batch.
+func (s *Service) insertIdentities(is ...*ent.Identity) database.Statement {
+	ins := sql.Dialect(s.db.Dialect).Insert(identity.Table).
 		Columns(identity.FieldID, identity.FieldAppid, identity.FieldOpenid, identity.FieldUnionid, identity.FieldSessionKey,
-			identity.FieldUserID, identity.FieldCreatedAt, identity.FieldUpdatedAt).
-		Values(i.ID, i.Appid, i.Openid, orNull(i.Unionid), i.SessionKey, i.UserID, i.CreatedAt, i.UpdatedAt).
-		Query()
+			identity.FieldUserID, identity.FieldCreatedAt, identity.FieldUpdatedAt)
+	for _, i := range is {
+		ins.Values(i.ID, i.Appid, i.Openid, orNull(i.Unionid), i.SessionKey, i.UserID, i.CreatedAt, i.UpdatedAt)
+	}
+	q, args := ins.Query()
 	return database.Statement{Query: q, Args: args}
 }
 
@@ -514,37 +544,12 @@ type codeDone struct {
 // round trip (ExecBatch), after the statements before. It then ends the user's least
 // recently used sessions beyond the cap, as evict says.
 func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser bool, evict eviction, client Client, now time.Time, done *codeDone, before ...database.Statement) (*Login, error) {
-	token, hash := newToken()
-	sess := &ent.Session{
-		ID:         uuid.Must(uuid.NewV7()),
-		TokenHash:  hash,
-		UserID:     acct.User.ID,
-		IdentityID: acct.Identity.ID,
-		CreatedAt:  now,
-		LastSeenAt: now,
-		ExpiresAt:  now.Add(s.policy.SessionTTL),
-		IP:         optional(clip(client.IP, 64)),
-		UserAgent:  optional(clip(client.UserAgent, 512)),
-	}
-	d := sql.Dialect(s.db.Dialect)
-	q, args := d.Insert(session.Table).
-		Columns(session.FieldID, session.FieldTokenHash, session.FieldUserID, session.FieldIdentityID, session.FieldCreatedAt,
-			session.FieldLastSeenAt, session.FieldExpiresAt, session.FieldIP, session.FieldUserAgent).
-		Values(sess.ID, sess.TokenHash, sess.UserID, sess.IdentityID, sess.CreatedAt,
-			sess.LastSeenAt, sess.ExpiresAt, orNull(sess.IP), orNull(sess.UserAgent)).
-		Query()
+	sess, token := s.newSession(acct, client, now)
 	userID := acct.User.ID
 	entry := auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}
-	stmts := append(before, database.Statement{Query: q, Args: args}, audit.statement(entry))
+	stmts := append(before, s.insertSessions(sess), audit.statement(entry))
 	if done != nil { // last: the batch's count of rows is its
-		q, args := d.Update(logincode.Table).
-			Set(logincode.FieldState, string(logincode.StateDone)).
-			Set(logincode.FieldUserID, done.rec.userID).
-			Set(logincode.FieldIdentityID, done.rec.identityID).
-			Set(logincode.FieldNewUser, done.rec.newUser).
-			Where(sql.And(sql.EQ(logincode.FieldID, done.claim), sql.EQ(logincode.FieldState, string(logincode.StatePending)))).
-			Query()
-		stmts = append(stmts, database.Statement{Query: q, Args: args})
+		stmts = append(stmts, s.codesDone(*done))
 	}
 	var n int64
 	live := -1 // not counted yet
@@ -561,7 +566,7 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 		return nil, err
 	}
 	if done != nil && n != 1 {
-		return nil, errors.New("auth: the claim on this login code was lost")
+		return nil, errClaimGone
 	}
 	audit.recorded(entry)
 	if evict != noEviction {
@@ -570,6 +575,74 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 		}
 	}
 	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
+}
+
+// newSession makes a session of the account, and its token, for insertSessions.
+func (s *Service) newSession(acct Account, client Client, now time.Time) (*ent.Session, string) {
+	token, hash := newToken()
+	return &ent.Session{
+		ID:         uuid.Must(uuid.NewV7()),
+		TokenHash:  hash,
+		UserID:     acct.User.ID,
+		IdentityID: acct.Identity.ID,
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  now.Add(s.policy.SessionTTL),
+		IP:         optional(clip(client.IP, 64)),
+		UserAgent:  optional(clip(client.UserAgent, 512)),
+	}, token
+}
+
+// insertSessions is the insert of new sessions, one statement for a batch.
+func (s *Service) insertSessions(ss ...*ent.Session) database.Statement {
+	ins := sql.Dialect(s.db.Dialect).Insert(session.Table).
+		Columns(session.FieldID, session.FieldTokenHash, session.FieldUserID, session.FieldIdentityID, session.FieldCreatedAt,
+			session.FieldLastSeenAt, session.FieldExpiresAt, session.FieldIP, session.FieldUserAgent)
+	for _, sess := range ss {
+		ins.Values(sess.ID, sess.TokenHash, sess.UserID, sess.IdentityID, sess.CreatedAt,
+			sess.LastSeenAt, sess.ExpiresAt, orNull(sess.IP), orNull(sess.UserAgent))
+	}
+	q, args := ins.Query()
+	return database.Statement{Query: q, Args: args}
+}
+
+// codesDone turns claims on login codes into their records, one statement for a
+// batch; it changes a row for each claim still held, and none for one that is not.
+func (s *Service) codesDone(dones ...codeDone) database.Statement {
+	d := sql.Dialect(s.db.Dialect)
+	if len(dones) == 1 {
+		done := dones[0]
+		q, args := d.Update(logincode.Table).
+			Set(logincode.FieldState, string(logincode.StateDone)).
+			Set(logincode.FieldUserID, done.rec.userID).
+			Set(logincode.FieldIdentityID, done.rec.identityID).
+			Set(logincode.FieldNewUser, done.rec.newUser).
+			Where(sql.And(sql.EQ(logincode.FieldID, done.claim), sql.EQ(logincode.FieldState, string(logincode.StatePending)))).
+			Query()
+		return database.Statement{Query: q, Args: args}
+	}
+	// Each claim's own user, identity and newness, chosen by its id.
+	var users, idents, news strings.Builder
+	var uargs, iargs, nargs []any
+	ids := make([]any, len(dones))
+	for i, done := range dones {
+		users.WriteString(" WHEN ? THEN ?")
+		idents.WriteString(" WHEN ? THEN ?")
+		news.WriteString(" WHEN ? THEN ?")
+		uargs = append(uargs, done.claim, done.rec.userID)
+		iargs = append(iargs, done.claim, done.rec.identityID)
+		nargs = append(nargs, done.claim, done.rec.newUser)
+		ids[i] = done.claim
+	}
+	id := logincode.FieldID
+	q, args := d.Update(logincode.Table).
+		Set(logincode.FieldState, string(logincode.StateDone)).
+		Set(logincode.FieldUserID, sql.Expr("CASE "+id+users.String()+" END", uargs...)).
+		Set(logincode.FieldIdentityID, sql.Expr("CASE "+id+idents.String()+" END", iargs...)).
+		Set(logincode.FieldNewUser, sql.Expr("CASE "+id+news.String()+" END", nargs...)).
+		Where(sql.And(sql.In(logincode.FieldID, ids...), sql.EQ(logincode.FieldState, string(logincode.StatePending)))).
+		Query()
+	return database.Statement{Query: q, Args: args}
 }
 
 // liveCount is the query of how many live sessions the user has, for a batch.

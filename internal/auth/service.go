@@ -128,8 +128,9 @@ type Service struct {
 	sessions     *sessionCache // nil: every request reads its session
 	known        *knownIdentities
 	codeWindow   time.Duration
-	claims       *claims    // the login codes' claims, grouped when logins come together
-	exists       *existence // whether identities exist, asked together likewise
+	claims       *claims      // the login codes' claims, grouped when logins come together
+	exists       *existence   // whether identities exist, asked together likewise
+	firstLogins  *firstLogins // first logins that come together, in one transaction
 	loginTimeout time.Duration
 	now          func() time.Time
 	log          *slog.Logger
@@ -214,6 +215,7 @@ func New(o Options) (*Service, error) {
 	}
 	s.claims = newClaims(s.db, s.codeWindow)
 	s.exists = newExistence(s.db)
+	s.firstLogins = newFirstLogins(s)
 	if s.now == nil {
 		s.now = time.Now
 	}
