@@ -226,14 +226,32 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.only["growth"] {
-		// The growth figures are of the lookup itself: a second server on the same
-		// database, without the session cache.
+		// The growth figures are of the lookup itself, on servers without the session
+		// cache: one on this database, which ends up holding a million sessions, and one
+		// on a database of its own that keeps about a thousand, so that the two can take
+		// turns as the other comparisons do.
 		if b.uncached, err = startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+dbURL, "WXLOGIN_SESSION_CACHE_TTL=0"), logTo); err != nil {
 			return err
 		}
 		defer b.uncached.stop()
-		if b.smallP50, b.smallCount, err = b.uncachedMe(ctx); err != nil {
+		small := o.dbName + "_small"
+		for _, q := range []string{"DROP DATABASE IF EXISTS " + small, "CREATE DATABASE " + small} {
+			if _, err := admin.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		defer admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+small)
+		smallURL := strings.Replace(dbURL, "/"+o.dbName, "/"+small, 1)
+		if b.small, err = startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+smallURL, "WXLOGIN_SESSION_CACHE_TTL=0"), logTo); err != nil {
 			return err
+		}
+		defer b.small.stop()
+		c := newGQLClient(b.small.base, 32)
+		var mu sync.Mutex
+		s := burstLimited(ctx, seededUsers, 32, b.loginOp(c, "small", &b.smallTokens, &mu))
+		c.close()
+		if s.errs > 0 {
+			return fmt.Errorf("seeding the small database: %v", s.errKind)
 		}
 	}
 	if o.only["me"] {
@@ -274,10 +292,11 @@ type bench struct {
 	dbPID    int
 	tokens   []string
 	// uncached is a second server without the session cache, for the growth figures;
-	// smallP50 is its me p50 with the table as seeded (smallCount sessions).
-	uncached   *server
-	smallP50   time.Duration
-	smallCount int
+	// small is one more, on a database of its own that keeps about a thousand sessions
+	// (smallTokens).
+	uncached    *server
+	small       *server
+	smallTokens []string
 }
 
 var (
@@ -390,6 +409,7 @@ type contender struct {
 	name    string
 	do      op
 	profile string
+	srv     *server // whose processor time to count, if not the comparison's
 }
 
 // compare measures loads on srv in turns: each turn gives every contender a slice of
@@ -429,8 +449,12 @@ func (b *bench) compare(ctx context.Context, srv *server, conns int, cs []conten
 			}
 			var before cpuSplit
 			do := func(ctx context.Context, w, _ int) error { return c.do(ctx, w, int(seqs[i].Add(1))) }
+			counted := srv
+			if c.srv != nil {
+				counted = c.srv
+			}
 			s := closedLoop(ctx, conns, warmup, slice, do, func(start bool) {
-				now := takeCPU(srv.cmd.Process.Pid, b.dbPID)
+				now := takeCPU(counted.cmd.Process.Pid, b.dbPID)
 				if start {
 					before = now
 				} else {
@@ -460,13 +484,13 @@ func (b *bench) me(ctx context.Context) error {
 		got := b.compare(ctx, b.srv, conns, []contender{
 			{fmt.Sprintf("{ __typename } @%d", conns), func(ctx context.Context, _, _ int) error {
 				return c.post(ctx, typenameBody, "", nil)
-			}, floorProf},
+			}, floorProf, nil},
 			{fmt.Sprintf("me @%d", conns), func(ctx context.Context, w, _ int) error {
 				return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
-			}, prof},
+			}, prof, nil},
 			{fmt.Sprintf("me { id } @%d", conns), func(ctx context.Context, w, _ int) error {
 				return c.post(ctx, meIDBody, b.tokens[w%len(b.tokens)], nil)
-			}, ""},
+			}, "", nil},
 		})
 		floor, me, meID := got[0], got[1], got[2]
 		c.close()
@@ -511,14 +535,14 @@ func (b *bench) login(ctx context.Context) error {
 		claimed := &floorLogin{plain: plain, prefix: "claimed"}
 		floor := &floorLogin{plain: plain, weChat: wc, prefix: "floor"}
 		all := b.compare(ctx, b.srv, conns, []contender{
-			{fmt.Sprintf("plain database/sql @%d", conns), plain.login, ""},
-			{fmt.Sprintf("login @%d", conns), b.loginOp(c, fmt.Sprintf("z%d", conns), nil, nil), prof},
+			{fmt.Sprintf("plain database/sql @%d", conns), plain.login, "", nil},
+			{fmt.Sprintf("login @%d", conns), b.loginOp(c, fmt.Sprintf("z%d", conns), nil, nil), prof, nil},
 			{fmt.Sprintf("plain, returning @%d", conns), func(ctx context.Context, _, i int) error {
 				return plain.relogin(ctx, known.openid(i%seededUsers), i)
-			}, ""},
-			{fmt.Sprintf("login, returning @%d", conns), b.returningOp(c), strings.Replace(prof, "login", "returning", 1)},
-			{fmt.Sprintf("plain + claim @%d", conns), claimed.login, ""},
-			{fmt.Sprintf("plain + claim + WeChat @%d", conns), floor.login, ""},
+			}, "", nil},
+			{fmt.Sprintf("login, returning @%d", conns), b.returningOp(c), strings.Replace(prof, "login", "returning", 1), nil},
+			{fmt.Sprintf("plain + claim @%d", conns), claimed.login, "", nil},
+			{fmt.Sprintf("plain + claim + WeChat @%d", conns), floor.login, "", nil},
 		})
 		base, got, baseAgain, again, baseClaimed, baseFloor := all[0], all[1], all[2], all[3], all[4], all[5]
 		c.close()
@@ -593,26 +617,9 @@ func (b *bench) latency(ctx context.Context) error {
 	return nil
 }
 
-// uncachedMe measures `me` at 32 connections on the server without the session cache,
-// and counts the sessions in the table.
-func (b *bench) uncachedMe(ctx context.Context) (time.Duration, int, error) {
-	var have int
-	if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions").Scan(&have); err != nil {
-		return 0, 0, err
-	}
-	c := newGQLClient(b.uncached.base, 32)
-	defer c.close()
-	s := b.compare(ctx, b.uncached, 32, []contender{{fmt.Sprintf("me @32 uncached, %d sessions", have), func(ctx context.Context, w, _ int) error {
-		return c.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
-	}, ""}})[0]
-	if s.errs > 0 {
-		return 0, 0, fmt.Errorf("errors: %v", s.errKind)
-	}
-	return s.pct(.5), have, nil
-}
-
-// growth measures `me` on the uncached server again once the sessions table holds a
-// million rows, seeded in bulk.
+// growth measures `me` at 32 connections on the servers without the session cache, in
+// turns: on this database once its sessions table holds -sessions rows (seeded in bulk),
+// and on the small one, which holds about a thousand.
 func (b *bench) growth(ctx context.Context) error {
 	var have int
 	if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions").Scan(&have); err != nil {
@@ -626,11 +633,27 @@ func (b *bench) growth(ctx context.Context) error {
 		}
 		fmt.Printf("    seeded in %s\n", time.Since(start).Round(time.Second))
 	}
-	big, count, err := b.uncachedMe(ctx)
-	if err != nil {
-		return err
+	count := func(db string) (n int) {
+		b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+db+".sessions").Scan(&n)
+		return n
 	}
-	b.rep.add(fmt.Sprintf("me p50, 32 connections, no session cache: %d sessions", count), ms(big), fmt.Sprintf("%s (%d sessions)", ms(b.smallP50), b.smallCount), ratio(float64(big), float64(b.smallP50)), "≤ 1.20×")
+	bigCount, smallCount := count(b.o.dbName), count(b.o.dbName+"_small")
+	bigC, smallC := newGQLClient(b.uncached.base, 32), newGQLClient(b.small.base, 32)
+	defer bigC.close()
+	defer smallC.close()
+	got := b.compare(ctx, b.uncached, 32, []contender{
+		{name: fmt.Sprintf("me @32 uncached, %d sessions", smallCount), srv: b.small, do: func(ctx context.Context, w, _ int) error {
+			return smallC.post(ctx, meBody, b.smallTokens[w%len(b.smallTokens)], nil)
+		}},
+		{name: fmt.Sprintf("me @32 uncached, %d sessions", bigCount), do: func(ctx context.Context, w, _ int) error {
+			return bigC.post(ctx, meBody, b.tokens[w%len(b.tokens)], nil)
+		}},
+	})
+	small, big := got[0], got[1]
+	if small.errs+big.errs > 0 {
+		return fmt.Errorf("errors: %v, %v", small.errKind, big.errKind)
+	}
+	b.rep.add(fmt.Sprintf("me p50, 32 connections, no session cache: %d sessions", bigCount), ms(big.pct(.5)), fmt.Sprintf("%s (%d sessions)", ms(small.pct(.5)), smallCount), ratio(float64(big.pct(.5)), float64(small.pct(.5))), "≤ 1.20×")
 	return nil
 }
 
