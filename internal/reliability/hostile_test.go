@@ -58,9 +58,9 @@ func TestHostileClients(t *testing.T) {
 		t.Errorf("a login after the hostile clients: %s", a.kind())
 	}
 	real.close()
-	end := srv.settle(baseline.Goroutines+10, 15*time.Second)
-	if end.Goroutines > baseline.Goroutines+10 {
-		t.Errorf("%d goroutines after the hostile clients left, %d before", end.Goroutines, baseline.Goroutines)
+	end := srv.settle(baseline, 15*time.Second)
+	if end.grewFrom(baseline) {
+		t.Errorf("after the hostile clients left: %s; before: %s", end, baseline)
 	}
 	fig.add("- at the end: %s", end)
 	fig.add("- server warnings and errors logged: %s", srv.log.warnings())

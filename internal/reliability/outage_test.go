@@ -123,7 +123,7 @@ func outage(t *testing.T, f dbFault) {
 	<-readyDone
 	peak := watch.stop()
 	c.close()
-	after := srv.settle(before.Goroutines+10, 10*time.Second)
+	after := srv.settle(before, 10*time.Second)
 
 	// Phases, by when each request started.
 	events := tl.snapshot()
@@ -211,8 +211,8 @@ func outage(t *testing.T, f dbFault) {
 	if users < len(loggedIn) || users > tried {
 		t.Errorf("%d users in the database; want between %d (who got a token) and %d (who tried)", users, len(loggedIn), tried)
 	}
-	if after.Goroutines > before.Goroutines+10 {
-		t.Errorf("goroutines %d after the load, %d before the outage: they grew", after.Goroutines, before.Goroutines)
+	if after.grewFrom(before) {
+		t.Errorf("goroutines grew: after the load %s; before the outage %s", after, before)
 	}
 
 	total, errs := tl.total()
