@@ -316,7 +316,7 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 	}
 
 	// The first login of this identity: usually a new person, so a new user and the
-	// identity are inserted, first in the session's batch: the whole login is one
+	// identity are inserted, first in the session's batch: the transaction's writes are one
 	// round trip. The unique indexes settle races (firstLoginLost): one on
 	// users.unionid when the person's first logins in two mini-programs run at once
 	// (or another one's identity brought the unionid first), one on identities'
