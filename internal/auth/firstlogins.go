@@ -64,7 +64,7 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[firstLogin, firstL
 		if c.q.ws.UnionID != "" {
 			m.unionid = &c.q.ws.UnionID
 		}
-		if _, err := newAccount(c.q.appid, c.q.ws.OpenID, m.unionid, m.sealed, s.clock()); err != nil {
+		if err := validIdentity(&ent.Identity{Appid: c.q.appid, Openid: c.q.ws.OpenID, Unionid: m.unionid}); err != nil {
 			c.err = err
 			continue
 		}

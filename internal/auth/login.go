@@ -698,20 +698,19 @@ func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor
 	}
 	// The sessions read are held (locked on MySQL; on SQLite the transaction holds the
 	// database since its first write), so each is live until this ends it: their audit
-	// rows and one update go in one round trip, and the update must end every one.
+	// rows (one insert) and one update go in one round trip, and the update must end
+	// every one.
 	entries := make([]auditEntry, len(extra))
-	stmts := make([]database.Statement, 0, len(extra)+1)
 	ids := make([]any, len(extra))
 	for i, id := range extra {
 		entries[i] = auditEntry{event: auditevent.EventSessionEvicted, userID: &userID, sessionID: &extra[i], client: client}
-		stmts = append(stmts, audit.statement(entries[i]))
 		ids[i] = id
 	}
 	q2, args := sql.Dialect(s.db.Dialect).Update(session.Table).
 		Set(session.FieldRevokedAt, now).
 		Where(sql.And(sql.In(session.FieldID, ids...), sql.IsNull(session.FieldRevokedAt))).
 		Query()
-	n, err := s.db.ExecBatch(ctx, tx, append(stmts, database.Statement{Query: q2, Args: args})...)
+	n, err := s.db.ExecBatch(ctx, tx, audit.statement(entries...), database.Statement{Query: q2, Args: args})
 	if err != nil {
 		return err
 	}
