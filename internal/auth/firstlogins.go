@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/uuid"
+
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -22,26 +24,28 @@ var errAlone = errors.New("auth: the login goes on its own")
 // goes at once, as a group of one.
 type firstLogins struct {
 	s *Service
-	batcher[firstLogin, firstLoggedIn]
+	batcher[groupLogin, groupLoggedIn]
 }
 
-// firstLogin is a login whose identity does not exist yet.
-type firstLogin struct {
+// groupLogin is a login that goes with others: WeChat's answer for the code it claimed.
+type groupLogin struct {
 	appid  string
 	ws     wechat.Session
 	claim  int
 	client Client
 }
 
-type firstLoggedIn struct {
-	login *Login
-	rec   codeRecord
-	entry auditEntry // logged by the login itself, with its request's context
+// groupLoggedIn is a login its group made: the session, the code's record, and the
+// audit lines, which the login logs itself, with its request's context.
+type groupLoggedIn struct {
+	login   *Login
+	rec     codeRecord
+	entries []auditEntry
 }
 
 func newFirstLogins(s *Service) *firstLogins {
 	f := &firstLogins{s: s}
-	f.batcher = batcher[firstLogin, firstLoggedIn]{max: maxBatch, send: f.send}
+	f.batcher = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: f.send}
 	return f
 }
 
@@ -50,11 +54,11 @@ func newFirstLogins(s *Service) *firstLogins {
 // the database fails), it is rolled back and each login is told to go alone
 // (errAlone), so that none fails for another's sake. Only the group running out of
 // time fails them all.
-func (f *firstLogins) send(ctx context.Context, batch []*call[firstLogin, firstLoggedIn]) {
+func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupLoggedIn]) {
 	s := f.s
 	// What WeChat said is checked, and the session_keys sealed, once for every try.
 	type member struct {
-		c       *call[firstLogin, firstLoggedIn]
+		c       *call[groupLogin, groupLoggedIn]
 		sealed  []byte
 		unionid *string
 	}
@@ -73,7 +77,7 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[firstLogin, firstL
 	if len(members) == 0 {
 		return
 	}
-	done := make([]firstLoggedIn, len(members))
+	done := make([]groupLoggedIn, len(members))
 	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
 		now := s.clock()
 		audit := &auditor{db: s.db, tx: tx, now: now}
@@ -92,7 +96,7 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[firstLogin, firstL
 			entries[i] = auditEntry{event: auditevent.EventLoginSucceeded, userID: &acct.User.ID, sessionID: &sess.ID, client: m.c.q.client}
 			rec := codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: true}
 			codes[i] = codeDone{m.c.q.claim, rec}
-			done[i] = firstLoggedIn{&Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: true}, rec, entries[i]}
+			done[i] = groupLoggedIn{&Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: true}, rec, entries[i : i+1]}
 		}
 		n, err := s.db.ExecBatch(ctx, tx, s.insertUsers(users...), s.insertIdentities(idents...),
 			s.insertSessions(sessions...), audit.statement(entries...), s.codesDone(codes...))
@@ -104,7 +108,14 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[firstLogin, firstL
 		}
 		return nil
 	})
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil:
+		users := make([]uuid.UUID, len(done))
+		for i, d := range done {
+			users[i] = d.rec.userID
+		}
+		s.sessions.forget(s.now(), users, nil)
+	case ctx.Err() == nil:
 		// A row refused, a claim gone, or anything else: alone, each login meets only
 		// its own trouble, and those cases are settled one by one.
 		err = errAlone

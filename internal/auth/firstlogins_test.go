@@ -16,7 +16,7 @@ import (
 
 // groupService is a Service on a fresh database whose WeChat is never asked: the
 // group's logins come with WeChat's answers already.
-func groupService(t *testing.T, b testdb.Backend) *Service {
+func groupService(t *testing.T, b testdb.Backend, policy Policy) *Service {
 	t.Helper()
 	wc, err := wechat.New(wechat.Config{BaseURL: "http://127.0.0.1:9", AppID: "wxgroupapp000001", Secret: "group-secret"})
 	if err != nil {
@@ -26,7 +26,7 @@ func groupService(t *testing.T, b testdb.Backend) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Options{DB: b.Open(t), Apps: []WeChat{wc}, Keyring: ring})
+	svc, err := New(Options{DB: b.Open(t), Apps: []WeChat{wc}, Keyring: ring, Policy: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +34,9 @@ func groupService(t *testing.T, b testdb.Backend) *Service {
 }
 
 // groupOf claims a code for each openid and makes the group's calls.
-func groupOf(t *testing.T, svc *Service, openids ...string) []*call[firstLogin, firstLoggedIn] {
+func groupOf(t *testing.T, svc *Service, openids ...string) []*call[groupLogin, groupLoggedIn] {
 	t.Helper()
-	var batch []*call[firstLogin, firstLoggedIn]
+	var batch []*call[groupLogin, groupLoggedIn]
 	for _, openid := range openids {
 		claim, err := svc.claims.claim(context.Background(), CodeHash("wxgroupapp000001", "code-"+openid+fmt.Sprint(time.Now().UnixNano())), svc.clock())
 		if err != nil || claim == 0 {
@@ -46,8 +46,8 @@ func groupOf(t *testing.T, svc *Service, openids ...string) []*call[firstLogin, 
 		if strings.HasSuffix(openid, "u") {
 			ws.UnionID = "union-" + openid
 		}
-		batch = append(batch, &call[firstLogin, firstLoggedIn]{
-			q:    firstLogin{appid: "wxgroupapp000001", ws: ws, claim: claim, client: Client{IP: "192.0.2.7", UserAgent: "group-test"}},
+		batch = append(batch, &call[groupLogin, groupLoggedIn]{
+			q:    groupLogin{appid: "wxgroupapp000001", ws: ws, claim: claim, client: Client{IP: "192.0.2.7", UserAgent: "group-test"}},
 			done: make(chan struct{}),
 		})
 	}
@@ -71,7 +71,7 @@ func rowCounts(t *testing.T, svc *Service) [4]int {
 // told to log in alone.
 func TestFirstLoginsTogether(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
-		svc := groupService(t, b)
+		svc := groupService(t, b, Policy{})
 		ctx := context.Background()
 
 		group := groupOf(t, svc, "o-alice", "o-bob-u", "o-carol", "o-dan-u")

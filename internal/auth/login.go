@@ -161,8 +161,8 @@ func (s *Service) busyIfLate(ctx context.Context, err error) error {
 
 // exchangeClaimed asks WeChat about a code this request has claimed, then creates or
 // updates the identity and user, records the code as done and opens a session, all in
-// one transaction: for a first login, one it shares with the first logins that come
-// with it (firstLogins). When it fails, no user or session is left, and the claim either
+// one transaction: one it shares with the logins that come with it (firstLogins,
+// returningLogins). When it fails, no user or session is left, and the claim either
 // turns into a short-lived record of WeChat's final refusal or is removed.
 func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, code string, client Client) (*Login, codeRecord, error) {
 	appid := app.AppID()
@@ -175,12 +175,17 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 			known, err = s.exists.do(ctx, identityKey{appid, ws.OpenID})
 		}
 	}
-	if err == nil && !known {
-		g, gerr := s.firstLogins.do(ctx, firstLogin{appid, ws, claim, client})
+	if err == nil {
+		group := &s.firstLogins.batcher
+		if known {
+			group = &s.returningLogins.batcher
+		}
+		g, gerr := group.do(ctx, groupLogin{appid, ws, claim, client})
 		switch {
 		case gerr == nil:
-			s.sessions.forget(s.now(), []uuid.UUID{g.rec.userID}, nil)
-			s.logAudit(ctx, g.entry)
+			for _, e := range g.entries {
+				s.logAudit(ctx, e)
+			}
 			s.known.add(appid, ws.OpenID)
 			return g.login, g.rec, nil
 		case !errors.Is(gerr, errAlone):
@@ -188,8 +193,8 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 			s.releaseClaim(ctx, claim, err)
 			return nil, codeRecord{}, err
 		}
-		// The group's transaction failed: this login goes on its own, where a row
-		// another login made or a claim gone is settled.
+		// The group could not log this one in: it goes on its own, where a row another
+		// login made, a claim gone, a unionid to link or a merge is settled.
 	}
 	if err == nil {
 		var login *Login
@@ -298,7 +303,7 @@ func (s *Service) upsertAccount(ctx context.Context, tx *ent.Tx, audit *auditor,
 			ident.Unionid = unionid
 		}
 		u.LastLoginAt = now
-		return acct, false, []database.Statement{s.updateIdentity(ident), s.updateLastLogin(u)}, nil
+		return acct, false, []database.Statement{s.updateIdentities(ident), s.updateLastLogin(u)}, nil
 	case err == nil:
 		// WeChat names a unionid the user does not have yet: link it, which may merge
 		// this user into the one that holds it.
@@ -441,69 +446,128 @@ func (s *Service) touchUser(ctx context.Context, tx *ent.Tx, ident *ent.Identity
 	return Account{User: user, Identity: ident}, false, nil
 }
 
-// returningQuery reads an identity and its user, for a returning login.
-const returningQuery = `SELECT i.id, i.unionid, i.user_id, i.created_at,
+// returningQuery reads identities and their users, for returning logins; the
+// condition follows.
+const returningQuery = `SELECT i.appid, i.openid, i.id, i.unionid, i.user_id, i.created_at,
 	u.unionid, u.created_at, u.nickname, u.avatar_url, u.phone_number
 FROM identities i
 JOIN users u ON u.id = i.user_id
-WHERE i.appid = ? AND i.openid = ?`
+WHERE `
 
-// returning reads the identity of appid and openid with its user, in one query; on
-// MySQL both rows are locked, in the order the login's writes would lock them, so that
-// the user returned is the one committed last. It is ent's not-found error when the
-// identity is new.
+// returning reads the identity of appid and openid with its user (returningAccounts).
+// It is ent's not-found error when the identity is new.
 func (s *Service) returning(ctx context.Context, tx *ent.Tx, appid, openid string) (Account, error) {
-	q := returningQuery
-	if s.db.Dialect == dialect.MySQL {
-		q += " FOR UPDATE"
-	}
-	rows, err := tx.QueryContext(ctx, q, appid, openid)
+	key := identityKey{appid, openid}
+	accts, err := s.returningAccounts(ctx, tx, key)
 	if err != nil {
 		return Account{}, err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return Account{}, err
-		}
+	acct, ok := accts[key]
+	if !ok {
 		return Account{}, &ent.NotFoundError{}
 	}
-	ident := &ent.Identity{Appid: appid, Openid: openid}
-	u := &ent.User{}
-	var iUnion, uUnion, nick, avatar stdsql.NullString
-	var phone []byte
-	if err := rows.Scan(&ident.ID, &iUnion, &ident.UserID, &ident.CreatedAt,
-		&uUnion, &u.CreatedAt, &nick, &avatar, &phone); err != nil {
-		return Account{}, err
-	}
-	if err := rows.Close(); err != nil {
-		return Account{}, err
-	}
-	u.ID = ident.UserID
-	ident.Unionid, u.Unionid, u.Nickname, u.AvatarURL = nullString(iUnion), nullString(uUnion), nullString(nick), nullString(avatar)
-	if phone != nil {
-		u.PhoneNumber = &phone
-	}
-	ident.Edges.User = u
-	return Account{User: u, Identity: ident}, nil
+	return acct, nil
 }
 
-// updateIdentity writes a returning login's session_key, time and unionid, for a batch.
-func (s *Service) updateIdentity(i *ent.Identity) database.Statement {
-	q, args := sql.Dialect(s.db.Dialect).Update(identity.Table).
-		Set(identity.FieldSessionKey, i.SessionKey).
-		Set(identity.FieldUnionid, orNull(i.Unionid)).
-		Set(identity.FieldUpdatedAt, i.UpdatedAt).
-		Where(sql.EQ(identity.FieldID, i.ID)).
+// returningAccounts reads the identities of keys with their users, in one query: by
+// appid, the openids asked about. On MySQL the rows are locked, each identity and then
+// its user, the order in which the logins' writes would lock them, so that the users
+// returned are the ones committed last. Identities not there are left out.
+func (s *Service) returningAccounts(ctx context.Context, tx *ent.Tx, keys ...identityKey) (map[identityKey]Account, error) {
+	byApp := map[string][]string{}
+	var apps []string
+	for _, k := range keys {
+		if byApp[k.appid] == nil {
+			apps = append(apps, k.appid)
+		}
+		byApp[k.appid] = append(byApp[k.appid], k.openid)
+	}
+	var q strings.Builder
+	q.WriteString(returningQuery)
+	args := make([]any, 0, len(apps)+len(keys))
+	for i, app := range apps {
+		if i > 0 {
+			q.WriteString(" OR ")
+		}
+		openids := byApp[app]
+		q.WriteString("(i.appid = ? AND i.openid IN (?" + strings.Repeat(", ?", len(openids)-1) + "))")
+		args = append(args, app)
+		for _, o := range openids {
+			args = append(args, o)
+		}
+	}
+	if s.db.Dialect == dialect.MySQL {
+		q.WriteString(" FOR UPDATE")
+	}
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	accts := make(map[identityKey]Account, len(keys))
+	err = readRows(rows, func(rows *stdsql.Rows) error {
+		ident := &ent.Identity{}
+		u := &ent.User{}
+		var iUnion, uUnion, nick, avatar stdsql.NullString
+		var phone []byte
+		if err := rows.Scan(&ident.Appid, &ident.Openid, &ident.ID, &iUnion, &ident.UserID, &ident.CreatedAt,
+			&uUnion, &u.CreatedAt, &nick, &avatar, &phone); err != nil {
+			return err
+		}
+		u.ID = ident.UserID
+		ident.Unionid, u.Unionid, u.Nickname, u.AvatarURL = nullString(iUnion), nullString(uUnion), nullString(nick), nullString(avatar)
+		if phone != nil {
+			u.PhoneNumber = &phone
+		}
+		ident.Edges.User = u
+		accts[identityKey{ident.Appid, ident.Openid}] = Account{User: u, Identity: ident}
+		return nil
+	})
+	return accts, err
+}
+
+// updateIdentities writes returning logins' session_keys, unionids and time (the same
+// for all), one statement for a batch.
+func (s *Service) updateIdentities(is ...*ent.Identity) database.Statement {
+	upd := sql.Dialect(s.db.Dialect).Update(identity.Table)
+	if len(is) == 1 {
+		i := is[0]
+		q, args := upd.Set(identity.FieldSessionKey, i.SessionKey).
+			Set(identity.FieldUnionid, orNull(i.Unionid)).
+			Set(identity.FieldUpdatedAt, i.UpdatedAt).
+			Where(sql.EQ(identity.FieldID, i.ID)).
+			Query()
+		return database.Statement{Query: q, Args: args}
+	}
+	// Each identity's own, chosen by its id; the time is the same for all.
+	var keys, unions strings.Builder
+	var kargs, uargs []any
+	ids := make([]any, len(is))
+	for n, i := range is {
+		keys.WriteString(" WHEN ? THEN ?")
+		unions.WriteString(" WHEN ? THEN ?")
+		kargs = append(kargs, i.ID, i.SessionKey)
+		uargs = append(uargs, i.ID, orNull(i.Unionid))
+		ids[n] = i.ID
+	}
+	id := identity.FieldID
+	q, args := upd.Set(identity.FieldSessionKey, sql.Expr("CASE "+id+keys.String()+" END", kargs...)).
+		Set(identity.FieldUnionid, sql.Expr("CASE "+id+unions.String()+" END", uargs...)).
+		Set(identity.FieldUpdatedAt, is[0].UpdatedAt).
+		Where(sql.In(identity.FieldID, ids...)).
 		Query()
 	return database.Statement{Query: q, Args: args}
 }
 
-// updateLastLogin writes a returning login's time on its user, for a batch.
-func (s *Service) updateLastLogin(u *ent.User) database.Statement {
+// updateLastLogin writes returning logins' time on their users, one statement for a
+// batch: the users' LastLoginAt, the same for all.
+func (s *Service) updateLastLogin(us ...*ent.User) database.Statement {
+	ids := make([]any, len(us))
+	for i, u := range us {
+		ids[i] = u.ID
+	}
 	q, args := sql.Dialect(s.db.Dialect).Update(user.Table).
-		Set(user.FieldLastLoginAt, u.LastLoginAt).
-		Where(sql.EQ(user.FieldID, u.ID)).
+		Set(user.FieldLastLoginAt, us[0].LastLoginAt).
+		Where(sql.In(user.FieldID, ids...)).
 		Query()
 	return database.Statement{Query: q, Args: args}
 }
@@ -676,36 +740,64 @@ const (
 // it from live, a plain count (liveCount) made with the session's insert: the
 // transaction's snapshot is taken by this first plain read, after the logins that held
 // the user's row committed, and includes the session just made. Past the cap, or when
-// live is -1 (not counted), the sessions are read again, with a lock on MySQL so that
-// they include what those logins committed, to choose which to end. That read locks
-// every session of the user on the index, ended ones included, which housekeeping
-// deletes in batches: the soak found the two deadlocking, so the everyday login does
-// without it.
+// live is -1 (not counted), the sessions are read again (evict).
 func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor, userID, newID uuid.UUID, client Client, now time.Time, live int) error {
 	if live >= 0 && live <= s.policy.MaxSessions {
 		return nil
 	}
+	return s.evict(ctx, tx, audit, now, pastCap{userID, newID, client})
+}
+
+// pastCap is a user whose login put it past the cap: the session just made, which
+// stays, and the login's client, for the audit rows.
+type pastCap struct {
+	userID, newID uuid.UUID
+	client        Client
+}
+
+// evict ends the users' least recently used live sessions past MaxSessions. The
+// sessions are read with a lock on MySQL, so that they include what the users' other
+// logins committed, to choose which to end. That read locks every session of the users
+// on the index, ended ones included, which housekeeping deletes in batches: the soak
+// found the two deadlocking, so the everyday login, under the cap, does without it.
+func (s *Service) evict(ctx context.Context, tx *ent.Tx, audit *auditor, now time.Time, users ...pastCap) error {
+	userIDs := make([]uuid.UUID, len(users))
+	newIDs := make([]uuid.UUID, len(users))
+	clients := make(map[uuid.UUID]Client, len(users))
+	for i, u := range users {
+		userIDs[i], newIDs[i], clients[u.userID] = u.userID, u.newID, u.client
+	}
 	q := tx.Session.Query().
-		Where(append(s.liveSessionsOf(userID, now), session.IDNEQ(newID))...).
-		Order(session.ByLastSeenAt(sql.OrderDesc()), session.ByCreatedAt(sql.OrderDesc()), session.ByID(sql.OrderDesc())).
-		Limit(1000).Offset(s.policy.MaxSessions - 1) // the new session takes one place
+		Where(append(s.liveSessions(now, session.UserIDIn(userIDs...)), session.IDNotIn(newIDs...))...).
+		Order(session.ByUserID(), session.ByLastSeenAt(sql.OrderDesc()), session.ByCreatedAt(sql.OrderDesc()), session.ByID(sql.OrderDesc()))
 	if s.db.Dialect == dialect.MySQL {
 		q = q.ForUpdate()
 	}
-	extra, err := q.IDs(ctx)
-	if err != nil || len(extra) == 0 {
+	live, err := q.Select(session.FieldID, session.FieldUserID).All(ctx)
+	if err != nil {
 		return err
+	}
+	// Each user keeps its MaxSessions-1 most recently used, and the new one.
+	var entries []auditEntry
+	var ids []any
+	kept := 0
+	for i, sess := range live {
+		if i == 0 || sess.UserID != live[i-1].UserID {
+			kept = 0
+		}
+		if kept++; kept < s.policy.MaxSessions {
+			continue
+		}
+		entries = append(entries, auditEntry{event: auditevent.EventSessionEvicted, userID: &live[i].UserID, sessionID: &live[i].ID, client: clients[sess.UserID]})
+		ids = append(ids, sess.ID)
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	// The sessions read are held (locked on MySQL; on SQLite the transaction holds the
 	// database since its first write), so each is live until this ends it: their audit
 	// rows (one insert) and one update go in one round trip, and the update must end
 	// every one.
-	entries := make([]auditEntry, len(extra))
-	ids := make([]any, len(extra))
-	for i, id := range extra {
-		entries[i] = auditEntry{event: auditevent.EventSessionEvicted, userID: &userID, sessionID: &extra[i], client: client}
-		ids[i] = id
-	}
 	q2, args := sql.Dialect(s.db.Dialect).Update(session.Table).
 		Set(session.FieldRevokedAt, now).
 		Where(sql.And(sql.In(session.FieldID, ids...), sql.IsNull(session.FieldRevokedAt))).
@@ -714,8 +806,8 @@ func (s *Service) evictBeyondCap(ctx context.Context, tx *ent.Tx, audit *auditor
 	if err != nil {
 		return err
 	}
-	if n != int64(len(extra)) {
-		return fmt.Errorf("auth: ended %d of the %d sessions past the cap that this login held", n, len(extra))
+	if n != int64(len(ids)) {
+		return fmt.Errorf("auth: ended %d of the %d sessions past the cap that these logins held", n, len(ids))
 	}
 	for _, e := range entries {
 		audit.recorded(e)

@@ -118,22 +118,24 @@ func (p Policy) withDefaults() Policy {
 
 // Service logs people in and keeps their sessions.
 type Service struct {
-	db           *database.DB
-	apps         map[string]WeChat
-	defaultApp   string
-	keyring      *seal.Keyring
-	policy       Policy
-	trusted      []netip.Prefix
-	limiter      *limiter
-	sessions     *sessionCache // nil: every request reads its session
-	known        *knownIdentities
-	codeWindow   time.Duration
-	claims       *claims      // the login codes' claims, grouped when logins come together
-	exists       *existence   // whether identities exist, asked together likewise
-	firstLogins  *firstLogins // first logins that come together, in one transaction
-	loginTimeout time.Duration
-	now          func() time.Time
-	log          *slog.Logger
+	db          *database.DB
+	apps        map[string]WeChat
+	defaultApp  string
+	keyring     *seal.Keyring
+	policy      Policy
+	trusted     []netip.Prefix
+	limiter     *limiter
+	sessions    *sessionCache // nil: every request reads its session
+	known       *knownIdentities
+	codeWindow  time.Duration
+	claims      *claims      // the login codes' claims, grouped when logins come together
+	exists      *existence   // whether identities exist, asked together likewise
+	firstLogins *firstLogins // first logins that come together, in one transaction
+	// returningLogins: returning logins that come together, likewise
+	returningLogins *returningLogins
+	loginTimeout    time.Duration
+	now             func() time.Time
+	log             *slog.Logger
 
 	mu      sync.Mutex
 	flights map[string]*flight // codes being exchanged by this instance, by hash
@@ -216,6 +218,7 @@ func New(o Options) (*Service, error) {
 	s.claims = newClaims(s.db, s.codeWindow)
 	s.exists = newExistence(s.db)
 	s.firstLogins = newFirstLogins(s)
+	s.returningLogins = newReturningLogins(s)
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -140,8 +140,13 @@ func (s *Service) Identity(ctx context.Context, cur *Current) (*ent.Identity, er
 
 // liveSessionsOf selects a user's sessions that still work at now.
 func (s *Service) liveSessionsOf(userID uuid.UUID, now time.Time) []predicate.Session {
+	return s.liveSessions(now, session.UserID(userID))
+}
+
+// liveSessions selects the sessions of which selects that still work at now.
+func (s *Service) liveSessions(now time.Time, which predicate.Session) []predicate.Session {
 	return []predicate.Session{
-		session.UserID(userID),
+		which,
 		session.RevokedAtIsNil(),
 		session.ExpiresAtGT(now),
 		session.LastSeenAtGT(now.Add(-s.policy.IdleTimeout)),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
+	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
@@ -479,6 +481,44 @@ func TestCapHoldsUnderConcurrentLogins(t *testing.T) {
 		}
 		if len(evicted) != 25-3 {
 			t.Errorf("%d evictions recorded, want 22", len(evicted))
+		}
+	})
+}
+
+// Returning logins of several people at once, on two instances, go in shared
+// transactions: every login succeeds with its own user, and each user ends with the cap
+// of live sessions, whichever logins shared a transaction.
+func TestCapHoldsForManyReturningTogether(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b, func(e *env) { e.policy = auth.Policy{MaxSessions: 2} })
+		e.addInstance()
+		ctx := context.Background()
+		people := make([]fakewechat.User, 6)
+		userOf := map[string]string{}
+		for i := range people {
+			people[i] = newPerson(fmt.Sprintf("many%d", i), "").app1
+			userOf[people[i].OpenID] = e.mustLogin(0, e.fake.IssueCode(people[i])).User.ID
+		}
+		var wg sync.WaitGroup
+		for round := range 5 {
+			for i, p := range people {
+				wg.Go(func() {
+					got, code := e.login((i+round)%2, e.fake.IssueCode(p))
+					if code != "" || got.User.ID != userOf[p.OpenID] || got.IsNewUser {
+						t.Errorf("%s, round %d: user %v (new %v), %s; want its own user", p.OpenID, round, got.User.ID, got.IsNewUser, code)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		for _, p := range people {
+			live := e.db.Session.Query().Where(session.RevokedAtIsNil(), session.UserID(uuid.MustParse(userOf[p.OpenID]))).CountX(ctx)
+			if live != 2 {
+				t.Errorf("%s: %d live sessions after 6 logins, want the cap of 2", p.OpenID, live)
+			}
+		}
+		if n := e.db.AuditEvent.Query().Where(auditevent.EventEQ(auditevent.EventSessionEvicted)).CountX(ctx); n != 6*(6-2) {
+			t.Errorf("%d evictions recorded, want %d", n, 6*(6-2))
 		}
 	})
 }

@@ -1,0 +1,195 @@
+package auth
+
+import (
+	"context"
+	stdsql "database/sql"
+	"time"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/ent/auditevent"
+	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/internal/database"
+)
+
+// returningLogins makes the returning logins that come together in one transaction:
+// one locked read of their identities and users, then their identities' session_keys,
+// their users' login time, their sessions, audit rows and codes' records in one
+// statement each, with a count of each user's live sessions, in one round trip; past
+// the cap, one more read and update end the extra sessions of all of them. A campaign
+// brings back people who have used the mini-program before, and for the database a
+// statement and a commit cost about as much for several rows as for one. A login that
+// comes while no group is on its way goes at once, as a group of one.
+//
+// A login the group cannot make goes alone (errAlone), where its case is settled as
+// before: the identity is not there after all, WeChat names a unionid the user lacks
+// (a link, perhaps a merge), or the group already logs its user in (the same person
+// twice, or two identities of one user), which keeps each user's cap to one login of
+// the transaction.
+type returningLogins struct {
+	s *Service
+	batcher[groupLogin, groupLoggedIn]
+}
+
+func newReturningLogins(s *Service) *returningLogins {
+	r := &returningLogins{s: s}
+	r.batcher = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: r.send}
+	return r
+}
+
+// send logs a group in. When the transaction fails, it is rolled back and every login
+// goes alone, so that none fails for another's sake; only the group running out of time
+// fails them all.
+func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, groupLoggedIn]) {
+	s := r.s
+	type member struct {
+		c      *call[groupLogin, groupLoggedIn]
+		sealed []byte
+		done   *groupLoggedIn // set by the transaction's last try
+	}
+	members := make([]*member, 0, len(batch))
+	keys := make([]identityKey, 0, len(batch))
+	seen := make(map[identityKey]bool, len(batch))
+	for _, c := range batch {
+		k := identityKey{c.q.appid, c.q.ws.OpenID}
+		m := &member{c: c}
+		if !seen[k] {
+			seen[k] = true
+			m.sealed = s.keyring.Seal([]byte(c.q.ws.SessionKey), IdentityBinding(k.appid, k.openid))
+			keys = append(keys, k)
+		}
+		members = append(members, m)
+	}
+	var audit *auditor
+	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
+		now := s.clock()
+		audit = &auditor{db: s.db, tx: tx, now: now} // afresh on every try
+		accts, err := s.returningAccounts(ctx, tx, keys...)
+		if err != nil {
+			return err
+		}
+		var (
+			in       []*member
+			idents   []*ent.Identity
+			users    []*ent.User
+			userIDs  []uuid.UUID
+			sessions []*ent.Session
+			entries  []auditEntry
+			codes    []codeDone
+		)
+		taken := make(map[uuid.UUID]bool, len(members))
+		for _, m := range members {
+			m.done = nil
+			q := m.c.q
+			acct, ok := accts[identityKey{q.appid, q.ws.OpenID}]
+			if m.sealed == nil || !ok || taken[acct.User.ID] || (q.ws.UnionID != "" && !sameString(acct.User.Unionid, &q.ws.UnionID)) {
+				continue // alone
+			}
+			taken[acct.User.ID] = true
+			// What the single login's upsertAccount writes, for several.
+			ident, u := acct.Identity, acct.User
+			ident.SessionKey, ident.UpdatedAt = m.sealed, now
+			if q.ws.UnionID != "" {
+				ident.Unionid = &q.ws.UnionID
+			}
+			u.LastLoginAt = now
+			sess, token := s.newSession(acct, q.client, now)
+			rec := codeRecord{userID: u.ID, identityID: ident.ID}
+			entry := auditEntry{event: auditevent.EventLoginSucceeded, userID: &u.ID, sessionID: &sess.ID, client: q.client}
+			m.done = &groupLoggedIn{login: &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct}, rec: rec, entries: []auditEntry{entry}}
+			in = append(in, m)
+			idents, users, userIDs = append(idents, ident), append(users, u), append(userIDs, u.ID)
+			sessions, entries, codes = append(sessions, sess), append(entries, entry), append(codes, codeDone{q.claim, rec})
+		}
+		if len(in) == 0 {
+			return nil
+		}
+		// The codes' update goes last, for the count's first row; the counts are the
+		// transaction's first plain read, after its locks (see evictBeyondCap).
+		rows, err := s.db.QueryAfter(ctx, tx, s.liveCounts(now, userIDs...),
+			s.updateIdentities(idents...), s.updateLastLogin(users...), s.insertSessions(sessions...),
+			audit.statement(entries...), s.codesDone(codes...))
+		if err != nil {
+			return err
+		}
+		var done int64 = -1
+		live := make(map[uuid.UUID]int64, len(in))
+		if err := readRows(rows, func(rows *stdsql.Rows) error {
+			var id uuid.NullUUID
+			var n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			if id.Valid {
+				live[id.UUID] = n
+			} else {
+				done = n
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if done != int64(len(in)) {
+			return errClaimGone
+		}
+		for _, e := range entries {
+			audit.recorded(e)
+		}
+		var past []pastCap
+		for i, m := range in {
+			if live[userIDs[i]] > int64(s.policy.MaxSessions) {
+				past = append(past, pastCap{userIDs[i], sessions[i].ID, m.c.q.client})
+			}
+		}
+		if len(past) > 0 {
+			return s.evict(ctx, tx, audit, now, past...)
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		s.sessions.forget(s.now(), audit.forgetUsers, audit.forgetSessions)
+		// The sessions the eviction ended are told by the login that ended them.
+		for _, e := range audit.pending {
+			if e.event != auditevent.EventSessionEvicted {
+				continue
+			}
+			for _, m := range members {
+				if m.done != nil && m.done.rec.userID == *e.userID {
+					m.done.entries = append(m.done.entries, e)
+				}
+			}
+		}
+	case ctx.Err() == nil:
+		err = errAlone // a row or a claim gone, a database's failure: alone, each meets its own
+	}
+	for _, m := range members {
+		switch {
+		case err != nil:
+			m.c.err = err
+		case m.done == nil:
+			m.c.err = errAlone
+		default:
+			m.c.a = *m.done
+		}
+	}
+}
+
+// liveCounts is the query of how many live sessions each of the users has, for the end
+// of a batch: its first row has no user, and the rows that the batch's last statement
+// changed.
+func (s *Service) liveCounts(now time.Time, userIDs ...uuid.UUID) database.Statement {
+	sel := sql.Dialect(s.db.Dialect).Select(session.FieldUserID, sql.Count("*")).From(sql.Table(session.Table))
+	for _, p := range s.liveSessions(now, session.UserIDIn(userIDs...)) {
+		p(sel)
+	}
+	q, args := sel.GroupBy(session.FieldUserID).Query()
+	changed := "changes()" // SQLite's
+	if s.db.Dialect == dialect.MySQL {
+		changed = "ROW_COUNT()"
+	}
+	return database.Statement{Query: "SELECT NULL, " + changed + " UNION ALL " + q, Args: args}
+}
