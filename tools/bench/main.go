@@ -573,11 +573,13 @@ func (b *bench) latency(ctx context.Context) error {
 	b.db.SetMaxOpenConns(32)
 	b.db.SetMaxIdleConns(32)
 	plain := &plainLogin{db: b.db, appid: b.fake.AppID(), run: b.run + "-burst"}
+	cpuBefore := takeCPU(b.srv.cmd.Process.Pid, b.dbPID)
 	floor := burst(ctx, n, func(ctx context.Context, w, i int) error {
 		time.Sleep(200 * time.Millisecond)
 		return plain.login(ctx, w, i)
 	})
-	fmt.Printf("    plain database/sql after 200 ms: %s\n", floor)
+	floorCPU := takeCPU(b.srv.cmd.Process.Pid, b.dbPID).since(cpuBefore)
+	fmt.Printf("    plain database/sql after 200 ms: %s; %s\n", floor, floorCPU.total(floor.took))
 	for round := 1; round <= 3; round++ {
 		c := newGQLClient(b.srv.base, n)
 		var peakG, peakConns float64
@@ -599,7 +601,9 @@ func (b *bench) latency(ctx context.Context) error {
 				}
 			}
 		}()
+		cpuBefore := takeCPU(b.srv.cmd.Process.Pid, b.dbPID)
 		s := burst(ctx, n, b.loginOp(c, fmt.Sprintf("w%d", round), nil, nil))
+		cpu := takeCPU(b.srv.cmd.Process.Pid, b.dbPID).since(cpuBefore)
 		close(done)
 		<-sampled
 		c.close()
@@ -608,6 +612,7 @@ func (b *bench) latency(ctx context.Context) error {
 			ms(s.pct(.5))+" / "+ms(s.pct(.99))+" / "+ms(s.pct(1)),
 			ms(floor.pct(.5))+" / "+ms(floor.pct(.99))+" / "+ms(floor.pct(1))+" (plain database/sql after 200 ms)",
 			ratio(float64(s.pct(.99)), float64(floor.pct(.99)))+" (p99)", "p99 ≤ 250 ms")
+		b.rep.add(fmt.Sprintf("  round %d: processor time, server / MariaDB / harness (clients and fake WeChat)", round), cpu.total(s.took), floorCPU.total(floor.took)+" (plain)", "", "")
 		b.rep.add(fmt.Sprintf("  round %d: errors, peak goroutines, peak database connections", round),
 			fmt.Sprintf("%d %v, %.0f, %.0f", s.errs, s.errKind, peakG, peakConns), fmt.Sprintf("%.0f goroutines idle", goroutinesBefore), "", "0 errors, bounded")
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -223,6 +224,15 @@ func (c cpuSplit) since(before cpuSplit) cpuSplit {
 
 func (c cpuSplit) plus(d cpuSplit) cpuSplit {
 	return cpuSplit{c.server + d.server, c.db + d.db, c.harness + d.harness}
+}
+
+// total is the processor time of a load that took the wall-clock time took: each
+// party's, and the sum spread over the machine's processors, the least time in which
+// the machine could have done that work.
+func (c cpuSplit) total(took time.Duration) string {
+	all := c.server + c.db + c.harness
+	return fmt.Sprintf("%s / %s / %s; %s over %d processors, in %s", ms(c.server), ms(c.db), ms(c.harness),
+		ms(all/time.Duration(runtime.NumCPU())), runtime.NumCPU(), ms(took))
 }
 
 // perOp is the processor time per operation, in microseconds, of each party.
