@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/google/uuid"
-
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -78,9 +76,10 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupL
 		return
 	}
 	done := make([]groupLoggedIn, len(members))
+	var audit *auditor
 	err := s.db.WithTx(ctx, func(tx *ent.Tx) error {
 		now := s.clock()
-		audit := &auditor{db: s.db, tx: tx, now: now}
+		audit = &auditor{db: s.db, tx: tx, now: now} // afresh on every try
 		users := make([]*ent.User, len(members))
 		idents := make([]*ent.Identity, len(members))
 		sessions := make([]*ent.Session, len(members))
@@ -106,15 +105,14 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupL
 		if n != int64(len(members)) { // the codes' update is last
 			return errClaimGone
 		}
+		for _, e := range entries {
+			audit.recorded(e)
+		}
 		return nil
 	})
 	switch {
 	case err == nil:
-		users := make([]uuid.UUID, len(done))
-		for i, d := range done {
-			users[i] = d.rec.userID
-		}
-		s.sessions.forget(s.now(), users, nil)
+		s.sessions.forget(s.now(), audit.forgetUsers, audit.forgetSessions)
 	case ctx.Err() == nil:
 		// A row refused, a claim gone, or anything else: alone, each login meets only
 		// its own trouble, and those cases are settled one by one.
