@@ -57,7 +57,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&o.turns, "turns", 5, "compared loads take turns: each runs this many slices of -d/turns, one after the other, so that a machine that speeds up or slows down weighs on each alike")
 	flag.IntVar(&o.sessions, "sessions", 1_000_000, "sessions in the table for the growth measurement")
-	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, first and returning logins at 64; one file per turn, e.g. me-128.1.pprof: go tool pprof reads them together) into this directory (created if missing)")
+	flag.StringVar(&o.profileDir, "profile", "", "write the server's CPU profiles ({ __typename } and me at 128 connections, first and returning logins at 64, one file per turn, e.g. me-128.1.pprof: go tool pprof reads them together; the three bursts' 3 s, burst.pprof) into this directory (created if missing)")
 	flag.StringVar(&only, "only", "me,login,latency,growth,start", "scenarios to run")
 	flag.StringVar(&o.mysqlHost, "mysql", "root@tcp(127.0.0.1:3306)", "MariaDB to run on (the harness creates and drops its own database)")
 	flag.StringVar(&o.dbName, "db", "wxlogin_bench", "the database the harness creates")
@@ -580,6 +580,17 @@ func (b *bench) latency(ctx context.Context) error {
 	})
 	floorCPU := takeCPU(b.srv.cmd.Process.Pid, b.dbPID).since(cpuBefore)
 	fmt.Printf("    plain database/sql after 200 ms: %s; %s\n", floor, floorCPU.total(floor.took))
+	// The three rounds come one after the other, in about three seconds: one profile
+	// takes them all.
+	var profiled sync.WaitGroup
+	if b.o.profileDir != "" {
+		profiled.Go(func() {
+			if err := b.srv.profile(filepath.Join(b.o.profileDir, "burst.pprof"), 3*time.Second); err != nil {
+				log.Printf("profiling the bursts: %v", err)
+			}
+		})
+	}
+	defer profiled.Wait()
 	for round := 1; round <= 3; round++ {
 		c := newGQLClient(b.srv.base, n)
 		var peakG, peakConns float64
