@@ -5,7 +5,6 @@ import (
 	stdsql "database/sql"
 	"time"
 
-	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
@@ -107,27 +106,23 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 		if len(in) == 0 {
 			return nil
 		}
-		// The codes' update goes last, for the count's first row; the counts are the
-		// transaction's first plain read, after its locks (see evictBeyondCap).
-		rows, err := s.db.QueryAfter(ctx, tx, s.liveCounts(now, userIDs...),
+		// The codes' update goes last: its count of rows is the batch's. The live
+		// counts are the transaction's first plain read, after its locks (see
+		// evictBeyondCap).
+		done, rows, err := s.db.ExecBatchQuery(ctx, tx, s.liveCounts(now, userIDs...),
 			s.updateIdentities(idents...), s.updateLastLogin(users...), s.insertSessions(sessions...),
 			audit.statement(entries...), s.codesDone(codes...))
 		if err != nil {
 			return err
 		}
-		var done int64 = -1
 		live := make(map[uuid.UUID]int64, len(in))
 		if err := readRows(rows, func(rows *stdsql.Rows) error {
-			var id uuid.NullUUID
+			var id uuid.UUID
 			var n int64
 			if err := rows.Scan(&id, &n); err != nil {
 				return err
 			}
-			if id.Valid {
-				live[id.UUID] = n
-			} else {
-				done = n
-			}
+			live[id] = n
 			return nil
 		}); err != nil {
 			return err
@@ -178,18 +173,13 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 	}
 }
 
-// liveCounts is the query of how many live sessions each of the users has, for the end
-// of a batch: its first row has no user, and the rows that the batch's last statement
-// changed.
+// liveCounts is the query of how many live sessions each of the users has: a user and
+// a count a row.
 func (s *Service) liveCounts(now time.Time, userIDs ...uuid.UUID) database.Statement {
 	sel := sql.Dialect(s.db.Dialect).Select(session.FieldUserID, sql.Count("*")).From(sql.Table(session.Table))
 	for _, p := range s.liveSessions(now, session.UserIDIn(userIDs...)) {
 		p(sel)
 	}
 	q, args := sel.GroupBy(session.FieldUserID).Query()
-	changed := "changes()" // SQLite's
-	if s.db.Dialect == dialect.MySQL {
-		changed = "ROW_COUNT()"
-	}
-	return database.Statement{Query: "SELECT NULL, " + changed + " UNION ALL " + q, Args: args}
+	return database.Statement{Query: q, Args: args}
 }

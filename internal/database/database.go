@@ -323,30 +323,50 @@ type Querier interface {
 }
 
 // ExecBatchCount runs stmts as ExecBatch does, then count, a query whose answer is one
-// number, and returns the rows the last statement affected and that number. On MySQL
-// the count goes in the batch's round trip (it reads ROW_COUNT() for the last
-// statement); elsewhere it is a query of its own.
+// number, and returns the rows the last statement affected and that number, in one
+// round trip on MySQL (ExecBatchQuery).
 func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, stmts ...Statement) (affected, n int64, err error) {
-	if !db.batches || len(stmts) == 0 {
-		if affected, err = db.ExecBatch(ctx, tx, stmts...); err != nil {
-			return 0, 0, err
-		}
-		rows, err := tx.QueryContext(ctx, count.Query, count.Args...)
-		if err != nil {
-			return 0, 0, err
-		}
-		err = firstRow(rows, &n)
-		return affected, n, err
-	}
-	q := joined(append(stmts[:len(stmts):len(stmts)], Statement{Query: "SELECT ROW_COUNT(), (" + count.Query + ")", Args: count.Args}))
-	rows, err := tx.QueryContext(ctx, q.Query, q.Args...)
+	affected, rows, err := db.ExecBatchQuery(ctx, tx, count, stmts...)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := firstRow(rows, &affected, &n); err != nil {
+	if err := firstRow(rows, &n); err != nil {
 		return 0, 0, err
 	}
 	return affected, n, nil
+}
+
+// ExecBatchQuery runs stmts as ExecBatch does, then query, and returns the rows the last
+// statement affected and query's rows, for the caller to read and close. On MySQL they
+// go in one round trip, the last statement's count read by a SELECT ROW_COUNT() of its
+// own before the query; elsewhere, and when the URL turns batches off, the query is a
+// round trip of its own.
+func (db *DB) ExecBatchQuery(ctx context.Context, tx Querier, query Statement, stmts ...Statement) (int64, *sql.Rows, error) {
+	if !db.batches || len(stmts) == 0 {
+		affected, err := db.ExecBatch(ctx, tx, stmts...)
+		if err != nil {
+			return 0, nil, err
+		}
+		rows, err := tx.QueryContext(ctx, query.Query, query.Args...)
+		return affected, rows, err
+	}
+	q := joined(append(stmts[:len(stmts):len(stmts)], Statement{Query: "SELECT ROW_COUNT()"}, query))
+	rows, err := tx.QueryContext(ctx, q.Query, q.Args...)
+	if err != nil {
+		return 0, nil, err
+	}
+	var affected int64
+	err = scanFirst(rows, &affected)
+	if err == nil && !rows.NextResultSet() {
+		if err = rows.Err(); err == nil {
+			err = errors.New("database: a batch's query returned nothing")
+		}
+	}
+	if err != nil {
+		rows.Close()
+		return 0, nil, err
+	}
+	return affected, rows, nil
 }
 
 // firstRow scans the first row of rows into dest, and closes them. Results without rows
@@ -354,6 +374,15 @@ func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, s
 // already) are read past; a statement that failed ends the rows with its error.
 func firstRow(rows *sql.Rows, dest ...any) error {
 	defer rows.Close()
+	if err := scanFirst(rows, dest...); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// scanFirst scans the first row of rows into dest, reading past results without rows,
+// and leaves rows open.
+func scanFirst(rows *sql.Rows, dest ...any) error {
 	for !rows.Next() {
 		if err := rows.Err(); err != nil {
 			return err
@@ -362,13 +391,10 @@ func firstRow(rows *sql.Rows, dest ...any) error {
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			return errors.New("database: a count returned no row")
+			return errors.New("database: a query returned no row")
 		}
 	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
+	return rows.Scan(dest...)
 }
 
 // WithTx runs fn in a transaction and commits it. When the database reports a deadlock,

@@ -213,6 +213,71 @@ func TestExecBatchCount(t *testing.T) {
 	})
 }
 
+// TestExecBatchQuery: the query runs after the batch and sees its rows, and the count is
+// the last statement's, whether the batch goes in one round trip or, as an operator
+// behind a proxy may set, statement by statement; a statement that fails stops it with
+// its error.
+func TestExecBatchQuery(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		ctx := context.Background()
+		dbs := map[string]*database.DB{"default": b.Open(t)}
+		if b.Name == "mysql" {
+			for _, param := range []string{"multiStatements=false", "interpolateParams=false"} {
+				one, err := database.Open(ctx, b.URL(t)+"?"+param, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { one.Close() })
+				dbs[param] = one
+			}
+		}
+		for name, db := range dbs {
+			if _, err := db.SQL.ExecContext(ctx, "CREATE TABLE query_test (id INT PRIMARY KEY, v VARCHAR(10))"); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			insert := func(id int, v string) database.Statement {
+				return database.Statement{Query: "INSERT INTO query_test (id, v) VALUES (?, ?)", Args: []any{id, v}}
+			}
+			byValue := database.Statement{Query: "SELECT v, COUNT(*) FROM query_test WHERE id < ? GROUP BY v ORDER BY v", Args: []any{100}}
+			var affected int64
+			var got []string
+			err := db.WithTx(ctx, func(tx *ent.Tx) error {
+				got = nil
+				n, rows, err := db.ExecBatchQuery(ctx, tx, byValue,
+					insert(1, "x"), insert(2, "x"), insert(3, "y"),
+					database.Statement{Query: "UPDATE query_test SET v = ? WHERE id <= ?", Args: []any{"z", 2}})
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var v string
+					var c int
+					if err := rows.Scan(&v, &c); err != nil {
+						return err
+					}
+					got = append(got, fmt.Sprintf("%s:%d", v, c))
+				}
+				affected = n
+				return rows.Err()
+			})
+			if err != nil || affected != 2 || strings.Join(got, " ") != "y:1 z:2" {
+				t.Errorf("%s: %v, last statement %d rows (want 2), query %v (want [y:1 z:2])", name, err, affected, got)
+			}
+			err = db.WithTx(ctx, func(tx *ent.Tx) error {
+				_, rows, err := db.ExecBatchQuery(ctx, tx, byValue, insert(4, "x"), insert(1, "again"))
+				if err == nil {
+					rows.Close()
+				}
+				return err
+			})
+			if !database.IsUniqueViolation(err) {
+				t.Errorf("%s: a batch with a duplicate key: %v, want a unique violation", name, err)
+			}
+		}
+	})
+}
+
 // TestRetry: a deadlock or a lock wait timeout is tried again, anything else is not.
 func TestRetry(t *testing.T) {
 	ctx := context.Background()
