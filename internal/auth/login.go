@@ -620,9 +620,9 @@ func (s *Service) openSession(ctx context.Context, tx *ent.Tx, audit *auditor, a
 	var err error
 	if evict == countFirst {
 		// The count comes after the session's insert, which it includes, in its batch.
-		var count int64
-		n, count, err = s.db.ExecBatchCount(ctx, tx, s.liveCount(userID, now), stmts...)
-		live = int(count)
+		var counts map[uuid.UUID]int64
+		n, counts, err = s.liveCountsAfter(ctx, tx, now, []uuid.UUID{userID}, stmts...)
+		live = int(counts[userID])
 	} else {
 		n, err = s.db.ExecBatch(ctx, tx, stmts...)
 	}
@@ -709,14 +709,30 @@ func (s *Service) codesDone(dones ...codeDone) database.Statement {
 	return database.Statement{Query: q, Args: args}
 }
 
-// liveCount is the query of how many live sessions the user has, for a batch.
-func (s *Service) liveCount(userID uuid.UUID, now time.Time) database.Statement {
-	sel := sql.Dialect(s.db.Dialect).Select(sql.Count("*")).From(sql.Table(session.Table))
-	for _, p := range s.liveSessionsOf(userID, now) {
+// liveCountsAfter runs stmts, then counts the users' live sessions, in one round trip on
+// MySQL (database.ExecBatchQuery), and returns the rows the last statement affected and
+// each user's count.
+func (s *Service) liveCountsAfter(ctx context.Context, tx *ent.Tx, now time.Time, userIDs []uuid.UUID, stmts ...database.Statement) (int64, map[uuid.UUID]int64, error) {
+	sel := sql.Dialect(s.db.Dialect).Select(session.FieldUserID, sql.Count("*")).From(sql.Table(session.Table))
+	for _, p := range s.liveSessions(now, session.UserIDIn(userIDs...)) {
 		p(sel)
 	}
-	q, args := sel.Query()
-	return database.Statement{Query: q, Args: args}
+	q, args := sel.GroupBy(session.FieldUserID).Query()
+	n, rows, err := s.db.ExecBatchQuery(ctx, tx, database.Statement{Query: q, Args: args}, stmts...)
+	if err != nil {
+		return 0, nil, err
+	}
+	live := make(map[uuid.UUID]int64, len(userIDs))
+	err = readRows(rows, func(rows *stdsql.Rows) error {
+		var id uuid.UUID
+		var c int64
+		if err := rows.Scan(&id, &c); err != nil {
+			return err
+		}
+		live[id] = c
+		return nil
+	})
+	return n, live, err
 }
 
 // eviction says how a login ends its user's sessions past the cap.
@@ -737,7 +753,7 @@ const (
 // transaction has already locked.
 //
 // Most users are under the cap. A login that locked its user first (countFirst) knows
-// it from live, a plain count (liveCount) made with the session's insert: the
+// it from live, a plain count (liveCountsAfter) made with the session's insert: the
 // transaction's snapshot is taken by this first plain read, after the logins that held
 // the user's row committed, and includes the session just made. Past the cap, or when
 // live is -1 (not counted), the sessions are read again (evict).

@@ -2,16 +2,11 @@ package auth
 
 import (
 	"context"
-	stdsql "database/sql"
-	"time"
 
-	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
-	"github.com/wxlogin/wxlogin/ent/session"
-	"github.com/wxlogin/wxlogin/internal/database"
 )
 
 // returningLogins makes the returning logins that come together in one transaction:
@@ -55,7 +50,7 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 	for _, c := range batch {
 		k := identityKey{c.q.appid, c.q.ws.OpenID}
 		m := &member{c: c}
-		if !seen[k] {
+		if !seen[k] { // a second login of the same identity is not sealed: it goes alone
 			seen[k] = true
 			m.sealed = s.keyring.Seal([]byte(c.q.ws.SessionKey), IdentityBinding(k.appid, k.openid))
 			keys = append(keys, k)
@@ -109,22 +104,10 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 		// The codes' update goes last: its count of rows is the batch's. The live
 		// counts are the transaction's first plain read, after its locks (see
 		// evictBeyondCap).
-		done, rows, err := s.db.ExecBatchQuery(ctx, tx, s.liveCounts(now, userIDs...),
+		done, live, err := s.liveCountsAfter(ctx, tx, now, userIDs,
 			s.updateIdentities(idents...), s.updateLastLogin(users...), s.insertSessions(sessions...),
 			audit.statement(entries...), s.codesDone(codes...))
 		if err != nil {
-			return err
-		}
-		live := make(map[uuid.UUID]int64, len(in))
-		if err := readRows(rows, func(rows *stdsql.Rows) error {
-			var id uuid.UUID
-			var n int64
-			if err := rows.Scan(&id, &n); err != nil {
-				return err
-			}
-			live[id] = n
-			return nil
-		}); err != nil {
 			return err
 		}
 		if done != int64(len(in)) {
@@ -171,15 +154,4 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 			m.c.a = *m.done
 		}
 	}
-}
-
-// liveCounts is the query of how many live sessions each of the users has: a user and
-// a count a row.
-func (s *Service) liveCounts(now time.Time, userIDs ...uuid.UUID) database.Statement {
-	sel := sql.Dialect(s.db.Dialect).Select(session.FieldUserID, sql.Count("*")).From(sql.Table(session.Table))
-	for _, p := range s.liveSessions(now, session.UserIDIn(userIDs...)) {
-		p(sel)
-	}
-	q, args := sel.GroupBy(session.FieldUserID).Query()
-	return database.Statement{Query: q, Args: args}
 }

@@ -322,20 +322,6 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// ExecBatchCount runs stmts as ExecBatch does, then count, a query whose answer is one
-// number, and returns the rows the last statement affected and that number, in one
-// round trip on MySQL (ExecBatchQuery).
-func (db *DB) ExecBatchCount(ctx context.Context, tx Querier, count Statement, stmts ...Statement) (affected, n int64, err error) {
-	affected, rows, err := db.ExecBatchQuery(ctx, tx, count, stmts...)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := firstRow(rows, &n); err != nil {
-		return 0, 0, err
-	}
-	return affected, n, nil
-}
-
 // ExecBatchQuery runs stmts as ExecBatch does, then query, and returns the rows the last
 // statement affected and query's rows, for the caller to read and close. On MySQL they
 // go in one round trip, the last statement's count read by a SELECT ROW_COUNT() of its
@@ -367,17 +353,6 @@ func (db *DB) ExecBatchQuery(ctx context.Context, tx Querier, query Statement, s
 		return 0, nil, err
 	}
 	return affected, rows, nil
-}
-
-// firstRow scans the first row of rows into dest, and closes them. Results without rows
-// before it (a batch's statements before its SELECT, which the MySQL driver passes over
-// already) are read past; a statement that failed ends the rows with its error.
-func firstRow(rows *sql.Rows, dest ...any) error {
-	defer rows.Close()
-	if err := scanFirst(rows, dest...); err != nil {
-		return err
-	}
-	return rows.Close()
 }
 
 // scanFirst scans the first row of rows into dest, reading past results without rows,
