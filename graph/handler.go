@@ -41,6 +41,23 @@ func (c smallDocuments) Add(ctx context.Context, query string, doc *ast.QueryDoc
 	}
 }
 
+// extensions are the handler's extensions, in order. None may intercept fields
+// (graphql.FieldInterceptor): the generated executor marshals plain struct fields
+// without the field middleware (tools/leanfields), so such an extension would not see
+// them; a test holds this.
+func extensions(o Options) []graphql.HandlerExtension {
+	var exts []graphql.HandlerExtension
+	if o.Introspection {
+		exts = append(exts, extension.Introspection{})
+	}
+	exts = append(exts,
+		newDocumentLimits(complexityLimit),
+		// Last, so that it remembers only documents that passed every check before it.
+		persisted.New(o.PersistedQueries, o.Manifest, persistedCacheBytes, parserTokenLimit),
+	)
+	return exts
+}
+
 // persistedCacheBytes bounds the documents remembered for automatic persisted queries.
 const persistedCacheBytes = 8 << 20
 
@@ -71,13 +88,10 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(smallDocuments{lru.New[*ast.QueryDocument](500)})
-	if o.Introspection {
-		srv.Use(extension.Introspection{})
+	for _, ext := range extensions(o) {
+		srv.Use(ext)
 	}
 	srv.SetDisableSuggestion(!o.Suggestions)
-	srv.Use(newDocumentLimits(complexityLimit))
-	// Last, so that it remembers only documents that passed every check before it.
-	srv.Use(persisted.New(o.PersistedQueries, o.Manifest, persistedCacheBytes, parserTokenLimit))
 	srv.SetParserTokenLimit(parserTokenLimit)
 	srv.SetErrorPresenter(ErrorPresenter(log))
 	srv.SetRecoverFunc(Recover(log))
