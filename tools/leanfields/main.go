@@ -18,6 +18,13 @@
 //     own path; otherwise gqlgen's code runs), and for a nullable one answer null only
 //     for nil, with no error either way.
 //
+// And an object whose fields are all resolved in place (no field in a goroutine of its
+// own, so no deferred fragment either) gets graph's inlineObject for its value instead of
+// a graphql.FieldSet: the same bytes, without a deferred group made for every object
+// (its path built, a field set and a map), a map of the aliases written and a copy of
+// each field as it is written. The object function must have exactly the shape gqlgen
+// gives such an object (see inlineObject below).
+//
 // Anything else is left as gqlgen wrote it. Running it twice changes nothing.
 package main
 
@@ -89,8 +96,8 @@ type edit struct {
 	text     string
 }
 
-// rewrite returns the source with every eligible field function's body replaced, and
-// how many it replaced.
+// rewrite returns the source with every eligible field and object function rewritten,
+// and how many edits that took (none: nothing to do).
 func rewrite(filename string, src []byte) ([]byte, int, error) {
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, filename, src, parser.ParseComments)
@@ -101,6 +108,10 @@ func rewrite(filename string, src []byte) ([]byte, int, error) {
 	for _, decl := range file.Decls {
 		fn, ok := decl.(*ast.FuncDecl)
 		if !ok || fn.Body == nil {
+			continue
+		}
+		if objEdits, ok := inlineObject(fset, src, fn); ok {
+			edits = append(edits, objEdits...)
 			continue
 		}
 		field, marshaller, ok := plainField(fn)
@@ -248,4 +259,141 @@ func isSelector(e ast.Expr, x, name string) bool {
 	}
 	id, ok := sel.X.(*ast.Ident)
 	return ok && id.Name == x && sel.Sel.Name == name
+}
+
+// inlineObject returns the edits that give a generated object function graph's
+// inlineObject for its value, when the function has exactly this shape:
+//
+//	func (ec *executionContext) _T(ctx context.Context, sel ast.SelectionSet, obj *T) graphql.Marshaler {
+//		fields := graphql.CollectFields(ec.OperationContext, sel, tImplementors)
+//		out := graphql.NewFieldSet(fields)
+//		deferred := graphql.NewDeferredGroup(ctx)
+//		for i, field := range fields {
+//			… out.Values[i] = …; out.Invalids++ …   // nothing else of out, no deferred
+//		}
+//		out.Dispatch(ctx)
+//		if out.Invalids > 0 {
+//			return graphql.Null
+//		}
+//		if n := len(deferred.Defers); n > 0 { … }
+//		return out
+//	}
+//
+// The loop using nothing of out but Values and Invalids means that no field was handed
+// to a goroutine (out.ResolveConcurrently, out.Concurrently), so Dispatch has nothing to
+// run and the deferred group stays empty: both go, and NewFieldSet becomes
+// newInlineObject.
+func inlineObject(fset *token.FileSet, src []byte, fn *ast.FuncDecl) ([]edit, bool) {
+	if fn.Recv == nil || len(fn.Type.Params.List) != 3 {
+		return nil, false
+	}
+	for i, want := range []string{"ctx", "sel", "obj"} {
+		p := fn.Type.Params.List[i]
+		if len(p.Names) != 1 || p.Names[0].Name != want {
+			return nil, false
+		}
+	}
+	body := fn.Body.List
+	if len(body) != 8 {
+		return nil, false
+	}
+	if !isDefine(body[0], "fields", "graphql", "CollectFields") ||
+		!isDefine(body[1], "out", "graphql", "NewFieldSet") ||
+		!isDefine(body[2], "deferred", "graphql", "NewDeferredGroup") {
+		return nil, false
+	}
+	loop, ok := body[3].(*ast.RangeStmt)
+	if !ok || !onlyValuesAndInvalids(loop.Body) {
+		return nil, false
+	}
+	if stmt, ok := body[4].(*ast.ExprStmt); !ok || !isCallOf(stmt.X, "out", "Dispatch") {
+		return nil, false
+	}
+	if invalid, ok := body[5].(*ast.IfStmt); !ok || !mentions(invalid.Cond, "out") {
+		return nil, false
+	}
+	defers, ok := body[6].(*ast.IfStmt)
+	if !ok || !mentions(defers.Init, "deferred") {
+		return nil, false
+	}
+	if ret, ok := body[7].(*ast.ReturnStmt); !ok || len(ret.Results) != 1 || !isIdent(ret.Results[0], "out") {
+		return nil, false
+	}
+	// out := graphql.NewFieldSet(fields): only the call changes.
+	call := body[1].(*ast.AssignStmt).Rhs[0]
+	return []edit{
+		{from: offset(fset, call.Pos()), to: offset(fset, call.End()), text: "newInlineObject(fields)"},
+		deleteLine(fset, src, body[2]),
+		deleteLine(fset, src, body[4]),
+		deleteLine(fset, src, body[6]),
+	}, true
+}
+
+// isDefine matches `name := pkg.fun(…)`.
+func isDefine(stmt ast.Stmt, name, pkg, fun string) bool {
+	a, ok := stmt.(*ast.AssignStmt)
+	if !ok || a.Tok != token.DEFINE || len(a.Lhs) != 1 || len(a.Rhs) != 1 || !isIdent(a.Lhs[0], name) {
+		return false
+	}
+	call, ok := a.Rhs[0].(*ast.CallExpr)
+	return ok && isSelector(call.Fun, pkg, fun)
+}
+
+// onlyValuesAndInvalids reports whether n uses out only as out.Values and out.Invalids,
+// and deferred and innerCtx (a root object's) not at all.
+func onlyValuesAndInvalids(n ast.Node) bool {
+	ok := true
+	ast.Inspect(n, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.SelectorExpr:
+			if isIdent(n.X, "out") {
+				if n.Sel.Name != "Values" && n.Sel.Name != "Invalids" {
+					ok = false
+				}
+				return false
+			}
+		case *ast.Ident:
+			if n.Name == "out" || n.Name == "deferred" || n.Name == "innerCtx" {
+				ok = false // out as a whole (its address, say), or a deferred fragment
+			}
+		}
+		return ok
+	})
+	return ok
+}
+
+func mentions(n ast.Node, name string) bool {
+	found := false
+	ast.Inspect(n, func(n ast.Node) bool {
+		if isIdent(n, name) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+func isCallOf(e ast.Expr, x, name string) bool {
+	call, ok := e.(*ast.CallExpr)
+	return ok && isSelector(call.Fun, x, name)
+}
+
+func isIdent(n ast.Node, name string) bool {
+	id, ok := n.(*ast.Ident)
+	return ok && id.Name == name
+}
+
+func offset(fset *token.FileSet, p token.Pos) int { return fset.Position(p).Offset }
+
+// deleteLine removes a statement with the whole of its lines.
+func deleteLine(fset *token.FileSet, src []byte, stmt ast.Stmt) edit {
+	from := offset(fset, stmt.Pos())
+	for from > 0 && src[from-1] != '\n' {
+		from--
+	}
+	to := offset(fset, stmt.End())
+	if to < len(src) && src[to] == '\n' {
+		to++
+	}
+	return edit{from: from, to: to}
 }

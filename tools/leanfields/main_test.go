@@ -181,6 +181,100 @@ func TestRewrite(t *testing.T) {
 	}
 }
 
+const objectFixture = `package graph
+
+func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *model.User) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("User")
+		case "id":
+			out.Values[i] = ec._User_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, obj *model.Account) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, accountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "friends":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_friends(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+`
+
+func TestRewriteObjects(t *testing.T) {
+	out, n, err := rewrite("fixture.go", []byte(objectFixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 { // one object: the constructor and three statements
+		t.Errorf("%d edits, want 4 (User only)", n)
+	}
+	got := string(out)
+	user := function(t, got, "_User")
+	for _, gone := range []string{"NewFieldSet", "NewDeferredGroup", "Dispatch", "deferred"} {
+		if strings.Contains(user, gone) {
+			t.Errorf("an object resolved in place still has %s:\n%s", gone, user)
+		}
+	}
+	for _, kept := range []string{"out := newInlineObject(fields)", "out.Invalids++", "if out.Invalids > 0 {\n\t\treturn graphql.Null", "return out"} {
+		if !strings.Contains(user, kept) {
+			t.Errorf("an object resolved in place lost %q:\n%s", kept, user)
+		}
+	}
+	// A field in a goroutine of its own (and so perhaps a deferred fragment) keeps
+	// gqlgen's field set.
+	if function(t, got, "_Account") != function(t, objectFixture, "_Account") {
+		t.Errorf("an object with a concurrent field was changed:\n%s", function(t, got, "_Account"))
+	}
+	if again, n, err := rewrite("fixture.go", out); err != nil || n != 0 || string(again) != got {
+		t.Errorf("a second run made %d edits (err %v): not idempotent", n, err)
+	}
+}
+
 // graph/generated.go is committed after this step: gqlgen run alone would undo it.
 func TestGeneratedExecutorIsRewritten(t *testing.T) {
 	src, err := os.ReadFile("../../graph/generated.go")
@@ -192,5 +286,8 @@ func TestGeneratedExecutorIsRewritten(t *testing.T) {
 	}
 	if !strings.Contains(string(src), "return ec.marshalNString2string(ctx, field.Selections, obj.Openid)") {
 		t.Error("User.openid is not marshalled directly in graph/generated.go")
+	}
+	if !strings.Contains(function(t, string(src), "_User"), "out := newInlineObject(fields)") {
+		t.Error("User is not an inlineObject in graph/generated.go")
 	}
 }
