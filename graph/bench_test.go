@@ -1,5 +1,6 @@
 // Micro-benchmarks of error mapping: ErrorCode, which walks an error's chain to find its
-// contract code, and the error presenter gqlgen calls on every error a resolver returns.
+// contract code, and the error presenter gqlgen calls on every error a resolver returns;
+// and of reading a request's body.
 //
 // Run them with:
 //
@@ -7,11 +8,14 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -88,5 +92,22 @@ func BenchmarkErrorPresenter(b *testing.B) {
 				present(ctx, e.err)
 			}
 		})
+	}
+}
+
+// BenchmarkBodyParams reads the body the mini-program SDK sends for `me`: its document
+// (newlines escaped) and empty variables.
+func BenchmarkBodyParams(b *testing.B) {
+	doc, err := os.ReadFile("../clients/documents/Me.graphql")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"query": string(doc), "variables": map[string]any{}})
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := bodyParams(bytes.NewReader(body))
+		if err != nil || p.Query != string(doc) {
+			b.Fatalf("%v %q", err, p.Query)
+		}
 	}
 }

@@ -32,6 +32,7 @@ var paramSeeds = []string{
 	`{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`,
 	`{"query":"{ me { id } }","query":"{ __typename }"}`,
 	`{"query":"{ me { id } }","variables":[]}`,
+	`{"operationName":"a\\\\","query":"query Me {\n  me { id }\n}\n","variables":{"k":"\"\\\\\""}}`,
 	`{"query":5}`,
 	`{"query":"{ me { id } }"} {"query":"again"}`,
 	`{"query":"{ me { id } }"`,
@@ -104,7 +105,7 @@ func checkParams(t *testing.T, from string, err error, hasDocument bool) {
 
 // FuzzUnquote: where unquote decodes a JSON string, it decodes it as encoding/json does.
 func FuzzUnquote(f *testing.F) {
-	for _, s := range []string{`"a"`, `"query Me {\n  me { id }\n}"`, `"\"\\\/\b\f\n\r\t"`, `"\u00e9"`, `"é\n"`, `""`, `"\\n"`} {
+	for _, s := range []string{`"a"`, `"query Me {\n  me { id }\n}"`, `"\"\\\/\b\f\n\r\t"`, `"\u00e9"`, `"é\n"`, `""`, `"\\n"`, `"\\\\\""`, `"a\\\\"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
