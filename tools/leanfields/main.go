@@ -203,50 +203,46 @@ func plainField(fn *ast.FuncDecl) (field, marshaller string, ok bool) {
 
 // structFieldRead matches `func(ctx context.Context) (any, error) { return obj.F, nil }`.
 func structFieldRead(e ast.Expr) (string, bool) {
-	lit, ok := e.(*ast.FuncLit)
-	if !ok || len(lit.Body.List) != 1 {
+	results, ok := onlyReturn(e)
+	if !ok || len(results) != 2 || !isIdent(results[1], "nil") {
 		return "", false
 	}
-	ret, ok := lit.Body.List[0].(*ast.ReturnStmt)
-	if !ok || len(ret.Results) != 2 {
-		return "", false
-	}
-	if id, isIdent := ret.Results[1].(*ast.Ident); !isIdent || id.Name != "nil" {
-		return "", false
-	}
-	sel, ok := ret.Results[0].(*ast.SelectorExpr)
-	if !ok {
-		return "", false
-	}
-	if x, isIdent := sel.X.(*ast.Ident); !isIdent || x.Name != "obj" {
+	sel, ok := results[0].(*ast.SelectorExpr)
+	if !ok || !isIdent(sel.X, "obj") {
 		return "", false
 	}
 	return sel.Sel.Name, true
 }
 
-// marshalCall matches `func(ctx, selections, v) graphql.Marshaler { return ec.marshalX(ctx, selections, v) }`.
-func marshalCall(e ast.Expr) (string, bool) {
+// onlyReturn returns the results of a function literal whose body is one return.
+func onlyReturn(e ast.Expr) ([]ast.Expr, bool) {
 	lit, ok := e.(*ast.FuncLit)
 	if !ok || len(lit.Body.List) != 1 {
-		return "", false
+		return nil, false
 	}
 	ret, ok := lit.Body.List[0].(*ast.ReturnStmt)
-	if !ok || len(ret.Results) != 1 {
+	if !ok {
+		return nil, false
+	}
+	return ret.Results, true
+}
+
+// marshalCall matches `func(ctx, selections, v) graphql.Marshaler { return ec.marshalX(ctx, selections, v) }`.
+func marshalCall(e ast.Expr) (string, bool) {
+	results, ok := onlyReturn(e)
+	if !ok || len(results) != 1 {
 		return "", false
 	}
-	call, ok := ret.Results[0].(*ast.CallExpr)
+	call, ok := results[0].(*ast.CallExpr)
 	if !ok || len(call.Args) != 3 {
 		return "", false
 	}
 	sel, ok := call.Fun.(*ast.SelectorExpr)
-	if !ok {
-		return "", false
-	}
-	if x, isIdent := sel.X.(*ast.Ident); !isIdent || x.Name != "ec" {
+	if !ok || !isIdent(sel.X, "ec") {
 		return "", false
 	}
 	for i, want := range []string{"ctx", "selections", "v"} {
-		if id, isIdent := call.Args[i].(*ast.Ident); !isIdent || id.Name != want {
+		if !isIdent(call.Args[i], want) {
 			return "", false
 		}
 	}
