@@ -45,10 +45,10 @@ import (
 // condition (a format for the field's expression) under which it cannot answer null.
 // graphql's MarshalString, MarshalID, MarshalBoolean and MarshalInt never return Null,
 // and graph/model's MarshalTime (the Time scalar's) only for the zero time (the test
-// checks both), so under its condition
-// a non-null field's marshaller raises no error; the nullable ones return Null only for
-// nil and raise nothing. Where the condition does not hold, gqlgen's own code runs, so
-// that a null in a non-null field is reported at the field's own path, as before.
+// checks both), so under its condition a non-null field's marshaller raises no error;
+// the nullable ones return Null only for nil and raise nothing. Where the condition does
+// not hold, gqlgen's own code runs, so that a null in a non-null field is reported at
+// the field's own path, as before.
 var safeMarshallers = map[string]string{
 	"marshalNString2string":  "",
 	"marshalNID2string":      "",
