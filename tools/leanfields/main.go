@@ -113,26 +113,9 @@ func rewrite(filename string, src []byte) ([]byte, int, error) {
 		}
 		if objEdits, ok := inlineObject(fset, src, fn); ok {
 			edits = append(edits, objEdits...)
-			continue
+		} else if e, ok := leanField(fset, src, fn); ok {
+			edits = append(edits, e)
 		}
-		field, marshaller, ok := plainField(fn)
-		if !ok {
-			continue
-		}
-		value := "obj." + field
-		lean := fmt.Sprintf("return ec.%s(ctx, field.Selections, %s)", marshaller, value)
-		from := fset.Position(fn.Body.Lbrace).Offset + 1
-		to := fset.Position(fn.Body.Rbrace).Offset
-		var body string
-		if cond := safeMarshallers[marshaller]; cond == "" {
-			body = "\n// A plain struct field: its marshaller directly (tools/leanfields).\n" + lean + "\n"
-		} else {
-			// gqlgen's code stays for the value that would be null.
-			body = "\n// A plain struct field: its marshaller directly unless null (tools/leanfields).\n" +
-				"if " + fmt.Sprintf(cond, value) + " {\n" + lean + "\n}\n" +
-				strings.TrimLeft(string(src[from:to]), "\n")
-		}
-		edits = append(edits, edit{from: from, to: to, text: body})
 	}
 	if len(edits) == 0 {
 		return src, 0, nil
@@ -153,6 +136,26 @@ func rewrite(filename string, src []byte) ([]byte, int, error) {
 	return out, len(edits), nil
 }
 
+// leanField returns the edit that has a plain field's function call its marshaller
+// directly (see plainField), keeping gqlgen's code after a guard where the marshaller
+// has a condition.
+func leanField(fset *token.FileSet, src []byte, fn *ast.FuncDecl) (edit, bool) {
+	field, marshaller, ok := plainField(fn)
+	if !ok {
+		return edit{}, false
+	}
+	value := "obj." + field
+	lean := fmt.Sprintf("return ec.%s(ctx, field.Selections, %s)", marshaller, value)
+	from, to := offset(fset, fn.Body.Lbrace)+1, offset(fset, fn.Body.Rbrace)
+	if cond := safeMarshallers[marshaller]; cond != "" {
+		// gqlgen's code stays for the value that would be null.
+		return edit{from: from, to: to, text: "\n// A plain struct field: its marshaller directly unless null (tools/leanfields).\n" +
+			"if " + fmt.Sprintf(cond, value) + " {\n" + lean + "\n}\n" +
+			strings.TrimLeft(string(src[from:to]), "\n")}, true
+	}
+	return edit{from: from, to: to, text: "\n// A plain struct field: its marshaller directly (tools/leanfields).\n" + lean + "\n"}, true
+}
+
 // plainField reports whether fn is a generated object field function of the form
 //
 //	func (ec *executionContext) _T_f(ctx context.Context, field graphql.CollectedField, obj *T) (ret graphql.Marshaler) {
@@ -167,16 +170,7 @@ func rewrite(filename string, src []byte) ([]byte, int, error) {
 //
 // with marshalX one of safeMarshallers, and if so returns F and marshalX.
 func plainField(fn *ast.FuncDecl) (field, marshaller string, ok bool) {
-	if fn.Recv == nil || len(fn.Recv.List) != 1 || len(fn.Type.Params.List) != 3 {
-		return "", "", false
-	}
-	names := []string{"ctx", "field", "obj"}
-	for i, p := range fn.Type.Params.List {
-		if len(p.Names) != 1 || p.Names[0].Name != names[i] {
-			return "", "", false
-		}
-	}
-	if len(fn.Body.List) != 1 {
+	if !isMethodOf(fn, "ctx", "field", "obj") || len(fn.Body.List) != 1 {
 		return "", "", false
 	}
 	ret, ok := fn.Body.List[0].(*ast.ReturnStmt)
@@ -191,7 +185,7 @@ func plainField(fn *ast.FuncDecl) (field, marshaller string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	if id, isIdent := call.Args[5].(*ast.Ident); !isIdent || id.Name != "nil" {
+	if !isIdent(call.Args[5], "nil") {
 		return "", "", false // a directive's middleware
 	}
 	marshaller, ok = marshalCall(call.Args[6])
@@ -281,14 +275,8 @@ func isSelector(e ast.Expr, x, name string) bool {
 // run and the deferred group stays empty: both go, and NewFieldSet becomes
 // newInlineObject.
 func inlineObject(fset *token.FileSet, src []byte, fn *ast.FuncDecl) ([]edit, bool) {
-	if fn.Recv == nil || len(fn.Type.Params.List) != 3 {
+	if !isMethodOf(fn, "ctx", "sel", "obj") {
 		return nil, false
-	}
-	for i, want := range []string{"ctx", "sel", "obj"} {
-		p := fn.Type.Params.List[i]
-		if len(p.Names) != 1 || p.Names[0].Name != want {
-			return nil, false
-		}
 	}
 	body := fn.Body.List
 	if len(body) != 8 {
@@ -368,6 +356,19 @@ func mentions(n ast.Node, name string) bool {
 		return !found
 	})
 	return found
+}
+
+// isMethodOf reports whether fn is a method whose parameters have these names, one each.
+func isMethodOf(fn *ast.FuncDecl, params ...string) bool {
+	if fn.Recv == nil || len(fn.Recv.List) != 1 || len(fn.Type.Params.List) != len(params) {
+		return false
+	}
+	for i, p := range fn.Type.Params.List {
+		if len(p.Names) != 1 || p.Names[0].Name != params[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func isCallOf(e ast.Expr, x, name string) bool {
