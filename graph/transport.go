@@ -186,19 +186,23 @@ func marshalResponse(resp *graphql.Response) ([]byte, error) {
 	return json.Marshal(wireResponse{Errors: resp.Errors, Data: resp.Data, Extensions: resp.Extensions})
 }
 
-// needsEscape says whether encoding/json would escape something in b.
+// needsEscape says whether encoding/json would escape something in b. Each byte it
+// looks for is found with bytes.IndexByte, several bytes at a time: a byte-by-byte
+// loop took 0.9 µs of a `me` answer's time.
 func needsEscape(b []byte) bool {
-	for i, c := range b {
-		switch c {
-		case '<', '>', '&':
+	if bytes.IndexByte(b, '<') >= 0 || bytes.IndexByte(b, '>') >= 0 || bytes.IndexByte(b, '&') >= 0 {
+		return true
+	}
+	// U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], 0xE2)
+		if j < 0 {
+			return false
+		}
+		if i += j; i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9) {
 			return true
-		case 0xE2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8
-			if i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9) {
-				return true
-			}
 		}
 	}
-	return false
 }
 
 // negotiate picks the response's media type from the Accept header lines. Each of the
@@ -283,12 +287,9 @@ func bodyParams(body io.Reader) (*graphql.RawParams, error) {
 	if !utf8.Valid(b) {
 		return nil, input.Errorf("The request body is not valid UTF-8.")
 	}
-	// The usual body is one well-formed object with a few plain keys, each once: its
-	// members are found in one pass over text json.Valid checked. Anything else takes
-	// the careful path below, which names what is wrong.
-	if !json.Valid(b) {
-		return bodyParamsCarefully(b)
-	}
+	// The usual body is one object with a few plain keys, each once: its members are
+	// found, and the text checked to be JSON, in one pass. Anything else takes the
+	// careful path below, which names what is wrong.
 	members, ok := topLevelMembers(b)
 	if !ok {
 		return bodyParamsCarefully(b)
@@ -309,21 +310,31 @@ type member struct{ key, value []byte }
 // maxPlainMembers bounds the keys topLevelMembers compares pairwise.
 const maxPlainMembers = 16
 
-// topLevelMembers splits valid JSON text b, when it is an object, into its members. It
-// says no (and the careful path takes over) when b is not an object, when a key holds
-// an escape (two spellings of one key would compare unequal), when a key comes twice,
-// or when there are more than maxPlainMembers of them.
+// topLevelMembers splits b, when it is one JSON object, into its members. It says no
+// (and the careful path takes over) when b is not JSON or not an object, when a key
+// holds an escape (two spellings of one key would compare unequal), when a key comes
+// twice, or when there are more than maxPlainMembers of them.
+//
+// It checks the text as it goes: a string value (a document, most of a body) in place,
+// any other value with json.Valid. It was json.Valid over the whole body, which took
+// 1 µs of the `me` body's 2.
 func topLevelMembers(b []byte) ([]member, bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, false
 	}
 	var members []member
-	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
+	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+		return members, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, false
 		}
-		end := stringEnd(b, i)
+		end, ok := validStringEnd(b, i)
+		if !ok {
+			return nil, false
+		}
 		key := b[i+1 : end-1]
 		if bytes.IndexByte(key, '\\') >= 0 || len(members) == maxPlainMembers {
 			return nil, false
@@ -333,12 +344,78 @@ func topLevelMembers(b []byte) ([]member, bool) {
 				return nil, false
 			}
 		}
-		start := skipSpace(b, skipSpace(b, end)+1) // past the colon
-		i = valueEnd(b, start)
+		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		start := skipSpace(b, i+1)
+		if start >= len(b) {
+			return nil, false
+		}
+		if b[start] == '"' {
+			i, ok = validStringEnd(b, start)
+		} else {
+			i = valueEnd(b, start)
+			ok = json.Valid(b[start:i])
+		}
+		if !ok {
+			return nil, false
+		}
 		members = append(members, member{key, b[start:i]})
-		i = skipSpace(b, i)
+		switch i = skipSpace(b, i); {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			return members, skipSpace(b, i+1) == len(b)
+		default:
+			return nil, false
+		}
 	}
-	return members, true
+}
+
+// plainInString marks the bytes a JSON string holds as themselves: neither a quote,
+// a backslash nor a control character.
+var plainInString = func() (t [256]bool) {
+	for c := 0x20; c < len(t); c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// validStringEnd returns the index just past the string that starts at b[i], and
+// whether it is a JSON string: closed, no control character, only JSON's escapes.
+// (UTF-8 is checked over the whole body.)
+func validStringEnd(b []byte, i int) (int, bool) {
+	for i++; i < len(b); {
+		c := b[i]
+		if plainInString[c] {
+			i++
+			continue
+		}
+		switch c {
+		case '"':
+			return i + 1, true
+		case '\\':
+			if i+1 < len(b) && strings.IndexByte(`"\\/bfnrt`, b[i+1]) >= 0 {
+				i += 2
+				continue
+			}
+			if i+6 <= len(b) && b[i+1] == 'u' && isHex(b[i+2:i+6]) {
+				i += 6
+				continue
+			}
+		}
+		return 0, false // a control character, or an escape JSON has not
+	}
+	return 0, false // not closed
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func skipSpace(b []byte, i int) int {

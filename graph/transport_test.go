@@ -18,12 +18,27 @@ func TestTopLevelMembers(t *testing.T) {
 		` { "query" : "q" , "variables" : {} } `: {"query", `"q"`, "variables", `{}`},
 		`{"a":1,"b":{"a":2,"c":[1,{"x":"}\"a\""}]},"c":-3.5e2 }`: {"a", "1", "b", `{"a":2,"c":[1,{"x":"}\"a\""}]}`, "c", "-3.5e2"},
 		`{"v":["{","}",","],"w":"\\","x":null}`:                  {"v", `["{","}",","]`, "w", `"\\"`, "x", "null"},
+		`{"query":"\u00e9\ud83d\ude00\n\/\"\\"}`:                 {"query", `"\u00e9\ud83d\ude00\n\/\"\\"`},
 		// Left to the careful path: a key twice, a key with an escape, not an object.
 		`{"a":1,"b":2,"a":3}`:         nil,
 		`{"q\"uery":"x","query":"y"}`: nil,
 		`{"quer\u0079":"x"}`:          nil,
 		`["query"]`:                   nil,
 		`"query"`:                     nil,
+		// Left to the careful path, which names what is wrong: text that is not JSON.
+		"{\"query\":\"a\x01b\"}":             nil, // a control character in a string
+		`{"query":"\x"}`:                     nil,
+		`{"query":"\u12G4"}`:                 nil,
+		`{"query":"abc}`:                     nil,
+		`{"query" "x"}`:                      nil,
+		`{"query":"x",}`:                     nil,
+		`{"query":"x" "y":1}`:                nil,
+		`{"query":"x"} x`:                    nil,
+		`{"query":tru}`:                      nil,
+		`{"query":"x","variables":{"a":1}`:   nil,
+		`{"query":"x","variables":{"a":1,}}`: nil,
+		`{"query":}`:                         nil,
+		`{`:                                  nil,
 	} {
 		members, ok := topLevelMembers([]byte(body))
 		if want == nil {
@@ -55,6 +70,9 @@ func TestMarshalResponse(t *testing.T) {
 		`{"me":{"nickname":"<script>&amp;</script>"}}`,
 		"{\"me\":{\"nickname\":\"a\u2028b\u2029c\"}}",
 		`{"me":{"nickname":"\u00e2\u0080"}}`,
+		"{\"me\":{\"nickname\":\"€⁂ a\u2029\"}}", // other E2 characters before the one escaped
+		"{\"me\":{\"nickname\":\"€ …\"}}",
+		"{\"me\":{\"nickname\":\"\u2028\"}}",
 		`null`,
 	} {
 		resp := &graphql.Response{Data: json.RawMessage(data)}
