@@ -1,14 +1,11 @@
 package graph
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/wxlogin/wxlogin/internal/persisted"
 )
@@ -27,18 +24,6 @@ type Options struct {
 	// hash (and in allow-list mode are the only ones that run).
 	PersistedQueries persisted.Mode
 	Manifest         *persisted.Manifest
-}
-
-// smallDocuments keeps parsed documents of at most 4 KiB (client documents are far
-// smaller): a cache bounded by count alone would let 1 MiB documents take its memory.
-type smallDocuments struct {
-	graphql.Cache[*ast.QueryDocument]
-}
-
-func (c smallDocuments) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
-	if len(query) <= 4<<10 {
-		c.Cache.Add(ctx, query, doc)
-	}
 }
 
 // extensions are the handler's extensions, in order. None may intercept fields
@@ -87,7 +72,7 @@ func NewHandler(r *Resolver, log *slog.Logger, o Options) *handler.Server {
 	}
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(httpTransport{})
-	srv.SetQueryCache(smallDocuments{lru.New[*ast.QueryDocument](500)})
+	srv.SetQueryCache(newDocumentCache(500))
 	for _, ext := range extensions(o) {
 		srv.Use(ext)
 	}

@@ -56,8 +56,8 @@ type measured struct {
 
 const (
 	// maxRememberedQuery is the longest document whose figures are remembered, as for
-	// parsed documents (see smallDocuments).
-	maxRememberedQuery = 4 << 10
+	// parsed documents (see documentCache).
+	maxRememberedQuery = maxCachedQuery
 	// maxRememberedOperations bounds the operations remembered; past it, they are
 	// forgotten all at once and measured again.
 	maxRememberedOperations = 1000

@@ -25,6 +25,10 @@
 // each field as it is written. The object function must have exactly the shape gqlgen
 // gives such an object (see inlineObject below).
 //
+// And every object function collects its fields with graph's collectFields instead of
+// graphql.CollectFields: gqlgen's, remembered across requests for the selection sets
+// that only list fields, in documents the query cache holds.
+//
 // Anything else is left as gqlgen wrote it. Running it twice changes nothing.
 package main
 
@@ -116,6 +120,7 @@ func rewrite(filename string, src []byte) ([]byte, int, error) {
 		} else if e, ok := leanField(fset, src, fn); ok {
 			edits = append(edits, e)
 		}
+		edits = append(edits, collectCalls(fset, fn)...)
 	}
 	if len(edits) == 0 {
 		return src, 0, nil
@@ -312,6 +317,20 @@ func inlineObject(fset *token.FileSet, src []byte, fn *ast.FuncDecl) ([]edit, bo
 		deleteLine(fset, src, body[4]),
 		deleteLine(fset, src, body[6]),
 	}, true
+}
+
+// collectCalls returns the edits that have fn call graph's collectFields where it
+// calls graphql.CollectFields(ec.OperationContext, …), which takes the same arguments.
+func collectCalls(fset *token.FileSet, fn *ast.FuncDecl) []edit {
+	var edits []edit
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if ok && isSelector(call.Fun, "graphql", "CollectFields") && len(call.Args) == 3 && isSelector(call.Args[0], "ec", "OperationContext") {
+			edits = append(edits, edit{from: offset(fset, call.Fun.Pos()), to: offset(fset, call.Fun.End()), text: "collectFields"})
+		}
+		return true
+	})
+	return edits
 }
 
 // isDefine matches `name := pkg.fun(…)`.

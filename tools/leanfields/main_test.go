@@ -253,8 +253,8 @@ func TestRewriteObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 { // one object: the constructor and three statements
-		t.Errorf("%d edits, want 4 (User only)", n)
+	if n != 6 { // one object: the constructor and three statements; two collections
+		t.Errorf("%d edits, want 6 (User, and where both collect their fields)", n)
 	}
 	got := string(out)
 	user := function(t, got, "_User")
@@ -263,18 +263,40 @@ func TestRewriteObjects(t *testing.T) {
 			t.Errorf("an object resolved in place still has %s:\n%s", gone, user)
 		}
 	}
-	for _, kept := range []string{"out := newInlineObject(fields)", "out.Invalids++", "if out.Invalids > 0 {\n\t\treturn graphql.Null", "return out"} {
+	for _, kept := range []string{"fields := collectFields(ec.OperationContext, sel, userImplementors)", "out := newInlineObject(fields)", "out.Invalids++", "if out.Invalids > 0 {\n\t\treturn graphql.Null", "return out"} {
 		if !strings.Contains(user, kept) {
 			t.Errorf("an object resolved in place lost %q:\n%s", kept, user)
 		}
 	}
 	// A field in a goroutine of its own (and so perhaps a deferred fragment) keeps
-	// gqlgen's field set.
-	if function(t, got, "_Account") != function(t, objectFixture, "_Account") {
+	// gqlgen's field set; only its fields' collection changes.
+	account := strings.Replace(function(t, objectFixture, "_Account"), "graphql.CollectFields(", "collectFields(", 1)
+	if function(t, got, "_Account") != account {
 		t.Errorf("an object with a concurrent field was changed:\n%s", function(t, got, "_Account"))
 	}
 	if again, n, err := rewrite("fixture.go", out); err != nil || n != 0 || string(again) != got {
 		t.Errorf("a second run made %d edits (err %v): not idempotent", n, err)
+	}
+}
+
+// Only the generated objects' own call, with the operation of the executionContext, is
+// graph's collectFields: another call (a resolver's, say) is not the tool's to change.
+func TestRewriteCollectCalls(t *testing.T) {
+	const src = `package graph
+
+func (ec *executionContext) _T(ctx context.Context, sel ast.SelectionSet) []graphql.CollectedField {
+	a := graphql.CollectFields(ec.OperationContext, sel, tImplementors)
+	b := graphql.CollectFields(graphql.GetOperationContext(ctx), sel, nil)
+	return append(a, b...)
+}
+`
+	out, n, err := rewrite("fixture.go", []byte(src))
+	if err != nil || n != 1 {
+		t.Fatalf("%d edits (err %v), want 1", n, err)
+	}
+	want := strings.Replace(src, "a := graphql.CollectFields(", "a := collectFields(", 1)
+	if string(out) != want {
+		t.Errorf("rewritten:\n%s\nwant:\n%s", out, want)
 	}
 }
 
@@ -292,5 +314,8 @@ func TestGeneratedExecutorIsRewritten(t *testing.T) {
 	}
 	if !strings.Contains(function(t, string(src), "_User"), "out := newInlineObject(fields)") {
 		t.Error("User is not an inlineObject in graph/generated.go")
+	}
+	if strings.Contains(string(src), "graphql.CollectFields(") || !strings.Contains(function(t, string(src), "_User"), "collectFields(ec.OperationContext") {
+		t.Error("graph/generated.go collects fields with graphql.CollectFields, not graph's collectFields")
 	}
 }

@@ -1,0 +1,116 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/wxlogin/wxlogin/internal/persisted"
+)
+
+// TestCollectFieldsMemo: remembering collected fields across requests changes no
+// answer. Each document runs several times, its variables alternating, through a handler
+// whose query cache keeps the memo and through one that caches nothing (so that gqlgen
+// collects every time); the answers must be the same bytes. The documents cover what
+// makes a selection set not plain (directives that depend on variables, fragments,
+// inline fragments) next to plain ones, and fields merged from two selections.
+func TestCollectFieldsMemo(t *testing.T) {
+	o := Options{Introspection: true, PersistedQueries: persisted.Automatic, Manifest: persisted.Builtin()}
+	log := slog.New(slog.DiscardHandler)
+	cache := newDocumentCache(500)
+	memo := NewHandler(&Resolver{}, log, o)
+	memo.SetQueryCache(cache)
+	plain := NewHandler(&Resolver{}, log, o)
+	plain.SetQueryCache(graphql.NoCache[*ast.QueryDocument]{})
+
+	type document struct {
+		query string
+		// plainSets is how many of its selection sets only list fields, with no
+		// directive: the memo's entries once it has run.
+		plainSets int
+	}
+	for _, d := range []document{
+		{`{ __typename }`, 1},
+		{`{ __type(name: "User") { name kind fields { name type { kind name ofType { name } } } } }`, 5},
+		{`query ($f: Boolean!) { __type(name: "User") { name kind @include(if: $f) description } }`, 1},
+		{`query ($f: Boolean!) { a: __type(name: "User") @skip(if: $f) { name } b: __type(name: "Query") { name kind } }`, 2},
+		{`query ($f: Boolean!) { __type(name: "User") { fields { name } fields @include(if: $f) { description } } }`, 3},
+		{`{ __type(name: "User") { ...T name } } fragment T on __Type { kind name }`, 1},
+		{`{ __type(name: "User") { ... on __Type { name } kind } }`, 1},
+		{`{ __type(name: "User") { name } __type(name: "User") { kind } }`, 2},
+		{`{ t: __type(name: "User") { name } t: __type(name: "User") { name kind } }`, 2},
+	} {
+		for i, f := range []bool{true, false, true, false} {
+			vars := map[string]any{"f": f}
+			got, want := post(t, memo, d.query, vars), post(t, plain, d.query, vars)
+			if got != want {
+				t.Fatalf("run %d of %s with %v:\nmemo:    %s\ngraphql: %s", i+1, d.query, vars, got, want)
+			}
+		}
+		doc, ok := cache.Get(context.Background(), d.query)
+		if !ok {
+			t.Fatalf("%s is not in the query cache", d.query)
+		}
+		m, ok := memos.Load(doc)
+		if !ok {
+			t.Fatalf("%s has no memo", d.query)
+		}
+		n := 0
+		m.(*fieldsMemo).m.Range(func(any, any) bool { n++; return true })
+		if n != d.plainSets {
+			t.Errorf("%s: %d selection sets remembered, want %d", d.query, n, d.plainSets)
+		}
+	}
+}
+
+func post(t *testing.T, h http.Handler, query string, vars map[string]any) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	r := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || bytes.Contains(w.Body.Bytes(), []byte(`"errors"`)) {
+		t.Fatalf("%s: status %d: %s", query, w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+// TestDocumentCacheMemos: a document's memo lives exactly as long as the cache holds the
+// document, so that no memo outlives its document (whose nodes' addresses another
+// document could then take) and the memos take no more room than the cache allows.
+func TestDocumentCacheMemos(t *testing.T) {
+	ctx := context.Background()
+	c := newDocumentCache(2)
+	a, b, c2, again := &ast.QueryDocument{}, &ast.QueryDocument{}, &ast.QueryDocument{}, &ast.QueryDocument{}
+	has := func(doc *ast.QueryDocument) bool { _, ok := memos.Load(doc); return ok }
+
+	c.Add(ctx, "{ a }", a)
+	c.Add(ctx, "{ b }", b)
+	if !has(a) || !has(b) {
+		t.Fatal("a cached document has no memo")
+	}
+	c.Add(ctx, "{ a }", again) // two requests parsed it at once: the first stays
+	if got, _ := c.Get(ctx, "{ a }"); got != a || has(again) {
+		t.Error("a second parse of a cached query replaced the first, or got a memo of its own")
+	}
+	c.Add(ctx, "{ c }", c2) // evicts { b }, the least recently used
+	if has(b) {
+		t.Error("the evicted document's memo is still there")
+	}
+	if !has(a) || !has(c2) {
+		t.Error("a cached document lost its memo")
+	}
+	long := &ast.QueryDocument{}
+	c.Add(ctx, "{ "+string(bytes.Repeat([]byte("a "), maxCachedQuery))+"}", long)
+	if has(long) || !has(a) || !has(c2) {
+		t.Error("a document over the size limit was cached")
+	}
+}
