@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"runtime"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -27,7 +28,11 @@ func newDocumentCache(size int) *documentCache {
 	if err != nil {
 		panic(err) // only for a size below 1
 	}
-	return &documentCache{docs: docs}
+	c := &documentCache{docs: docs}
+	// A handler dropped (a test's, or one rebuilt) takes its documents' memos with it:
+	// memos is shared by every handler, and only evicting removes from it.
+	runtime.AddCleanup(c, (*lru.Cache[string, *ast.QueryDocument]).Purge, docs)
+	return c
 }
 
 func (c *documentCache) Get(_ context.Context, query string) (*ast.QueryDocument, bool) {

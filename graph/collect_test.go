@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -125,4 +127,27 @@ func TestDocumentCacheMemos(t *testing.T) {
 	if has(long) || !has(a) || !has(c2) {
 		t.Error("a document over the size limit was cached")
 	}
+}
+
+// TestDroppedCacheTakesItsMemos: memos is shared by every handler; one that is dropped
+// (and its query cache with it) leaves no memo, and so no document, behind.
+func TestDroppedCacheTakesItsMemos(t *testing.T) {
+	doc := &ast.QueryDocument{}
+	func() {
+		c := newDocumentCache(2)
+		c.Add(context.Background(), "{ a }", doc)
+	}()
+	if _, ok := memos.Load(doc); !ok {
+		t.Fatal("the cached document has no memo")
+	}
+	// The cleanup runs after a collection finds the cache gone, on a goroutine of the
+	// runtime's: wait for it, within reason.
+	for range 100 {
+		runtime.GC()
+		if _, ok := memos.Load(doc); !ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("the memo of a dropped cache's document is still there")
 }
