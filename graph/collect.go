@@ -65,7 +65,7 @@ type selectionKey struct {
 }
 
 type collected struct {
-	sel    []*ast.Field // the selection set, so that a set that only starts alike misses
+	sel    []*ast.Field // the selection set, so that a set that only starts alike misses; nil for a set not plain
 	fields []graphql.CollectedField
 }
 
@@ -83,15 +83,12 @@ type collected struct {
 // of a set in a request (a list's items). A memo's keys cannot be reused by another
 // document's nodes: it lives only while the cache holds its document.
 func collectFields(op *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
-	if len(sel) == 0 {
-		return graphql.CollectFields(op, sel, satisfies)
+	m, cached := memos.Load(op.Doc)
+	var first *ast.Field
+	if cached && len(sel) > 0 {
+		first, _ = sel[0].(*ast.Field)
 	}
-	first, ok := sel[0].(*ast.Field)
-	if !ok {
-		return graphql.CollectFields(op, sel, satisfies)
-	}
-	m, ok := memos.Load(op.Doc)
-	if !ok {
+	if first == nil {
 		return graphql.CollectFields(op, sel, satisfies)
 	}
 	memo := m.(*fieldsMemo)
@@ -102,11 +99,14 @@ func collectFields(op *graphql.OperationContext, sel ast.SelectionSet, satisfies
 		}
 		return graphql.CollectFields(op, sel, satisfies)
 	}
-	fieldsOnly, ok := plain(sel)
 	fields := graphql.CollectFields(op, sel, satisfies)
-	if ok {
-		memo.m.LoadOrStore(key, &collected{sel: fieldsOnly, fields: fields})
+	// A set that is not plain is remembered as such (no fields, which no set is), so
+	// that it is not looked over again: it is collected every time.
+	c := &collected{}
+	if fieldsOnly, ok := plain(sel); ok {
+		c.sel, c.fields = fieldsOnly, fields
 	}
+	memo.m.LoadOrStore(key, c)
 	return fields
 }
 
