@@ -111,6 +111,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	apps, base := cfg.WeChat.Apps, cfg.WeChat.APIBase
 	var devFake http.Handler
+	var devCodes func(string) string
 	if cfg.DevMode {
 		fake, fakeBase, stopFake, err := startDevFake(log)
 		if err != nil {
@@ -118,7 +119,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopFake() // after the drain: in-flight dev logins still reach it
 		apps, base = []config.App{{AppID: fake.AppID(), Secret: fake.Secret()}}, fakeBase
-		devFake = fake
+		devFake, devCodes = fake, fake.FreshDevCode
 	}
 	keyring, err := seal.NewKeyring(cfg.SecretKey, cfg.OldSecretKeys...)
 	if err != nil {
@@ -147,6 +148,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		},
 		TrustedProxies:  cfg.TrustedProxies,
 		SessionCacheTTL: cfg.Sessions.CacheTTL,
+		DevCodes:        devCodes,
 	})
 	if err != nil {
 		return err

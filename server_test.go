@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/capture"
-
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
@@ -110,11 +110,17 @@ func TestDevModeWithNothingConfigured(t *testing.T) {
 	if dig(me, "data", "me", "openid") != fakewechat.OpenIDFor("wxdevfake0000001", "alice") {
 		t.Errorf("me = %v", me)
 	}
-	// dev-alice works again, as the same dev user; dev-bob is somebody else.
+	if dig(login, "data", "login", "isNewUser") != true {
+		t.Errorf("first dev-alice login = %v, want isNewUser", login)
+	}
+	// dev-alice works again and again, as a fresh wx.login code does: the same dev user,
+	// returning, past the bound on logins per code; dev-bob is somebody else.
 	userID := dig(login, "data", "login", "user", "id")
-	again := s.graphql(t, "", `mutation { login(code: "dev-alice") { token user { id } } }`)
-	if dig(again, "data", "login", "token") == token || dig(again, "data", "login", "user", "id") != userID {
-		t.Errorf("second dev-alice login = %v, want a new session for user %v", again, userID)
+	for i := range auth.MaxLoginsPerCode + 2 {
+		again := s.graphql(t, "", `mutation { login(code: "dev-alice") { token isNewUser user { id } } }`)
+		if dig(again, "data", "login", "token") == token || dig(again, "data", "login", "user", "id") != userID || dig(again, "data", "login", "isNewUser") != false {
+			t.Errorf("dev-alice login %d = %v, want a new session for returning user %v", i+2, again, userID)
+		}
 	}
 	// A phone code from the dev fake, through wxlogin's own /dev/fake route.
 	resp, err := http.Get(s.base + "/dev/fake/phonecode?openid=" + fakewechat.OpenIDFor("wxdevfake0000001", "alice") + "&phone=13800000000")

@@ -34,6 +34,8 @@ type LoginCode struct {
 	UserID *uuid.UUID `json:"user_id,omitempty"`
 	// NewUser holds the value of the "new_user" field.
 	NewUser bool `json:"new_user,omitempty"`
+	// Logins holds the value of the "logins" field.
+	Logins int `json:"logins,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt    time.Time `json:"created_at,omitempty"`
 	selectValues sql.SelectValues
@@ -50,7 +52,7 @@ func (*LoginCode) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case logincode.FieldNewUser:
 			values[i] = new(sql.NullBool)
-		case logincode.FieldID:
+		case logincode.FieldID, logincode.FieldLogins:
 			values[i] = new(sql.NullInt64)
 		case logincode.FieldState, logincode.FieldFailure:
 			values[i] = new(sql.NullString)
@@ -128,6 +130,12 @@ func (_m *LoginCode) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.NewUser = value.Bool
 			}
+		case logincode.FieldLogins:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field logins", values[i])
+			} else if value.Valid {
+				_m.Logins = int(value.Int64)
+			}
 		case logincode.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field created_at", values[i])
@@ -198,6 +206,9 @@ func (_m *LoginCode) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("new_user=")
 	builder.WriteString(fmt.Sprintf("%v", _m.NewUser))
+	builder.WriteString(", ")
+	builder.WriteString("logins=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Logins))
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

@@ -111,6 +111,20 @@ func (_c *LoginCodeCreate) SetNillableNewUser(v *bool) *LoginCodeCreate {
 	return _c
 }
 
+// SetLogins sets the "logins" field.
+func (_c *LoginCodeCreate) SetLogins(v int) *LoginCodeCreate {
+	_c.mutation.SetLogins(v)
+	return _c
+}
+
+// SetNillableLogins sets the "logins" field if the given value is not nil.
+func (_c *LoginCodeCreate) SetNillableLogins(v *int) *LoginCodeCreate {
+	if v != nil {
+		_c.SetLogins(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *LoginCodeCreate) SetCreatedAt(v time.Time) *LoginCodeCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -168,6 +182,10 @@ func (_c *LoginCodeCreate) defaults() {
 		v := logincode.DefaultNewUser
 		_c.mutation.SetNewUser(v)
 	}
+	if _, ok := _c.mutation.Logins(); !ok {
+		v := logincode.DefaultLogins
+		_c.mutation.SetLogins(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := logincode.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -205,6 +223,14 @@ func (_c *LoginCodeCreate) check() error {
 	}
 	if _, ok := _c.mutation.NewUser(); !ok {
 		return &ValidationError{Name: "new_user", err: errors.New(`ent: missing required field "LoginCode.new_user"`)}
+	}
+	if _, ok := _c.mutation.Logins(); !ok {
+		return &ValidationError{Name: "logins", err: errors.New(`ent: missing required field "LoginCode.logins"`)}
+	}
+	if v, ok := _c.mutation.Logins(); ok {
+		if err := logincode.LoginsValidator(v); err != nil {
+			return &ValidationError{Name: "logins", err: fmt.Errorf(`ent: validator failed for field "LoginCode.logins": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "LoginCode.created_at"`)}
@@ -267,6 +293,10 @@ func (_c *LoginCodeCreate) createSpec() (*LoginCode, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.NewUser(); ok {
 		_spec.SetField(logincode.FieldNewUser, field.TypeBool, value)
 		_node.NewUser = value
+	}
+	if value, ok := _c.mutation.Logins(); ok {
+		_spec.SetField(logincode.FieldLogins, field.TypeInt, value)
+		_node.Logins = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(logincode.FieldCreatedAt, field.TypeTime, value)
@@ -423,6 +453,24 @@ func (u *LoginCodeUpsert) SetNewUser(v bool) *LoginCodeUpsert {
 // UpdateNewUser sets the "new_user" field to the value that was provided on create.
 func (u *LoginCodeUpsert) UpdateNewUser() *LoginCodeUpsert {
 	u.SetExcluded(logincode.FieldNewUser)
+	return u
+}
+
+// SetLogins sets the "logins" field.
+func (u *LoginCodeUpsert) SetLogins(v int) *LoginCodeUpsert {
+	u.Set(logincode.FieldLogins, v)
+	return u
+}
+
+// UpdateLogins sets the "logins" field to the value that was provided on create.
+func (u *LoginCodeUpsert) UpdateLogins() *LoginCodeUpsert {
+	u.SetExcluded(logincode.FieldLogins)
+	return u
+}
+
+// AddLogins adds v to the "logins" field.
+func (u *LoginCodeUpsert) AddLogins(v int) *LoginCodeUpsert {
+	u.Add(logincode.FieldLogins, v)
 	return u
 }
 
@@ -590,6 +638,27 @@ func (u *LoginCodeUpsertOne) SetNewUser(v bool) *LoginCodeUpsertOne {
 func (u *LoginCodeUpsertOne) UpdateNewUser() *LoginCodeUpsertOne {
 	return u.Update(func(s *LoginCodeUpsert) {
 		s.UpdateNewUser()
+	})
+}
+
+// SetLogins sets the "logins" field.
+func (u *LoginCodeUpsertOne) SetLogins(v int) *LoginCodeUpsertOne {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.SetLogins(v)
+	})
+}
+
+// AddLogins adds v to the "logins" field.
+func (u *LoginCodeUpsertOne) AddLogins(v int) *LoginCodeUpsertOne {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.AddLogins(v)
+	})
+}
+
+// UpdateLogins sets the "logins" field to the value that was provided on create.
+func (u *LoginCodeUpsertOne) UpdateLogins() *LoginCodeUpsertOne {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.UpdateLogins()
 	})
 }
 
@@ -923,6 +992,27 @@ func (u *LoginCodeUpsertBulk) SetNewUser(v bool) *LoginCodeUpsertBulk {
 func (u *LoginCodeUpsertBulk) UpdateNewUser() *LoginCodeUpsertBulk {
 	return u.Update(func(s *LoginCodeUpsert) {
 		s.UpdateNewUser()
+	})
+}
+
+// SetLogins sets the "logins" field.
+func (u *LoginCodeUpsertBulk) SetLogins(v int) *LoginCodeUpsertBulk {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.SetLogins(v)
+	})
+}
+
+// AddLogins adds v to the "logins" field.
+func (u *LoginCodeUpsertBulk) AddLogins(v int) *LoginCodeUpsertBulk {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.AddLogins(v)
+	})
+}
+
+// UpdateLogins sets the "logins" field to the value that was provided on create.
+func (u *LoginCodeUpsertBulk) UpdateLogins() *LoginCodeUpsertBulk {
+	return u.Update(func(s *LoginCodeUpsert) {
+		s.UpdateLogins()
 	})
 }
 

@@ -145,6 +145,27 @@ func (_u *LoginCodeUpdate) SetNillableNewUser(v *bool) *LoginCodeUpdate {
 	return _u
 }
 
+// SetLogins sets the "logins" field.
+func (_u *LoginCodeUpdate) SetLogins(v int) *LoginCodeUpdate {
+	_u.mutation.ResetLogins()
+	_u.mutation.SetLogins(v)
+	return _u
+}
+
+// SetNillableLogins sets the "logins" field if the given value is not nil.
+func (_u *LoginCodeUpdate) SetNillableLogins(v *int) *LoginCodeUpdate {
+	if v != nil {
+		_u.SetLogins(*v)
+	}
+	return _u
+}
+
+// AddLogins adds value to the "logins" field.
+func (_u *LoginCodeUpdate) AddLogins(v int) *LoginCodeUpdate {
+	_u.mutation.AddLogins(v)
+	return _u
+}
+
 // Mutation returns the LoginCodeMutation object of the builder.
 func (_u *LoginCodeUpdate) Mutation() *LoginCodeMutation {
 	return _u.mutation
@@ -187,6 +208,11 @@ func (_u *LoginCodeUpdate) check() error {
 	if v, ok := _u.mutation.Failure(); ok {
 		if err := logincode.FailureValidator(v); err != nil {
 			return &ValidationError{Name: "failure", err: fmt.Errorf(`ent: validator failed for field "LoginCode.failure": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Logins(); ok {
+		if err := logincode.LoginsValidator(v); err != nil {
+			return &ValidationError{Name: "logins", err: fmt.Errorf(`ent: validator failed for field "LoginCode.logins": %w`, err)}
 		}
 	}
 	return nil
@@ -233,6 +259,12 @@ func (_u *LoginCodeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.NewUser(); ok {
 		_spec.SetField(logincode.FieldNewUser, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Logins(); ok {
+		_spec.SetField(logincode.FieldLogins, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLogins(); ok {
+		_spec.AddField(logincode.FieldLogins, field.TypeInt, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -370,6 +402,27 @@ func (_u *LoginCodeUpdateOne) SetNillableNewUser(v *bool) *LoginCodeUpdateOne {
 	return _u
 }
 
+// SetLogins sets the "logins" field.
+func (_u *LoginCodeUpdateOne) SetLogins(v int) *LoginCodeUpdateOne {
+	_u.mutation.ResetLogins()
+	_u.mutation.SetLogins(v)
+	return _u
+}
+
+// SetNillableLogins sets the "logins" field if the given value is not nil.
+func (_u *LoginCodeUpdateOne) SetNillableLogins(v *int) *LoginCodeUpdateOne {
+	if v != nil {
+		_u.SetLogins(*v)
+	}
+	return _u
+}
+
+// AddLogins adds value to the "logins" field.
+func (_u *LoginCodeUpdateOne) AddLogins(v int) *LoginCodeUpdateOne {
+	_u.mutation.AddLogins(v)
+	return _u
+}
+
 // Mutation returns the LoginCodeMutation object of the builder.
 func (_u *LoginCodeUpdateOne) Mutation() *LoginCodeMutation {
 	return _u.mutation
@@ -425,6 +478,11 @@ func (_u *LoginCodeUpdateOne) check() error {
 	if v, ok := _u.mutation.Failure(); ok {
 		if err := logincode.FailureValidator(v); err != nil {
 			return &ValidationError{Name: "failure", err: fmt.Errorf(`ent: validator failed for field "LoginCode.failure": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Logins(); ok {
+		if err := logincode.LoginsValidator(v); err != nil {
+			return &ValidationError{Name: "logins", err: fmt.Errorf(`ent: validator failed for field "LoginCode.logins": %w`, err)}
 		}
 	}
 	return nil
@@ -488,6 +546,12 @@ func (_u *LoginCodeUpdateOne) sqlSave(ctx context.Context) (_node *LoginCode, er
 	}
 	if value, ok := _u.mutation.NewUser(); ok {
 		_spec.SetField(logincode.FieldNewUser, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Logins(); ok {
+		_spec.SetField(logincode.FieldLogins, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLogins(); ok {
+		_spec.AddField(logincode.FieldLogins, field.TypeInt, value)
 	}
 	_node = &LoginCode{config: _u.config}
 	_spec.Assign = _node.assignValues

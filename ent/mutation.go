@@ -2367,6 +2367,8 @@ type LoginCodeMutation struct {
 	identity_id   *uuid.UUID
 	user_id       *uuid.UUID
 	new_user      *bool
+	logins        *int
+	addlogins     *int
 	created_at    *time.Time
 	clearedFields map[string]struct{}
 	done          bool
@@ -2799,6 +2801,62 @@ func (m *LoginCodeMutation) ResetNewUser() {
 	m.new_user = nil
 }
 
+// SetLogins sets the "logins" field.
+func (m *LoginCodeMutation) SetLogins(i int) {
+	m.logins = &i
+	m.addlogins = nil
+}
+
+// Logins returns the value of the "logins" field in the mutation.
+func (m *LoginCodeMutation) Logins() (r int, exists bool) {
+	v := m.logins
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLogins returns the old "logins" field's value of the LoginCode entity.
+// If the LoginCode object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LoginCodeMutation) OldLogins(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLogins is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLogins requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLogins: %w", err)
+	}
+	return oldValue.Logins, nil
+}
+
+// AddLogins adds i to the "logins" field.
+func (m *LoginCodeMutation) AddLogins(i int) {
+	if m.addlogins != nil {
+		*m.addlogins += i
+	} else {
+		m.addlogins = &i
+	}
+}
+
+// AddedLogins returns the value that was added to the "logins" field in this mutation.
+func (m *LoginCodeMutation) AddedLogins() (r int, exists bool) {
+	v := m.addlogins
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLogins resets all changes to the "logins" field.
+func (m *LoginCodeMutation) ResetLogins() {
+	m.logins = nil
+	m.addlogins = nil
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *LoginCodeMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -2869,7 +2927,7 @@ func (m *LoginCodeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *LoginCodeMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.code_hash != nil {
 		fields = append(fields, logincode.FieldCodeHash)
 	}
@@ -2893,6 +2951,9 @@ func (m *LoginCodeMutation) Fields() []string {
 	}
 	if m.new_user != nil {
 		fields = append(fields, logincode.FieldNewUser)
+	}
+	if m.logins != nil {
+		fields = append(fields, logincode.FieldLogins)
 	}
 	if m.created_at != nil {
 		fields = append(fields, logincode.FieldCreatedAt)
@@ -2921,6 +2982,8 @@ func (m *LoginCodeMutation) Field(name string) (ent.Value, bool) {
 		return m.UserID()
 	case logincode.FieldNewUser:
 		return m.NewUser()
+	case logincode.FieldLogins:
+		return m.Logins()
 	case logincode.FieldCreatedAt:
 		return m.CreatedAt()
 	}
@@ -2948,6 +3011,8 @@ func (m *LoginCodeMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldUserID(ctx)
 	case logincode.FieldNewUser:
 		return m.OldNewUser(ctx)
+	case logincode.FieldLogins:
+		return m.OldLogins(ctx)
 	case logincode.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	}
@@ -3015,6 +3080,13 @@ func (m *LoginCodeMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetNewUser(v)
 		return nil
+	case logincode.FieldLogins:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLogins(v)
+		return nil
 	case logincode.FieldCreatedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -3029,13 +3101,21 @@ func (m *LoginCodeMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *LoginCodeMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addlogins != nil {
+		fields = append(fields, logincode.FieldLogins)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *LoginCodeMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case logincode.FieldLogins:
+		return m.AddedLogins()
+	}
 	return nil, false
 }
 
@@ -3044,6 +3124,13 @@ func (m *LoginCodeMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *LoginCodeMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case logincode.FieldLogins:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLogins(v)
+		return nil
 	}
 	return fmt.Errorf("unknown LoginCode numeric field %s", name)
 }
@@ -3115,6 +3202,9 @@ func (m *LoginCodeMutation) ResetField(name string) error {
 		return nil
 	case logincode.FieldNewUser:
 		m.ResetNewUser()
+		return nil
+	case logincode.FieldLogins:
+		m.ResetLogins()
 		return nil
 	case logincode.FieldCreatedAt:
 		m.ResetCreatedAt()

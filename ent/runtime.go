@@ -156,8 +156,14 @@ func init() {
 	logincodeDescNewUser := logincodeFields[7].Descriptor()
 	// logincode.DefaultNewUser holds the default value on creation for the new_user field.
 	logincode.DefaultNewUser = logincodeDescNewUser.Default.(bool)
+	// logincodeDescLogins is the schema descriptor for logins field.
+	logincodeDescLogins := logincodeFields[8].Descriptor()
+	// logincode.DefaultLogins holds the default value on creation for the logins field.
+	logincode.DefaultLogins = logincodeDescLogins.Default.(int)
+	// logincode.LoginsValidator is a validator for the "logins" field. It is called by the builders before save.
+	logincode.LoginsValidator = logincodeDescLogins.Validators[0].(func(int) error)
 	// logincodeDescCreatedAt is the schema descriptor for created_at field.
-	logincodeDescCreatedAt := logincodeFields[8].Descriptor()
+	logincodeDescCreatedAt := logincodeFields[9].Descriptor()
 	// logincode.DefaultCreatedAt holds the default value on creation for the created_at field.
 	logincode.DefaultCreatedAt = logincodeDescCreatedAt.Default.(func() time.Time)
 	phonecodeFields := schema.PhoneCode{}.Fields()

@@ -30,6 +30,8 @@ const (
 	FieldUserID = "user_id"
 	// FieldNewUser holds the string denoting the new_user field in the database.
 	FieldNewUser = "new_user"
+	// FieldLogins holds the string denoting the logins field in the database.
+	FieldLogins = "logins"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// Table holds the table name of the logincode in the database.
@@ -47,6 +49,7 @@ var Columns = []string{
 	FieldIdentityID,
 	FieldUserID,
 	FieldNewUser,
+	FieldLogins,
 	FieldCreatedAt,
 }
 
@@ -67,6 +70,10 @@ var (
 	FailureValidator func(string) error
 	// DefaultNewUser holds the default value on creation for the "new_user" field.
 	DefaultNewUser bool
+	// DefaultLogins holds the default value on creation for the "logins" field.
+	DefaultLogins int
+	// LoginsValidator is a validator for the "logins" field. It is called by the builders before save.
+	LoginsValidator func(int) error
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 )
@@ -139,6 +146,11 @@ func ByUserID(opts ...sql.OrderTermOption) OrderOption {
 // ByNewUser orders the results by the new_user field.
 func ByNewUser(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldNewUser, opts...).ToFunc()
+}
+
+// ByLogins orders the results by the logins field.
+func ByLogins(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLogins, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

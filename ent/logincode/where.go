@@ -90,6 +90,11 @@ func NewUser(v bool) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldEQ(FieldNewUser, v))
 }
 
+// Logins applies equality check predicate on the "logins" field. It's identical to LoginsEQ.
+func Logins(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldEQ(FieldLogins, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldEQ(FieldCreatedAt, v))
@@ -418,6 +423,46 @@ func NewUserEQ(v bool) predicate.LoginCode {
 // NewUserNEQ applies the NEQ predicate on the "new_user" field.
 func NewUserNEQ(v bool) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldNEQ(FieldNewUser, v))
+}
+
+// LoginsEQ applies the EQ predicate on the "logins" field.
+func LoginsEQ(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldEQ(FieldLogins, v))
+}
+
+// LoginsNEQ applies the NEQ predicate on the "logins" field.
+func LoginsNEQ(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldNEQ(FieldLogins, v))
+}
+
+// LoginsIn applies the In predicate on the "logins" field.
+func LoginsIn(vs ...int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldIn(FieldLogins, vs...))
+}
+
+// LoginsNotIn applies the NotIn predicate on the "logins" field.
+func LoginsNotIn(vs ...int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldNotIn(FieldLogins, vs...))
+}
+
+// LoginsGT applies the GT predicate on the "logins" field.
+func LoginsGT(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldGT(FieldLogins, v))
+}
+
+// LoginsGTE applies the GTE predicate on the "logins" field.
+func LoginsGTE(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldGTE(FieldLogins, v))
+}
+
+// LoginsLT applies the LT predicate on the "logins" field.
+func LoginsLT(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldLT(FieldLogins, v))
+}
+
+// LoginsLTE applies the LTE predicate on the "logins" field.
+func LoginsLTE(v int) predicate.LoginCode {
+	return predicate.LoginCode(sql.FieldLTE(FieldLogins, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

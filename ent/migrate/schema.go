@@ -102,6 +102,7 @@ var (
 		{Name: "identity_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "user_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "new_user", Type: field.TypeBool, Default: false},
+		{Name: "logins", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}
 	// LoginCodesTable holds the schema information for the "login_codes" table.

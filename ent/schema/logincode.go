@@ -34,6 +34,9 @@ func (LoginCode) Fields() []ent.Field {
 		field.UUID("identity_id", uuid.UUID{}).Optional().Nillable(),
 		field.UUID("user_id", uuid.UUID{}).Optional().Nillable(),
 		field.Bool("new_user").Default(false),
+		// logins counts the sessions a done code has opened: a code is a retry, not a
+		// credential, so it logs in at most a few times (auth.MaxLoginsPerCode).
+		field.Int("logins").NonNegative().Default(0),
 		field.Time("created_at").SchemaType(datetime6).Default(now).Immutable(),
 	}
 }

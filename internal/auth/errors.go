@@ -1,6 +1,11 @@
 package auth
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/wxlogin/wxlogin/internal/wechat"
+)
 
 // ErrUnauthenticated is the class of every "no valid session" error.
 var ErrUnauthenticated = errors.New("not logged in")
@@ -22,3 +27,7 @@ var (
 // ErrCodeBusy means another instance is still exchanging the same code with WeChat and
 // did not finish within the login's time budget.
 var ErrCodeBusy = errors.New("this code is still being exchanged with WeChat")
+
+// errCodeSpent refuses a code that has logged in MaxLoginsPerCode times: to the client
+// it is a used code, as WeChat's own 40163 would be.
+var errCodeSpent = fmt.Errorf("auth: the code has logged in %d times already: %w", MaxLoginsPerCode, wechat.ErrInvalidCode)

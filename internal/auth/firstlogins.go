@@ -93,7 +93,7 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupL
 			sess, token := s.newSession(acct, m.c.q.client, now)
 			users[i], idents[i], sessions[i] = acct.User, acct.Identity, sess
 			entries[i] = auditEntry{event: auditevent.EventLoginSucceeded, userID: &acct.User.ID, sessionID: &sess.ID, client: m.c.q.client}
-			rec := codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: true}
+			rec := codeRecord{id: m.c.q.claim, userID: acct.User.ID, identityID: acct.Identity.ID, newUser: true}
 			codes[i] = codeDone{m.c.q.claim, rec}
 			done[i] = groupLoggedIn{&Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: true}, rec, entries[i : i+1]}
 		}

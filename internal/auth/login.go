@@ -33,6 +33,9 @@ func (s *Service) Login(ctx context.Context, appid, code string, client Client) 
 	if err := ValidateCode(code); err != nil {
 		return nil, err
 	}
+	if s.devCodes != nil {
+		code = s.devCodes(code)
+	}
 	if appid == "" {
 		appid = s.defaultApp
 	}
@@ -130,7 +133,7 @@ func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code st
 			}
 			continue
 		case rec.State == logincode.StateDone:
-			cr := codeRecord{userID: *rec.UserID, identityID: *rec.IdentityID, newUser: rec.NewUser}
+			cr := codeRecord{id: rec.ID, userID: *rec.UserID, identityID: *rec.IdentityID, newUser: rec.NewUser}
 			login, err := s.relogin(ctx, cr, client)
 			return login, cr, err
 		case rec.State == logincode.StateFailed:
@@ -206,7 +209,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, co
 				return err
 			}
 			open := func() error {
-				rec = codeRecord{userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
+				rec = codeRecord{id: claim, userID: acct.User.ID, identityID: acct.Identity.ID, newUser: created}
 				evict := scanLocked
 				switch {
 				case created:
@@ -574,11 +577,24 @@ func (s *Service) updateLastLogin(us ...*ent.User) database.Statement {
 
 func sameString(a, b *string) bool { return a != nil && b != nil && *a == *b }
 
-// relogin opens a new session for a code that was already exchanged.
+// relogin opens a new session for a code that was already exchanged, unless the code
+// has opened MaxLoginsPerCode already: then it is spent, as WeChat would say.
 func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*Login, error) {
 	var login *Login
 	err := s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		now := s.clock()
+		// Counted in the login's transaction: a login that fails spends nothing, and
+		// the row's lock makes logins racing with one code take turns.
+		n, err := tx.LoginCode.Update().
+			Where(logincode.ID(rec.id), logincode.StateEQ(logincode.StateDone), logincode.LoginsLT(MaxLoginsPerCode)).
+			AddLogins(1).
+			Save(ctx)
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return errCodeSpent
+		}
 		// The identity names the user now: a merge since the first exchange may have
 		// moved it to another. Its plain read comes before the user's lock, so the
 		// eviction reads the sessions with a lock (scanLocked).
@@ -678,6 +694,7 @@ func (s *Service) codesDone(dones ...codeDone) database.Statement {
 		done := dones[0]
 		q, args := d.Update(logincode.Table).
 			Set(logincode.FieldState, string(logincode.StateDone)).
+			Set(logincode.FieldLogins, 1).
 			Set(logincode.FieldUserID, done.rec.userID).
 			Set(logincode.FieldIdentityID, done.rec.identityID).
 			Set(logincode.FieldNewUser, done.rec.newUser).
@@ -701,6 +718,7 @@ func (s *Service) codesDone(dones ...codeDone) database.Statement {
 	id := logincode.FieldID
 	q, args := d.Update(logincode.Table).
 		Set(logincode.FieldState, string(logincode.StateDone)).
+		Set(logincode.FieldLogins, 1).
 		Set(logincode.FieldUserID, sql.Expr("CASE "+id+users.String()+" END", uargs...)).
 		Set(logincode.FieldIdentityID, sql.Expr("CASE "+id+idents.String()+" END", iargs...)).
 		Set(logincode.FieldNewUser, sql.Expr("CASE "+id+news.String()+" END", nargs...)).

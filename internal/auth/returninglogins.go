@@ -91,7 +91,7 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 			}
 			u.LastLoginAt = now
 			sess, token := s.newSession(acct, q.client, now)
-			rec := codeRecord{userID: u.ID, identityID: ident.ID}
+			rec := codeRecord{id: q.claim, userID: u.ID, identityID: ident.ID}
 			entry := auditEntry{event: auditevent.EventLoginSucceeded, userID: &u.ID, sessionID: &sess.ID, client: q.client}
 			m.done = &groupLoggedIn{login: &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct}, rec: rec, entries: []auditEntry{entry}}
 			in = append(in, m)

@@ -42,6 +42,11 @@ const (
 	// DefaultCodeWindow is how long a spent code logs its user in again: no longer than
 	// the code's own life.
 	DefaultCodeWindow = 5 * time.Minute
+	// MaxLoginsPerCode is how many sessions one code opens, the first login included:
+	// enough for a double tap and a retry after a lost answer (the SDK sends a code again
+	// only after WECHAT_UNAVAILABLE, at most twice), few enough that a code someone else
+	// saw is no reusable credential. Past it the code answers INVALID_CODE.
+	MaxLoginsPerCode = 3
 )
 
 // WeChat is what login needs of the WeChat client.
@@ -66,6 +71,10 @@ type Options struct {
 	LoginTimeout    time.Duration    // default DefaultLoginTimeout
 	Now             func() time.Time // default time.Now
 	Logger          *slog.Logger
+	// DevCodes, in dev mode only, turns a reusable dev code (dev-alice) into a fresh
+	// code of the built-in fake WeChat, so that a dev code logs in as a new wx.login
+	// code does: isNewUser only the first time, and no bound on its reuse.
+	DevCodes func(code string) string
 }
 
 // Policy is how sessions live and how logins are limited. Zero fields take the defaults.
@@ -128,9 +137,10 @@ type Service struct {
 	sessions    *sessionCache // nil: every request reads its session
 	known       *knownIdentities
 	codeWindow  time.Duration
-	claims      *claims      // the login codes' claims, grouped when logins come together
-	exists      *existence   // whether identities exist, asked together likewise
-	firstLogins *firstLogins // first logins that come together, in one transaction
+	devCodes    func(code string) string // nil outside dev mode
+	claims      *claims                  // the login codes' claims, grouped when logins come together
+	exists      *existence               // whether identities exist, asked together likewise
+	firstLogins *firstLogins             // first logins that come together, in one transaction
 	// returningLogins: returning logins that come together, likewise
 	returningLogins *returningLogins
 	loginTimeout    time.Duration
@@ -148,8 +158,10 @@ type flight struct {
 	err  error
 }
 
-// codeRecord is what a code exchange established: who the code logs in.
+// codeRecord is what a code exchange established: who the code logs in, and the
+// code's row, which counts its logins.
 type codeRecord struct {
+	id                 int
 	userID, identityID uuid.UUID
 	newUser            bool
 }
@@ -193,6 +205,7 @@ func New(o Options) (*Service, error) {
 		policy:       o.Policy.withDefaults(),
 		trusted:      o.TrustedProxies,
 		codeWindow:   o.CodeWindow,
+		devCodes:     o.DevCodes,
 		loginTimeout: o.LoginTimeout,
 		now:          o.Now,
 		log:          o.Logger,

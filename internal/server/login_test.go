@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
@@ -185,27 +186,65 @@ func TestSimultaneousLoginsWithOneCodeCallWeChatOnce(t *testing.T) {
 					wg.Go(func() { results[i], errs[i] = e.login(i%instances, code) })
 				}
 				wg.Wait()
-				tokens := map[string]bool{}
+				// The code logs in MaxLoginsPerCode times, all as the same new user; the
+				// other requests are told it is used.
+				tokens, users := map[string]bool{}, map[string]bool{}
 				for i, p := range results {
-					if errs[i] != "" {
-						t.Errorf("login %d failed: %s", i, errs[i])
-						continue
-					}
-					tokens[p.Token] = true
-					if p.User.ID != results[0].User.ID || !p.IsNewUser {
-						t.Errorf("login %d: user %s new=%v; want %s, new", i, p.User.ID, p.IsNewUser, results[0].User.ID)
+					switch errs[i] {
+					case "":
+						tokens[p.Token] = true
+						users[p.User.ID] = true
+						if !p.IsNewUser {
+							t.Errorf("login %d: isNewUser false; every login with the code that created the user says true", i)
+						}
+					case "INVALID_CODE":
+					default:
+						t.Errorf("login %d failed: %s, want a login or INVALID_CODE", i, errs[i])
 					}
 				}
-				if len(tokens) != 16 {
-					t.Errorf("%d distinct tokens, want 16", len(tokens))
+				if len(tokens) != auth.MaxLoginsPerCode || len(users) != 1 {
+					t.Errorf("%d distinct tokens for %d users, want %d for 1", len(tokens), len(users), auth.MaxLoginsPerCode)
 				}
 				if n := e.fake.Calls(); n != 1 {
 					t.Errorf("WeChat calls = %d, want 1", n)
 				}
-				if got := e.count(); got["users"] != 1 || got["sessions"] != 16 {
-					t.Errorf("rows = %v, want 1 user and 16 sessions", got)
+				if got := e.count(); got["users"] != 1 || got["sessions"] != auth.MaxLoginsPerCode {
+					t.Errorf("rows = %v, want 1 user and %d sessions", got, auth.MaxLoginsPerCode)
 				}
 			})
+		}
+	})
+}
+
+// A spent code is a retry, not a credential: someone who saw a person's code gets at
+// most the logins a double tap and a retry need, on any instance, and the person's own
+// session is untouched.
+func TestReplayedCodeIsBounded(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		e.addInstance()
+		code := e.fake.IssueCode(alice)
+		victim, errCode := e.login(0, code)
+		if errCode != "" {
+			t.Fatalf("first login: %s", errCode)
+		}
+		for i := 2; i <= 10; i++ {
+			p, errCode := e.login(i%2, code)
+			switch {
+			case i <= auth.MaxLoginsPerCode && (errCode != "" || p.User.ID != victim.User.ID || p.Token == victim.Token):
+				t.Errorf("login %d with the code (a retry): %q, user %s; want a new session of %s", i, errCode, p.User.ID, victim.User.ID)
+			case i > auth.MaxLoginsPerCode && errCode != "INVALID_CODE":
+				t.Errorf("login %d with the code: %q, want INVALID_CODE", i, errCode)
+			}
+		}
+		if got := e.count(); got["sessions"] != auth.MaxLoginsPerCode {
+			t.Errorf("%d sessions, want %d", got["sessions"], auth.MaxLoginsPerCode)
+		}
+		if n := e.fake.Calls(); n != 1 {
+			t.Errorf("WeChat calls = %d, want 1", n)
+		}
+		if r := e.post(0, victim.Token, `{ me { id } }`, nil); r.Code() != "" {
+			t.Errorf("the first login's session after the replays: %v, want it working", r.Errors)
 		}
 	})
 }

@@ -216,6 +216,17 @@ func (s *Server) IssueCode(u User) string {
 	return code
 }
 
+// FreshDevCode turns a dev code (dev-alice) into a fresh code of the same dev user,
+// as if wx.login had just given it; any other code comes back as it is. Dev mode gives
+// it to login, so that a person in the playground who reuses dev-alice logs in as
+// a returning user, the way a mini-program that calls wx.login again does.
+func (s *Server) FreshDevCode(code string) string {
+	if name, ok := strings.CutPrefix(code, "dev-"); ok && devName.MatchString(name) {
+		return s.IssueCode(s.devUser(name))
+	}
+	return code
+}
+
 // pruneLocked forgets expired codes (login and phone), at most once per
 // TTL, so that a long-running fake does not grow without bound. A forgotten
 // code answers 40029, as an expired one does.
