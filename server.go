@@ -62,6 +62,11 @@ func main() {
 	}
 }
 
+// maxHeaderBytes bounds a request's headers (Go's default is 1 MiB): a mini-program's
+// request carries a token and a few short headers, and a browser's a few KiB of them.
+// Past it the answer is 431.
+const maxHeaderBytes = 64 << 10
+
 // GC settings for when the operator sets neither GOGC nor GOMEMLIMIT.
 const (
 	gcPercent   = 400
@@ -175,6 +180,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second, // well past a login's 10 s bound
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.DebugAddr != "" {

@@ -22,6 +22,7 @@ import (
 // started runs serve in the background and waits for it to listen.
 type started struct {
 	base   string
+	token  string // the last login's, for tests that log in and go on
 	stderr *capture.Buffer
 	cancel context.CancelFunc
 	done   chan error
@@ -218,5 +219,65 @@ func TestRefusesToStartWithBadConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("start-up error %q does not name %s", err, want)
 		}
+	}
+}
+
+// What a client sends is clipped before it is logged, and headers are bounded: a
+// 60 KiB User-Agent on a login and a logout-all, and a 20 KiB path, leave lines of a
+// few hundred bytes; a 1 MiB header is refused before anything reads it.
+func TestClientFieldsAreClippedInLogs(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := start(t, map[string]string{})
+	send := func(method, path, ua, token, doc string) int {
+		t.Helper()
+		var body *strings.Reader
+		if doc != "" {
+			b, _ := json.Marshal(map[string]string{"query": doc})
+			body = strings.NewReader(string(b))
+		} else {
+			body = strings.NewReader("")
+		}
+		req, _ := http.NewRequest(method, s.base+path, body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", ua)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if doc != "" && out["errors"] != nil {
+			t.Errorf("%s: %v", doc, out["errors"])
+		}
+		if tok, ok := dig(out, "data", "login", "token").(string); ok {
+			s.token = tok
+		}
+		return resp.StatusCode
+	}
+	if code := send(http.MethodGet, "/healthz", "big-header "+strings.Repeat("h", 1<<20), "", ""); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 1 MiB User-Agent: HTTP %d, want 431", code)
+	}
+	before := len(s.stderr.String())
+	ua := "ua-" + strings.Repeat("u", 60<<10)
+	send(http.MethodPost, "/graphql", ua, "", `mutation { login(code: "dev-alice") { token } }`)
+	send(http.MethodPost, "/graphql", ua, s.token, `mutation { logoutAll(keepCurrent: true) }`)
+	send(http.MethodGet, "/"+strings.Repeat("p", 20<<10), ua, "", "")
+	logged := s.stderr.String()[before:]
+	for _, run := range []string{strings.Repeat("u", 513), strings.Repeat("p", 257)} {
+		if strings.Contains(logged, run) {
+			t.Errorf("the log holds %d bytes of what the client sent in a row, want it clipped", len(run))
+		}
+	}
+	if !strings.Contains(logged, "ua-uuu") || !strings.Contains(logged, "msg=audit") {
+		t.Errorf("the log lacks the audit lines with the clipped User-Agent:\n%.2000s", logged)
+	}
+	// Three requests, each with an access line, and two audit lines: a few KiB,
+	// where the requests carried 200 KiB.
+	if len(logged) > 8<<10 {
+		t.Errorf("three requests with 60 KiB User-Agents logged %d bytes, want under 8 KiB", len(logged))
 	}
 }

@@ -54,7 +54,7 @@ func (a *auditor) statement(es ...auditEntry) database.Statement {
 			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions)
 	for _, e := range es {
 		ins.Values(uuid.Must(uuid.NewV7()), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
-			orNull(optional(clip(e.client.IP, 64))), orNull(optional(clip(e.client.UserAgent, 512))), orNull(optional(e.code)), orNull(e.sessions))
+			orNull(optional(e.client.IP)), orNull(optional(e.client.UserAgent)), orNull(optional(e.code)), orNull(e.sessions))
 	}
 	q, args := ins.Query()
 	return database.Statement{Query: q, Args: args}

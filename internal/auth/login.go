@@ -668,8 +668,8 @@ func (s *Service) newSession(acct Account, client Client, now time.Time) (*ent.S
 		CreatedAt:  now,
 		LastSeenAt: now,
 		ExpiresAt:  now.Add(s.policy.SessionTTL),
-		IP:         optional(clip(client.IP, 64)),
-		UserAgent:  optional(clip(client.UserAgent, 512)),
+		IP:         optional(client.IP),
+		UserAgent:  optional(client.UserAgent),
 	}, token
 }
 

@@ -31,7 +31,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 		ra := &requestAuth{
 			svc:    s,
 			header: r.Header.Values("Authorization"),
-			client: Client{IP: s.clientIP(r), UserAgent: r.UserAgent()},
+			client: NewClient(s.clientIP(r), r.UserAgent()),
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ra)))
 	})

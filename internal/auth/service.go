@@ -166,10 +166,24 @@ type codeRecord struct {
 	newUser            bool
 }
 
-// Client describes where a request comes from; it is stored with the session.
+// Client describes where a request comes from; it is stored with the session and the
+// audit trail, and logged.
 type Client struct {
 	IP        string
 	UserAgent string
+}
+
+// Bounds on what a Client keeps of a request: the columns' sizes. A User-Agent is the
+// client's to choose, up to the server's header limit.
+const (
+	maxClientIP        = 64
+	maxClientUserAgent = 512
+)
+
+// NewClient is the Client of a request from ip with that User-Agent, each clipped to
+// what is stored and logged, and made valid UTF-8.
+func NewClient(ip, userAgent string) Client {
+	return Client{IP: clip(ip, maxClientIP), UserAgent: clip(userAgent, maxClientUserAgent)}
 }
 
 // Account is a user as seen through one of their WeChat identities.

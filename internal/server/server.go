@@ -159,8 +159,8 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Han
 		}
 		m.Request(route, rec.status, took)
 		attrs := []slog.Attr{
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("method", truncate(r.Method, 16)),
+			slog.String("path", truncate(r.URL.Path, 256)),
 			slog.Int("status", rec.status),
 			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			slog.Int("bytes", rec.bytes),
@@ -173,20 +173,29 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, next http.Handler) http.Han
 			if entry.OperationType != "" {
 				attrs = append(attrs, slog.String("operation_type", entry.OperationType))
 			}
-			if len(entry.ErrorCodes) > 0 {
-				attrs = append(attrs, slog.Any("error_codes", entry.ErrorCodes))
+			if n := len(entry.ErrorCodes); n > 0 {
+				// One per error, and a document may have a thousand fields: the first
+				// few say what went wrong, the count how much.
+				attrs = append(attrs, slog.Any("error_codes", entry.ErrorCodes[:min(n, maxLoggedCodes)]))
+				if n > maxLoggedCodes {
+					attrs = append(attrs, slog.Int("errors", n))
+				}
 			}
 		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 
-// truncate cuts s to at most n bytes, marking the cut.
+// maxLoggedCodes bounds the error codes an access line lists.
+const maxLoggedCodes = 16
+
+// truncate cuts s to at most n bytes, at a character's start, marking the cut: for
+// what the client sent (its method, path and operation name).
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return clipText(s, n) + "…"
 }
 
 type statusRecorder struct {
