@@ -166,16 +166,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	routes := server.Options{
+		Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: meter, Logger: log,
+		OpenData: openData, DevFake: devFake,
+		API: graph.Options{
+			Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions,
+			PersistedQueries: cfg.API.PersistedQueries, Manifest: manifest,
+		},
+		Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
+		OpsListener: cfg.OpsAddr != "",
+	}
 	srv := &http.Server{
-		Handler: server.New(server.Options{
-			Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: meter, Logger: log,
-			OpenData: openData, DevFake: devFake,
-			API: graph.Options{
-				Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions,
-				PersistedQueries: cfg.API.PersistedQueries, Manifest: manifest,
-			},
-			Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
-		}),
+		Handler:           server.New(routes),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second, // well past a login's 10 s bound
@@ -183,8 +185,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.OpsAddr != "" {
+		stopOps, err := serveAside("ops", "WXLOGIN_OPS_ADDR", cfg.OpsAddr, server.Ops(routes), log)
+		if err != nil {
+			return err
+		}
+		defer stopOps()
+	}
 	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		stopDebug, err := serveAside("profiler", "WXLOGIN_DEBUG_ADDR", cfg.DebugAddr, profiler(), log)
 		if err != nil {
 			return err
 		}
@@ -218,23 +227,29 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return nil
 }
 
-// serveDebug serves Go's profiler on a listener of its own, so that it is never
-// reachable through the public address.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// serveAside serves h on a listener of its own, never reachable through the public
+// address, and logs "<what> serving" with the address. setting names the variable
+// that asked for it, for errors.
+func serveAside(what, setting, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("WXLOGIN_DEBUG_ADDR: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+	go hs.Serve(ln)
+	log.Info(what+" serving", "addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
+}
+
+// profiler is Go's profiler, for WXLOGIN_DEBUG_ADDR.
+func profiler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
-	log.Info("profiler serving", "debug_addr", ln.Addr().String())
-	return func() { hs.Close() }, nil
+	return mux
 }
 
 // startDevFake runs the fake WeChat in-process on a loopback port, with credentials

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -279,5 +280,44 @@ func TestClientFieldsAreClippedInLogs(t *testing.T) {
 	// where the requests carried 200 KiB.
 	if len(logged) > 8<<10 {
 		t.Errorf("three requests with 60 KiB User-Agents logged %d bytes, want under 8 KiB", len(logged))
+	}
+}
+
+// With WXLOGIN_OPS_ADDR, /metrics is served only on the operators' listener; the
+// probes answer on both.
+func TestOpsListenerTakesMetrics(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := start(t, map[string]string{"WXLOGIN_OPS_ADDR": "127.0.0.1:0"})
+	m := regexp.MustCompile(`msg="?ops serving"? addr=(127\.0\.0\.1:\d+)`).FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("no line says where the ops listener is:\n%s", s.stderr)
+	}
+	ops := "http://" + m[1]
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		io.Copy(&b, resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := get(s.base + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("public /metrics: HTTP %d, want 404", code)
+	}
+	if code, body := get(ops + "/metrics"); code != http.StatusOK || !strings.Contains(body, "wxlogin_http_requests_total") {
+		t.Errorf("ops /metrics: HTTP %d, want 200 with wxlogin's metrics", code)
+	}
+	for _, base := range []string{s.base, ops} {
+		for _, probe := range []string{"/healthz", "/readyz"} {
+			if code, _ := get(base + probe); code != http.StatusOK {
+				t.Errorf("%s%s: HTTP %d, want 200", base, probe, code)
+			}
+		}
+	}
+	if code, _ := get(ops + "/graphql"); code != http.StatusNotFound {
+		t.Errorf("ops /graphql: HTTP %d, want 404: the API is not on the operators' listener", code)
 	}
 }

@@ -60,6 +60,9 @@ type Config struct {
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on a listener of its
 	// own, never on the public one.
 	DebugAddr string
+	// OpsAddr, when set, serves /metrics on a listener of its own, and no longer on the
+	// public one; /healthz and /readyz are served on both.
+	OpsAddr string
 }
 
 // API holds the switches for exploring the API, on in dev mode and off outside it by
@@ -127,6 +130,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("session_cache_ttl", c.Sessions.CacheTTL),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.String("ops_addr", c.OpsAddr),
 	)
 }
 
@@ -315,6 +319,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.HousekeepingInterval = duration("WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep, time.Second)
 	c.DebugAddr = env("WXLOGIN_DEBUG_ADDR", "")
+	c.OpsAddr = env("WXLOGIN_OPS_ADDR", "")
 	if raw := env("WXLOGIN_TRUSTED_PROXIES", ""); raw != "" {
 		for _, part := range strings.Split(raw, ",") {
 			part = strings.TrimSpace(part)

@@ -28,6 +28,7 @@ var settings = []setting{
 	{"WXLOGIN_TRUSTED_PROXIES", "none", "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"},
 	{"WXLOGIN_AUDIT_RETENTION", "2160h", "how long audit rows are kept"},
 	{"WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep.String(), "how often expired rows are purged"},
+	{"WXLOGIN_OPS_ADDR", "none", "address of a separate listener for operators: /metrics moves there from the public listener; /healthz and /readyz are on both (e.g. 10.0.0.5:9100)"},
 	{"WXLOGIN_DEBUG_ADDR", "none", "address of a separate listener serving Go's profiler at /debug/pprof/ (keep it private, e.g. 127.0.0.1:6060)"},
 	{"WXLOGIN_OPENDATA_MAX_AGE", "1h", "how old a decrypted watermark may be"},
 	{"WXLOGIN_SHUTDOWN_GRACE", DefaultShutdownGrace.String(), "how long in-flight requests get to finish on SIGTERM"},

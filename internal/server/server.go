@@ -50,6 +50,8 @@ type Options struct {
 	DevMode bool
 	// CORSOrigins are the browser origins allowed to call /graphql.
 	CORSOrigins []string
+	// OpsListener says /metrics is served by Ops, on a listener of its own, and not here.
+	OpsListener bool
 	// DevFake, in dev mode only, is the in-process fake WeChat: its helper routes
 	// (/fake/wx.login, /fake/phonecode) are served under /dev, so that a person in the
 	// playground can mint codes.
@@ -71,6 +73,33 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /{$}", pg)
 		mux.Handle("GET "+playground.AssetPrefix, pg)
 	}
+	health(mux, o.DB, log)
+	if !o.OpsListener {
+		mux.Handle("GET /metrics", o.Metrics.Handler())
+	}
+	if o.DevFake != nil {
+		mux.Handle("GET /dev/fake/", http.StripPrefix("/dev", o.DevFake))
+	}
+
+	return requestID(accessLog(log, o.Metrics, mux))
+}
+
+// Ops returns the handler of the operators' listener: /metrics, /healthz and /readyz.
+// Its requests are not logged: a scraper's every few seconds would drown the rest.
+func Ops(o Options) http.Handler {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	health(mux, o.DB, log)
+	mux.Handle("GET /metrics", o.Metrics.Handler())
+	return mux
+}
+
+// health serves the probes: /healthz while the process is up, /readyz while the
+// database answers.
+func health(mux *http.ServeMux, db Pinger, log *slog.Logger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -79,7 +108,7 @@ func New(o Options) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := o.DB.Ping(ctx); err != nil {
+		if err := db.Ping(ctx); err != nil {
 			log.WarnContext(r.Context(), "readiness: the database does not answer", "error", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("database unavailable\n"))
@@ -87,12 +116,6 @@ func New(o Options) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", o.Metrics.Handler())
-	if o.DevFake != nil {
-		mux.Handle("GET /dev/fake/", http.StripPrefix("/dev", o.DevFake))
-	}
-
-	return requestID(accessLog(log, o.Metrics, mux))
 }
 
 // deadline gives each request a context that ends after d, so that no resolver runs on.

@@ -54,14 +54,14 @@ func startServer(ctx context.Context, bin string, env []string, logTo io.Writer)
 			line := sc.Bytes()
 			if !announced {
 				var l struct {
-					Msg       string `json:"msg"`
-					Listen    string `json:"listen"`
-					DebugAddr string `json:"debug_addr"`
+					Msg    string `json:"msg"`
+					Listen string `json:"listen"`
+					Addr   string `json:"addr"`
 				}
 				if json.Unmarshal(line, &l) == nil {
 					switch l.Msg {
 					case "profiler serving":
-						s.debug = l.DebugAddr
+						s.debug = l.Addr
 					case "wxlogin serving":
 						s.base = "http://" + l.Listen
 						announced = true
