@@ -21,11 +21,13 @@ fakewechat: ## run the fake WeChat on its own, on 127.0.0.1:9090
 	$(GO) run . fakewechat
 
 test: ## every test, with the race detector, on SQLite and (when reachable) MariaDB, the playground in Chromium; then the mini-program SDK's (node)
+	@rm -f test-artifacts/browser-test-skipped.txt
 	$(GO) test -race -count=1 ./...
 	@if [ -f test-artifacts/playground.png ]; then echo "playground screenshot: test-artifacts/playground.png"; fi
 	@if command -v node >/dev/null; then node --test clients/miniprogram/test/*.test.js; \
 	elif [ "$$CI" = true ]; then echo "node is not installed: the mini-program SDK tests cannot run"; exit 1; \
 	else echo "node is not installed: skipped the mini-program SDK tests (clients/miniprogram/test)"; fi
+	@if [ -f test-artifacts/browser-test-skipped.txt ]; then echo; cat test-artifacts/browser-test-skipped.txt; fi
 
 test-short: ## the tests without the slow ones
 	$(GO) test -short -count=1 ./...

@@ -15,6 +15,10 @@ import (
 // screenshot is where TestPlaygroundInBrowser keeps what the browser showed last.
 const screenshot = "test-artifacts/playground.png"
 
+// skipNote is where TestPlaygroundInBrowser says why it skipped, for `make test` to
+// repeat on its last lines (go test shows a skip only with -v).
+const skipNote = "test-artifacts/browser-test-skipped.txt"
+
 // TestPlaygroundInBrowser serves in dev mode and has headless Chromium use the playground
 // as a person would (internal/playground/web/browser-test.mjs): the page loads nothing
 // from another host, the ready login mutation runs, its token goes into the headers
@@ -60,11 +64,15 @@ func TestPlaygroundInBrowser(t *testing.T) {
 // skips on a developer's machine, saying how to get them, and fails under CI=true.
 func browserTools(t *testing.T) (node, chromium string) {
 	t.Helper()
+	os.Remove(skipNote)
 	missing := func(what, install string) {
 		t.Helper()
 		msg := what + " is missing for the playground's browser test; install it with: " + install
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
+		}
+		if os.MkdirAll(filepath.Dir(skipNote), 0o755) == nil {
+			os.WriteFile(skipNote, []byte("SKIPPED the playground's browser test (TestPlaygroundInBrowser): "+msg+"\n"), 0o644)
 		}
 		t.Skip(msg)
 	}
