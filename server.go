@@ -93,9 +93,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
 	// Text for a person in dev mode, JSON for log collectors everywhere else.
-	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	var handler slog.Handler = slog.NewJSONHandler(stderr, server.LogOptions())
 	if cfg.DevMode {
-		handler = slog.NewTextHandler(stderr, nil)
+		handler = slog.NewTextHandler(stderr, server.LogOptions())
 	}
 	log := slog.New(server.LogHandler(handler))
 

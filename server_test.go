@@ -164,6 +164,16 @@ func TestConfiguredServerMigratesAndLogsIn(t *testing.T) {
 			if first := strings.SplitN(s.stderr.String(), "\n", 2)[0]; !json.Valid([]byte(first)) {
 				t.Errorf("outside dev mode the log is not JSON: %s", first)
 			}
+			// Durations as people write them, not nanoseconds.
+			for line := range strings.Lines(s.stderr.String()) {
+				var l struct {
+					Msg    string
+					Config struct{ SessionTTL any `json:"session_ttl"` }
+				}
+				if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "wxlogin serving" && l.Config.SessionTTL != "720h0m0s" {
+					t.Errorf("the start-up line has session_ttl %v, want \"720h0m0s\"", l.Config.SessionTTL)
+				}
+			}
 			code := fake.IssueCode(fakewechat.User{OpenID: "oProd000000000000000000000001"})
 			login := s.graphql(t, "", `mutation { login(code: "`+code+`") { token isNewUser } }`)
 			if got := dig(login, "data", "login", "isNewUser"); got != (round == 0) {

@@ -14,6 +14,17 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
+// LogOptions are the options of the handler LogHandler wraps: a duration is written as
+// Go writes it ("720h0m0s", "1.5s"), where slog's JSON handler writes nanoseconds.
+func LogOptions() *slog.HandlerOptions {
+	return &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.String(a.Key, a.Value.Duration().String())
+		}
+		return a
+	}}
+}
+
 // LogHandler wraps a slog.Handler so that every line logged with a request's context
 // carries its request_id, and no value on a line is longer than maxLogValue.
 func LogHandler(h slog.Handler) slog.Handler { return ctxHandler{h} }
