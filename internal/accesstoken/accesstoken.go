@@ -213,15 +213,18 @@ func (m *Manager) reject(ctx context.Context, value, why string, cause error) er
 	return r
 }
 
+// logRejection is the one line a rejection gets, however many calls it fails.
 func (m *Manager) logRejection(ctx context.Context, r *rejection) {
+	attrs := []any{"appid", m.appid, "why", r.why, "until", r.until}
+	if r.cause != nil {
+		attrs = append(attrs, "error", r.cause) // WeChat's errmsg, scrubbed of the token by the client
+	}
 	if errors.Is(r, wechat.ErrDailyQuota) {
 		m.log.ErrorContext(ctx, "accesstoken: WeChat keeps rejecting the access token, and its daily cap of forced refreshes (20) is used up: "+
-			"calls that need the token fail until WeChat hands out the next one near the token's expiry, or the cap resets the next day",
-			"appid", m.appid, "until", r.until, "error", r.cause)
+			"calls that need the token fail until WeChat hands out the next one near the token's expiry, or the cap resets the next day", attrs...)
 		return
 	}
-	m.log.WarnContext(ctx, "accesstoken: WeChat keeps rejecting the access token; calls that need it fail until the fleet may ask again",
-		"appid", m.appid, "why", r.why, "until", r.until, "error", r.cause)
+	m.log.WarnContext(ctx, "accesstoken: WeChat keeps rejecting the access token; calls that need it fail until the fleet may ask again", attrs...)
 }
 
 // get returns a token other than bad: from this instance's cache, from the database,
@@ -263,8 +266,8 @@ func (m *Manager) get(ctx context.Context, bad string) (string, error) {
 		if f.tok.value != bad && f.tok.usable(m.clock()) {
 			return f.tok.value, nil
 		}
-		// The refresh this caller joined had begun before the token it got ran out
-		// (WeChat hands back the current token until its end): go round again.
+		// The refresh this caller joined had begun before the token it got ran out, or
+		// before bad was rejected, and gave it back: go round again.
 	}
 }
 

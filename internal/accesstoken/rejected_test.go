@@ -106,6 +106,9 @@ func TestForcedRefreshTooSoonDoesNotLoop(t *testing.T) {
 		if n := f.fake.CallsTo("stable_token"); n > calls+1 {
 			t.Errorf("another instance made %d stable_token calls, want 1", n-calls)
 		}
+		if logs := f.logs.String(); strings.Contains(logs, tok) || strings.Contains(logs, secret) {
+			t.Error("the log holds the token or the secret")
+		}
 	})
 }
 
