@@ -28,6 +28,8 @@ type AccessToken struct {
 	LeaseHolder *string `json:"lease_holder,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
+	// ForcedAt holds the value of the "forced_at" field.
+	ForcedAt *time.Time `json:"forced_at,omitempty"`
 	// Version holds the value of the "version" field.
 	Version      int64 `json:"version,omitempty"`
 	selectValues sql.SelectValues
@@ -44,7 +46,7 @@ func (*AccessToken) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case accesstoken.FieldID, accesstoken.FieldLeaseHolder:
 			values[i] = new(sql.NullString)
-		case accesstoken.FieldExpiresAt, accesstoken.FieldLeaseUntil, accesstoken.FieldUpdatedAt:
+		case accesstoken.FieldExpiresAt, accesstoken.FieldLeaseUntil, accesstoken.FieldUpdatedAt, accesstoken.FieldForcedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -99,6 +101,13 @@ func (_m *AccessToken) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field updated_at", values[i])
 			} else if value.Valid {
 				_m.UpdatedAt = value.Time
+			}
+		case accesstoken.FieldForcedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field forced_at", values[i])
+			} else if value.Valid {
+				_m.ForcedAt = new(time.Time)
+				*_m.ForcedAt = value.Time
 			}
 		case accesstoken.FieldVersion:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -161,6 +170,11 @@ func (_m *AccessToken) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("updated_at=")
 	builder.WriteString(_m.UpdatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.ForcedAt; v != nil {
+		builder.WriteString("forced_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("version=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Version))

@@ -85,6 +85,20 @@ func (_c *AccessTokenCreate) SetNillableUpdatedAt(v *time.Time) *AccessTokenCrea
 	return _c
 }
 
+// SetForcedAt sets the "forced_at" field.
+func (_c *AccessTokenCreate) SetForcedAt(v time.Time) *AccessTokenCreate {
+	_c.mutation.SetForcedAt(v)
+	return _c
+}
+
+// SetNillableForcedAt sets the "forced_at" field if the given value is not nil.
+func (_c *AccessTokenCreate) SetNillableForcedAt(v *time.Time) *AccessTokenCreate {
+	if v != nil {
+		_c.SetForcedAt(*v)
+	}
+	return _c
+}
+
 // SetVersion sets the "version" field.
 func (_c *AccessTokenCreate) SetVersion(v int64) *AccessTokenCreate {
 	_c.mutation.SetVersion(v)
@@ -224,6 +238,10 @@ func (_c *AccessTokenCreate) createSpec() (*AccessToken, *sqlgraph.CreateSpec) {
 		_spec.SetField(accesstoken.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
 	}
+	if value, ok := _c.mutation.ForcedAt(); ok {
+		_spec.SetField(accesstoken.FieldForcedAt, field.TypeTime, value)
+		_node.ForcedAt = &value
+	}
 	if value, ok := _c.mutation.Version(); ok {
 		_spec.SetField(accesstoken.FieldVersion, field.TypeInt64, value)
 		_node.Version = value
@@ -361,6 +379,24 @@ func (u *AccessTokenUpsert) SetUpdatedAt(v time.Time) *AccessTokenUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *AccessTokenUpsert) UpdateUpdatedAt() *AccessTokenUpsert {
 	u.SetExcluded(accesstoken.FieldUpdatedAt)
+	return u
+}
+
+// SetForcedAt sets the "forced_at" field.
+func (u *AccessTokenUpsert) SetForcedAt(v time.Time) *AccessTokenUpsert {
+	u.Set(accesstoken.FieldForcedAt, v)
+	return u
+}
+
+// UpdateForcedAt sets the "forced_at" field to the value that was provided on create.
+func (u *AccessTokenUpsert) UpdateForcedAt() *AccessTokenUpsert {
+	u.SetExcluded(accesstoken.FieldForcedAt)
+	return u
+}
+
+// ClearForcedAt clears the value of the "forced_at" field.
+func (u *AccessTokenUpsert) ClearForcedAt() *AccessTokenUpsert {
+	u.SetNull(accesstoken.FieldForcedAt)
 	return u
 }
 
@@ -525,6 +561,27 @@ func (u *AccessTokenUpsertOne) SetUpdatedAt(v time.Time) *AccessTokenUpsertOne {
 func (u *AccessTokenUpsertOne) UpdateUpdatedAt() *AccessTokenUpsertOne {
 	return u.Update(func(s *AccessTokenUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetForcedAt sets the "forced_at" field.
+func (u *AccessTokenUpsertOne) SetForcedAt(v time.Time) *AccessTokenUpsertOne {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.SetForcedAt(v)
+	})
+}
+
+// UpdateForcedAt sets the "forced_at" field to the value that was provided on create.
+func (u *AccessTokenUpsertOne) UpdateForcedAt() *AccessTokenUpsertOne {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.UpdateForcedAt()
+	})
+}
+
+// ClearForcedAt clears the value of the "forced_at" field.
+func (u *AccessTokenUpsertOne) ClearForcedAt() *AccessTokenUpsertOne {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.ClearForcedAt()
 	})
 }
 
@@ -859,6 +916,27 @@ func (u *AccessTokenUpsertBulk) SetUpdatedAt(v time.Time) *AccessTokenUpsertBulk
 func (u *AccessTokenUpsertBulk) UpdateUpdatedAt() *AccessTokenUpsertBulk {
 	return u.Update(func(s *AccessTokenUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetForcedAt sets the "forced_at" field.
+func (u *AccessTokenUpsertBulk) SetForcedAt(v time.Time) *AccessTokenUpsertBulk {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.SetForcedAt(v)
+	})
+}
+
+// UpdateForcedAt sets the "forced_at" field to the value that was provided on create.
+func (u *AccessTokenUpsertBulk) UpdateForcedAt() *AccessTokenUpsertBulk {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.UpdateForcedAt()
+	})
+}
+
+// ClearForcedAt clears the value of the "forced_at" field.
+func (u *AccessTokenUpsertBulk) ClearForcedAt() *AccessTokenUpsertBulk {
+	return u.Update(func(s *AccessTokenUpsert) {
+		s.ClearForcedAt()
 	})
 }
 

@@ -114,6 +114,26 @@ func (_u *AccessTokenUpdate) SetNillableUpdatedAt(v *time.Time) *AccessTokenUpda
 	return _u
 }
 
+// SetForcedAt sets the "forced_at" field.
+func (_u *AccessTokenUpdate) SetForcedAt(v time.Time) *AccessTokenUpdate {
+	_u.mutation.SetForcedAt(v)
+	return _u
+}
+
+// SetNillableForcedAt sets the "forced_at" field if the given value is not nil.
+func (_u *AccessTokenUpdate) SetNillableForcedAt(v *time.Time) *AccessTokenUpdate {
+	if v != nil {
+		_u.SetForcedAt(*v)
+	}
+	return _u
+}
+
+// ClearForcedAt clears the value of the "forced_at" field.
+func (_u *AccessTokenUpdate) ClearForcedAt() *AccessTokenUpdate {
+	_u.mutation.ClearForcedAt()
+	return _u
+}
+
 // SetVersion sets the "version" field.
 func (_u *AccessTokenUpdate) SetVersion(v int64) *AccessTokenUpdate {
 	_u.mutation.ResetVersion()
@@ -215,6 +235,12 @@ func (_u *AccessTokenUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(accesstoken.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.ForcedAt(); ok {
+		_spec.SetField(accesstoken.FieldForcedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ForcedAtCleared() {
+		_spec.ClearField(accesstoken.FieldForcedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.Version(); ok {
 		_spec.SetField(accesstoken.FieldVersion, field.TypeInt64, value)
@@ -325,6 +351,26 @@ func (_u *AccessTokenUpdateOne) SetNillableUpdatedAt(v *time.Time) *AccessTokenU
 	if v != nil {
 		_u.SetUpdatedAt(*v)
 	}
+	return _u
+}
+
+// SetForcedAt sets the "forced_at" field.
+func (_u *AccessTokenUpdateOne) SetForcedAt(v time.Time) *AccessTokenUpdateOne {
+	_u.mutation.SetForcedAt(v)
+	return _u
+}
+
+// SetNillableForcedAt sets the "forced_at" field if the given value is not nil.
+func (_u *AccessTokenUpdateOne) SetNillableForcedAt(v *time.Time) *AccessTokenUpdateOne {
+	if v != nil {
+		_u.SetForcedAt(*v)
+	}
+	return _u
+}
+
+// ClearForcedAt clears the value of the "forced_at" field.
+func (_u *AccessTokenUpdateOne) ClearForcedAt() *AccessTokenUpdateOne {
+	_u.mutation.ClearForcedAt()
 	return _u
 }
 
@@ -459,6 +505,12 @@ func (_u *AccessTokenUpdateOne) sqlSave(ctx context.Context) (_node *AccessToken
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(accesstoken.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.ForcedAt(); ok {
+		_spec.SetField(accesstoken.FieldForcedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ForcedAtCleared() {
+		_spec.ClearField(accesstoken.FieldForcedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.Version(); ok {
 		_spec.SetField(accesstoken.FieldVersion, field.TypeInt64, value)

@@ -51,6 +51,7 @@ type AccessTokenMutation struct {
 	lease_until   *time.Time
 	lease_holder  *string
 	updated_at    *time.Time
+	forced_at     *time.Time
 	version       *int64
 	addversion    *int64
 	clearedFields map[string]struct{}
@@ -395,6 +396,55 @@ func (m *AccessTokenMutation) ResetUpdatedAt() {
 	m.updated_at = nil
 }
 
+// SetForcedAt sets the "forced_at" field.
+func (m *AccessTokenMutation) SetForcedAt(t time.Time) {
+	m.forced_at = &t
+}
+
+// ForcedAt returns the value of the "forced_at" field in the mutation.
+func (m *AccessTokenMutation) ForcedAt() (r time.Time, exists bool) {
+	v := m.forced_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldForcedAt returns the old "forced_at" field's value of the AccessToken entity.
+// If the AccessToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AccessTokenMutation) OldForcedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldForcedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldForcedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldForcedAt: %w", err)
+	}
+	return oldValue.ForcedAt, nil
+}
+
+// ClearForcedAt clears the value of the "forced_at" field.
+func (m *AccessTokenMutation) ClearForcedAt() {
+	m.forced_at = nil
+	m.clearedFields[accesstoken.FieldForcedAt] = struct{}{}
+}
+
+// ForcedAtCleared returns if the "forced_at" field was cleared in this mutation.
+func (m *AccessTokenMutation) ForcedAtCleared() bool {
+	_, ok := m.clearedFields[accesstoken.FieldForcedAt]
+	return ok
+}
+
+// ResetForcedAt resets all changes to the "forced_at" field.
+func (m *AccessTokenMutation) ResetForcedAt() {
+	m.forced_at = nil
+	delete(m.clearedFields, accesstoken.FieldForcedAt)
+}
+
 // SetVersion sets the "version" field.
 func (m *AccessTokenMutation) SetVersion(i int64) {
 	m.version = &i
@@ -485,7 +535,7 @@ func (m *AccessTokenMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AccessTokenMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 7)
 	if m.token != nil {
 		fields = append(fields, accesstoken.FieldToken)
 	}
@@ -500,6 +550,9 @@ func (m *AccessTokenMutation) Fields() []string {
 	}
 	if m.updated_at != nil {
 		fields = append(fields, accesstoken.FieldUpdatedAt)
+	}
+	if m.forced_at != nil {
+		fields = append(fields, accesstoken.FieldForcedAt)
 	}
 	if m.version != nil {
 		fields = append(fields, accesstoken.FieldVersion)
@@ -522,6 +575,8 @@ func (m *AccessTokenMutation) Field(name string) (ent.Value, bool) {
 		return m.LeaseHolder()
 	case accesstoken.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case accesstoken.FieldForcedAt:
+		return m.ForcedAt()
 	case accesstoken.FieldVersion:
 		return m.Version()
 	}
@@ -543,6 +598,8 @@ func (m *AccessTokenMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldLeaseHolder(ctx)
 	case accesstoken.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case accesstoken.FieldForcedAt:
+		return m.OldForcedAt(ctx)
 	case accesstoken.FieldVersion:
 		return m.OldVersion(ctx)
 	}
@@ -588,6 +645,13 @@ func (m *AccessTokenMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case accesstoken.FieldForcedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetForcedAt(v)
 		return nil
 	case accesstoken.FieldVersion:
 		v, ok := value.(int64)
@@ -653,6 +717,9 @@ func (m *AccessTokenMutation) ClearedFields() []string {
 	if m.FieldCleared(accesstoken.FieldLeaseHolder) {
 		fields = append(fields, accesstoken.FieldLeaseHolder)
 	}
+	if m.FieldCleared(accesstoken.FieldForcedAt) {
+		fields = append(fields, accesstoken.FieldForcedAt)
+	}
 	return fields
 }
 
@@ -679,6 +746,9 @@ func (m *AccessTokenMutation) ClearField(name string) error {
 	case accesstoken.FieldLeaseHolder:
 		m.ClearLeaseHolder()
 		return nil
+	case accesstoken.FieldForcedAt:
+		m.ClearForcedAt()
+		return nil
 	}
 	return fmt.Errorf("unknown AccessToken nullable field %s", name)
 }
@@ -701,6 +771,9 @@ func (m *AccessTokenMutation) ResetField(name string) error {
 		return nil
 	case accesstoken.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case accesstoken.FieldForcedAt:
+		m.ResetForcedAt()
 		return nil
 	case accesstoken.FieldVersion:
 		m.ResetVersion()

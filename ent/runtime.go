@@ -31,7 +31,7 @@ func init() {
 	// accesstoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	accesstoken.DefaultUpdatedAt = accesstokenDescUpdatedAt.Default.(func() time.Time)
 	// accesstokenDescVersion is the schema descriptor for version field.
-	accesstokenDescVersion := accesstokenFields[6].Descriptor()
+	accesstokenDescVersion := accesstokenFields[7].Descriptor()
 	// accesstoken.DefaultVersion holds the default value on creation for the version field.
 	accesstoken.DefaultVersion = accesstokenDescVersion.Default.(int64)
 	// accesstokenDescID is the schema descriptor for id field.

@@ -45,6 +45,7 @@ const (
 	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
 	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
 	msgUnavailable      = "WeChat did not answer in time: try again in a few seconds."
+	msgTokenRejected    = "WeChat keeps rejecting the server's access token: try again in a minute."
 	msgDatabaseDown     = "The server cannot reach its database just now: try again in a few seconds."
 	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
 	msgInternal         = "Something went wrong on the server: try again later."
@@ -76,7 +77,7 @@ func ErrorCode(err error) string {
 	case errors.Is(err, wechat.ErrRateLimited):
 		return CodeRateLimited
 	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy), errors.Is(err, phone.ErrBusy),
-		errors.Is(err, wechat.ErrAccessToken): // still rejected after a refresh and a retry
+		errors.Is(err, wechat.ErrAccessToken): // rejected, and no other token could be had or it was rejected too
 		return CodeWeChatUnavailable
 	case database.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		// WeChat's timeouts are mapped above: a request out of time past them was
@@ -125,6 +126,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 		case CodeWeChatUnavailable:
 			gerr.Message = msgUnavailable
+			if errors.Is(gerr.Err, wechat.ErrAccessToken) {
+				gerr.Message = msgTokenRejected
+			}
 		case CodeUnavailable:
 			log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String())
 			gerr.Message = msgDatabaseDown
@@ -134,6 +138,8 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				log.InfoContext(ctx, "graphql: the client went away", "path", gerr.Path.String())
 			case errors.Is(gerr.Err, wechat.ErrConfig):
 				log.ErrorContext(ctx, "wechat rejected the server's credentials: check WECHAT_APPID and WECHAT_SECRET", "error", gerr.Err, "path", gerr.Path.String())
+			case errors.Is(gerr.Err, wechat.ErrIPNotAllowed):
+				log.ErrorContext(ctx, "wechat refused this server's IP address: add this server's outbound IP to the mini-program's API IP allow-list in the WeChat admin console", "error", gerr.Err, "path", gerr.Path.String())
 			default:
 				log.ErrorContext(ctx, "graphql: internal error", "error", gerr.Err, "path", gerr.Path.String())
 			}

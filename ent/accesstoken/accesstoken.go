@@ -23,6 +23,8 @@ const (
 	FieldLeaseHolder = "lease_holder"
 	// FieldUpdatedAt holds the string denoting the updated_at field in the database.
 	FieldUpdatedAt = "updated_at"
+	// FieldForcedAt holds the string denoting the forced_at field in the database.
+	FieldForcedAt = "forced_at"
 	// FieldVersion holds the string denoting the version field in the database.
 	FieldVersion = "version"
 	// Table holds the table name of the accesstoken in the database.
@@ -37,6 +39,7 @@ var Columns = []string{
 	FieldLeaseUntil,
 	FieldLeaseHolder,
 	FieldUpdatedAt,
+	FieldForcedAt,
 	FieldVersion,
 }
 
@@ -87,6 +90,11 @@ func ByLeaseHolder(opts ...sql.OrderTermOption) OrderOption {
 // ByUpdatedAt orders the results by the updated_at field.
 func ByUpdatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUpdatedAt, opts...).ToFunc()
+}
+
+// ByForcedAt orders the results by the forced_at field.
+func ByForcedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldForcedAt, opts...).ToFunc()
 }
 
 // ByVersion orders the results by the version field.

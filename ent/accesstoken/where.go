@@ -89,6 +89,11 @@ func UpdatedAt(v time.Time) predicate.AccessToken {
 	return predicate.AccessToken(sql.FieldEQ(FieldUpdatedAt, v))
 }
 
+// ForcedAt applies equality check predicate on the "forced_at" field. It's identical to ForcedAtEQ.
+func ForcedAt(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldEQ(FieldForcedAt, v))
+}
+
 // Version applies equality check predicate on the "version" field. It's identical to VersionEQ.
 func Version(v int64) predicate.AccessToken {
 	return predicate.AccessToken(sql.FieldEQ(FieldVersion, v))
@@ -357,6 +362,56 @@ func UpdatedAtLT(v time.Time) predicate.AccessToken {
 // UpdatedAtLTE applies the LTE predicate on the "updated_at" field.
 func UpdatedAtLTE(v time.Time) predicate.AccessToken {
 	return predicate.AccessToken(sql.FieldLTE(FieldUpdatedAt, v))
+}
+
+// ForcedAtEQ applies the EQ predicate on the "forced_at" field.
+func ForcedAtEQ(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldEQ(FieldForcedAt, v))
+}
+
+// ForcedAtNEQ applies the NEQ predicate on the "forced_at" field.
+func ForcedAtNEQ(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldNEQ(FieldForcedAt, v))
+}
+
+// ForcedAtIn applies the In predicate on the "forced_at" field.
+func ForcedAtIn(vs ...time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldIn(FieldForcedAt, vs...))
+}
+
+// ForcedAtNotIn applies the NotIn predicate on the "forced_at" field.
+func ForcedAtNotIn(vs ...time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldNotIn(FieldForcedAt, vs...))
+}
+
+// ForcedAtGT applies the GT predicate on the "forced_at" field.
+func ForcedAtGT(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldGT(FieldForcedAt, v))
+}
+
+// ForcedAtGTE applies the GTE predicate on the "forced_at" field.
+func ForcedAtGTE(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldGTE(FieldForcedAt, v))
+}
+
+// ForcedAtLT applies the LT predicate on the "forced_at" field.
+func ForcedAtLT(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldLT(FieldForcedAt, v))
+}
+
+// ForcedAtLTE applies the LTE predicate on the "forced_at" field.
+func ForcedAtLTE(v time.Time) predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldLTE(FieldForcedAt, v))
+}
+
+// ForcedAtIsNil applies the IsNil predicate on the "forced_at" field.
+func ForcedAtIsNil() predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldIsNull(FieldForcedAt))
+}
+
+// ForcedAtNotNil applies the NotNil predicate on the "forced_at" field.
+func ForcedAtNotNil() predicate.AccessToken {
+	return predicate.AccessToken(sql.FieldNotNull(FieldForcedAt))
 }
 
 // VersionEQ applies the EQ predicate on the "version" field.

@@ -16,6 +16,7 @@ var (
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "lease_holder", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "forced_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "version", Type: field.TypeInt64, Default: 0},
 	}
 	// AccessTokensTable holds the schema information for the "access_tokens" table.

@@ -21,6 +21,9 @@ func (AccessToken) Fields() []ent.Field {
 		field.Time("lease_until").SchemaType(datetime6).Optional().Nillable(),
 		field.String("lease_holder").MaxLen(64).Optional().Nillable(),
 		field.Time("updated_at").SchemaType(datetime6).Default(now),
+		// forced_at is when an instance last asked WeChat to force a refresh: WeChat
+		// allows one per 30 s and 20 a day, so the fleet asks at most once per 30 s.
+		field.Time("forced_at").SchemaType(datetime6).Optional().Nillable(),
 		// version grows with every write: a lease is taken only on the version read, so
 		// an instance that read the row before another stored a fresh token cannot
 		// start a second refresh.

@@ -20,10 +20,19 @@ var (
 	// ErrConfig: WeChat rejected the appid (40013) or the app secret (40125);
 	// an operator's configuration error, not the user's.
 	ErrConfig = errors.New("wechat: invalid appid or app secret")
+	// ErrIPNotAllowed: WeChat refused this server's address (40164): it is not
+	// in the mini-program's API IP allow-list. An operator's configuration
+	// error: add the server's outbound IP to the allow-list in the WeChat admin
+	// console. Refreshing the token does not help.
+	ErrIPNotAllowed = errors.New("wechat: this server's IP address is not in the mini-program's API IP allow-list")
 	// ErrAccessToken: WeChat rejected the access token (40001 invalid, e.g.
-	// replaced by a refresh elsewhere; 42001 expired). The caller should get a
-	// fresh token once (StableToken) and retry the call once.
+	// replaced by a refresh elsewhere; 40014 invalid or malformed; 42001
+	// expired). The caller should get a fresh token once (StableToken) and
+	// retry the call once.
 	ErrAccessToken = errors.New("wechat: invalid or expired access token")
+	// ErrDailyQuota: the API's daily quota is used up (45009 "reach max api
+	// daily quota limit"), such as stable_token's 20 forced refreshes a day.
+	ErrDailyQuota = errors.New("wechat: the API's daily quota is used up")
 	// ErrSessionKeyStale: the session_key the signature was made with is not
 	// the user's current one (87009): the user must log in again.
 	ErrSessionKeyStale = errors.New("wechat: session_key is stale")
@@ -70,8 +79,12 @@ func kindOf(errcode int) error {
 		return ErrRiskyUser
 	case 40013, 40125:
 		return ErrConfig
-	case 40001, 42001:
+	case 40164:
+		return ErrIPNotAllowed
+	case 40001, 40014, 42001:
 		return ErrAccessToken
+	case 45009:
+		return ErrDailyQuota
 	case 87009:
 		return ErrSessionKeyStale
 	case -1:

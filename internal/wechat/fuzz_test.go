@@ -62,13 +62,14 @@ var answerSeeds = []string{
 }
 
 // sentinels are the errors every failed call matches exactly one of.
-var sentinels = []error{ErrInvalidCode, ErrRateLimited, ErrRiskyUser, ErrConfig, ErrAccessToken, ErrSessionKeyStale, ErrUnavailable, ErrUnexpected}
+var sentinels = []error{ErrInvalidCode, ErrRateLimited, ErrRiskyUser, ErrConfig, ErrIPNotAllowed, ErrAccessToken, ErrDailyQuota, ErrSessionKeyStale, ErrUnavailable, ErrUnexpected}
 
 // kinds is the errcode table of the spec (wechat-api.md).
 var kinds = map[int]error{
 	-1: ErrUnavailable, 40029: ErrInvalidCode, 40163: ErrInvalidCode, 41008: ErrInvalidCode,
 	45011: ErrRateLimited, 40226: ErrRiskyUser, 40013: ErrConfig, 40125: ErrConfig,
-	40001: ErrAccessToken, 42001: ErrAccessToken, 87009: ErrSessionKeyStale,
+	40164: ErrIPNotAllowed, 40001: ErrAccessToken, 40014: ErrAccessToken, 42001: ErrAccessToken,
+	45009: ErrDailyQuota, 87009: ErrSessionKeyStale,
 }
 
 // fuzzCode returns a code from fuzzed text: one ValidateCode would pass, or a fixed one.

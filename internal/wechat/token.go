@@ -39,16 +39,19 @@ func (t AccessToken) String() string {
 func (t AccessToken) GoString() string { return t.String() }
 
 // StableToken gets the mini-program's access token from
-// /cgi-bin/stable_token. While a token is valid WeChat answers the same one
-// to every caller, so several servers can each call this on their own;
-// forceRefresh makes WeChat replace it at once (WeChat allows that about 20
-// times a day, 30 s apart), for when a call answered ErrAccessToken. The
-// client does not cache the token: the caller keeps it until shortly before
-// ExpiresAt.
+// /cgi-bin/stable_token. While a token has more than 5 minutes left WeChat
+// answers the same one to every caller, so several servers can each call
+// this on their own; in its last 5 minutes a call gets the next token, and
+// the old one works to its end. forceRefresh makes WeChat replace it at once,
+// for when a call answered ErrAccessToken; WeChat allows that 20 times a day
+// (past it: ErrDailyQuota) and 30 s apart (sooner, the current token comes
+// back). The client does not cache the token: the caller keeps it until
+// shortly before ExpiresAt.
 //
 // ExpiresAt is counted from when the call began, so it errs early, never
 // late. Retries, time limits and errors are as for Code2Session; WeChat's
-// 40013 and 40125 are ErrConfig.
+// 40013 and 40125 are ErrConfig, 40164 (this server's IP is not in the
+// allow-list) ErrIPNotAllowed.
 func (c *Client) StableToken(ctx context.Context, forceRefresh bool) (AccessToken, error) {
 	body, err := json.Marshal(struct {
 		GrantType    string `json:"grant_type"`

@@ -118,6 +118,7 @@ type Server struct {
 	tokens         map[string]*token // every access token issued and not invalidated
 	stable         string            // the stable_token of the moment; "" none
 	legacy         string            // the latest /cgi-bin/token token; "" none
+	rules          tokenRules        // stable_token's limits, the token tests' switches
 	faults         map[string]injected
 	calls          map[string]int
 	phoneExchanges int
