@@ -273,11 +273,16 @@ func runFake(ctx context.Context, args []string, stdout io.Writer) error {
 	appid := fs.String("appid", "wxfake0000000001", "the appid the fake accepts")
 	secret := fs.String("secret", "fakesecret", "the app secret the fake accepts")
 	latency := fs.Duration("latency", 0, "how long every API answer takes (e.g. 200ms), as across the internet")
+	keys := fs.String("session-keys", "exchange", "when a user gets a new session_key: exchange (every login), keep (never), issue (when wx.login issues the code)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret, Latency: *latency}, stdout)
+	mode, err := fakewechat.ParseSessionKeys(*keys)
+	if err != nil {
+		return err
+	}
+	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret, Latency: *latency, SessionKeys: mode}, stdout)
 }
