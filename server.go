@@ -192,6 +192,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	housekeeping, stopHousekeeping := context.WithCancel(context.Background())
 	defer stopHousekeeping()
 	go authn.RunHousekeeping(housekeeping, cfg.HousekeepingInterval, phones.PurgeExpired)
+	go migratePhoneNumbers(housekeeping, phones, log)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -208,6 +209,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// migratePhoneNumbers rewrites, once per start, the phone numbers an earlier version
+// stored in WeChat's own form in E.164; they are shown in E.164 meanwhile.
+func migratePhoneNumbers(ctx context.Context, phones *phone.Service, log *slog.Logger) {
+	n, err := phones.MigrateNumbers(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Warn("phone: rewriting stored numbers in E.164 stopped; the next start carries on", "error", err, "rows", n)
+	case n > 0:
+		log.Info("phone: stored numbers rewritten in E.164", "rows", n)
+	}
 }
 
 // serveDebug serves Go's profiler on a listener of its own, so that it is never

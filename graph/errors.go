@@ -15,6 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
@@ -41,6 +42,10 @@ const (
 	msgInvalidCode      = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
 	msgInvalidPhoneCode = "The phone code is invalid, expired or already used: ask the person to tap the getPhoneNumber button again, then send the new code."
 	msgPhoneRateLimited = "WeChat is limiting phone-number requests: wait a minute before trying again."
+	msgForeignPhoneCode = "The phone code comes from another mini-program than the one this session logged in with: send the code of the getPhoneNumber button of the same mini-program."
+	msgPhoneQuota       = "WeChat refuses phone-number requests: this mini-program has used up its paid quota of them. The server's operator must top it up; until then bindPhoneNumber cannot succeed."
+	msgTooManyPhone     = "Too many phone codes for this user: wait extensions.retryAfter seconds, then ask the person to tap the getPhoneNumber button again."
+	msgTooManyForUser   = "Too many requests of this kind for this user: wait extensions.retryAfter seconds before trying again."
 	msgForbidden        = "WeChat refused this login because it considers the account high-risk."
 	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
 	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
@@ -54,10 +59,11 @@ const (
 func ErrorCode(err error) string {
 	var bad *input.Error
 	var limited *auth.RateLimitError
+	var userLimited *ratelimit.Error
 	switch {
-	case errors.As(err, &bad):
+	case errors.As(err, &bad), errors.Is(err, wechat.ErrForeignCode):
 		return CodeBadUserInput
-	case errors.As(err, &limited):
+	case errors.As(err, &limited), errors.As(err, &userLimited):
 		return CodeRateLimited
 	case errors.Is(err, persisted.ErrNotFound):
 		return CodePersistedQueryNotFound
@@ -76,7 +82,8 @@ func ErrorCode(err error) string {
 	case errors.Is(err, wechat.ErrRateLimited):
 		return CodeRateLimited
 	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy), errors.Is(err, phone.ErrBusy),
-		errors.Is(err, wechat.ErrAccessToken): // still rejected after a refresh and a retry
+		errors.Is(err, wechat.ErrAccessToken), // still rejected after a refresh and a retry
+		errors.Is(err, wechat.ErrQuotaExhausted):
 		return CodeWeChatUnavailable
 	case database.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		// WeChat's timeouts are mapped above: a request out of time past them was
@@ -103,6 +110,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		code := ErrorCode(gerr.Err)
 		phoneField := len(gerr.Path) > 0 && fmt.Sprint(gerr.Path[0]) == "bindPhoneNumber"
 		switch code {
+		case CodeBadUserInput:
+			if errors.Is(gerr.Err, wechat.ErrForeignCode) {
+				gerr.Message = msgForeignPhoneCode
+			}
 		case CodeInvalidCode:
 			gerr.Message = msgInvalidCode
 			if phoneField {
@@ -113,9 +124,18 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case CodeForbidden:
 			gerr.Message = msgForbidden
 		case CodeRateLimited:
+			userLimited := (*ratelimit.Error)(nil)
 			if limited := (*auth.RateLimitError)(nil); errors.As(gerr.Err, &limited) {
 				gerr.Message = msgTooManyLogins
 				setExtension(gerr, "retryAfter", limited.RetryAfterSeconds())
+			} else if errors.As(gerr.Err, &userLimited) { // the server's limit per user
+				switch {
+				case errors.Is(gerr.Err, phone.ErrTooManyCodes):
+					gerr.Message = msgTooManyPhone
+				default:
+					gerr.Message = msgTooManyForUser
+				}
+				setExtension(gerr, "retryAfter", userLimited.RetryAfterSeconds())
 			} else { // WeChat's own limit
 				gerr.Message = msgRateLimited
 				if phoneField {
@@ -125,6 +145,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 		case CodeWeChatUnavailable:
 			gerr.Message = msgUnavailable
+			if errors.Is(gerr.Err, wechat.ErrQuotaExhausted) {
+				log.ErrorContext(ctx, "wechat: the mini-program's quota of phone numbers is used up: top it up in the WeChat admin console (mp.weixin.qq.com); until then bindPhoneNumber fails", "error", gerr.Err, "path", gerr.Path.String())
+				gerr.Message = msgPhoneQuota
+			}
 		case CodeUnavailable:
 			log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String())
 			gerr.Message = msgDatabaseDown
