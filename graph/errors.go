@@ -46,6 +46,7 @@ const (
 	msgPhoneQuota       = "WeChat refuses phone-number requests: this mini-program has used up its paid quota of them. The server's operator must top it up; until then bindPhoneNumber cannot succeed."
 	msgTooManyPhone     = "Too many phone codes for this user: wait extensions.retryAfter seconds, then ask the person to tap the getPhoneNumber button again."
 	msgTooManyForUser   = "Too many requests of this kind for this user: wait extensions.retryAfter seconds before trying again."
+	msgTooManyKeyChecks = "Too much data that does not decrypt for this user: wait extensions.retryAfter seconds. If it keeps failing, log in again (wx.login, then login) and get the data from WeChat again."
 	msgForbidden        = "WeChat refused this login because it considers the account high-risk."
 	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
 	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
@@ -132,6 +133,8 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				switch {
 				case errors.Is(gerr.Err, phone.ErrTooManyCodes):
 					gerr.Message = msgTooManyPhone
+				case errors.Is(gerr.Err, opendata.ErrTooManyChecks):
+					gerr.Message = msgTooManyKeyChecks
 				default:
 					gerr.Message = msgTooManyForUser
 				}
