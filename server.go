@@ -209,6 +209,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	housekeeping, stopHousekeeping := context.WithCancel(context.Background())
 	defer stopHousekeeping()
 	go authn.RunHousekeeping(housekeeping, cfg.HousekeepingInterval, phones.PurgeExpired)
+	go migratePhoneNumbers(housekeeping, phones, log)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -225,6 +226,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// migratePhoneNumbers rewrites, once per start, the phone numbers an earlier version
+// stored in WeChat's own form in E.164; they are shown in E.164 meanwhile.
+func migratePhoneNumbers(ctx context.Context, phones *phone.Service, log *slog.Logger) {
+	n, err := phones.MigrateNumbers(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Warn("phone: rewriting stored numbers in E.164 stopped; the next start carries on", "error", err, "rows", n)
+	case n > 0:
+		log.Info("phone: stored numbers rewritten in E.164", "rows", n)
+	}
 }
 
 // serveAside serves h on a listener of its own, never reachable through the public
@@ -296,11 +309,16 @@ func runFake(ctx context.Context, args []string, stdout io.Writer) error {
 	appid := fs.String("appid", "wxfake0000000001", "the appid the fake accepts")
 	secret := fs.String("secret", "fakesecret", "the app secret the fake accepts")
 	latency := fs.Duration("latency", 0, "how long every API answer takes (e.g. 200ms), as across the internet")
+	keys := fs.String("session-keys", "exchange", "when a user gets a new session_key: exchange (every login), keep (never), issue (when wx.login issues the code)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret, Latency: *latency}, stdout)
+	mode, err := fakewechat.ParseSessionKeys(*keys)
+	if err != nil {
+		return err
+	}
+	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret, Latency: *latency, SessionKeys: mode}, stdout)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/capture"
+	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/phone"
+	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
@@ -168,7 +173,9 @@ func TestConfiguredServerMigratesAndLogsIn(t *testing.T) {
 			for line := range strings.Lines(s.stderr.String()) {
 				var l struct {
 					Msg    string
-					Config struct{ SessionTTL any `json:"session_ttl"` }
+					Config struct {
+						SessionTTL any `json:"session_ttl"`
+					}
 				}
 				if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "wxlogin serving" && l.Config.SessionTTL != "720h0m0s" {
 					t.Errorf("the start-up line has session_ttl %v, want \"720h0m0s\"", l.Config.SessionTTL)
@@ -186,9 +193,69 @@ func TestConfiguredServerMigratesAndLogsIn(t *testing.T) {
 				}
 			}
 			token, _ = dig(login, "data", "login", "token").(string)
+			if round == 1 {
+				// The number stored in the old form below was rewritten at start-up.
+				waitFor(t, s.stderr, `"msg":"phone: stored numbers rewritten in E.164","rows":1`)
+			}
 			s.stop(t)
+			if round == 0 {
+				storeOldFormPhoneNumber(t, vars, "oProd000000000000000000000001", "13800000000")
+			}
+		}
+		if got := storedPhoneNumber(t, vars, "oProd000000000000000000000001"); got != "+8613800000000" {
+			t.Errorf("stored number after the second start = %q, want +8613800000000", got)
 		}
 	})
+}
+
+// storeOldFormPhoneNumber writes number into openid's user as an earlier version did:
+// sealed as WeChat gave it.
+func storeOldFormPhoneNumber(t *testing.T, vars map[string]string, openid, number string) {
+	t.Helper()
+	db, ring := openStore(t, vars)
+	u := db.Identity.Query().Where(identity.Openid(openid)).OnlyX(context.Background()).QueryUser().OnlyX(context.Background())
+	db.User.UpdateOne(u).SetPhoneNumber(ring.Seal([]byte(number), phone.Binding(u.ID))).ExecX(context.Background())
+}
+
+// storedPhoneNumber is the number sealed in openid's user row.
+func storedPhoneNumber(t *testing.T, vars map[string]string, openid string) string {
+	t.Helper()
+	db, ring := openStore(t, vars)
+	u := db.Identity.Query().Where(identity.Openid(openid)).OnlyX(context.Background()).QueryUser().OnlyX(context.Background())
+	if u.PhoneNumber == nil {
+		return ""
+	}
+	plain, err := ring.Open(*u.PhoneNumber, phone.Binding(u.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(plain)
+}
+
+func openStore(t *testing.T, vars map[string]string) (*database.DB, *seal.Keyring) {
+	t.Helper()
+	db, err := database.Open(context.Background(), vars["WXLOGIN_DATABASE_URL"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key, _ := base64.StdEncoding.DecodeString(vars["WXLOGIN_SECRET_KEY"])
+	ring, err := seal.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, ring
+}
+
+// waitFor waits for a log line holding want.
+func waitFor(t *testing.T, logs *capture.Buffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %s:\n%s", want, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestDrainsInFlightLoginOnShutdown(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
@@ -41,10 +42,17 @@ const (
 	msgInvalidCode      = "The login code is invalid, expired or already used: call wx.login again and log in with the new code."
 	msgInvalidPhoneCode = "The phone code is invalid, expired or already used: ask the person to tap the getPhoneNumber button again, then send the new code."
 	msgPhoneRateLimited = "WeChat is limiting phone-number requests: wait a minute before trying again."
+	msgForeignPhoneCode = "The phone code comes from another mini-program than the one this session logged in with: send the code of the getPhoneNumber button of the same mini-program."
+	msgPhoneQuota       = "WeChat refuses phone-number requests: this mini-program has used up its paid quota of them. The server's operator must top it up; until then bindPhoneNumber cannot succeed."
+	msgTooManyPhone     = "Too many phone codes for this user: wait extensions.retryAfter seconds, then ask the person to tap the getPhoneNumber button again."
+	msgTooManyForUser   = "Too many requests of this kind for this user: wait extensions.retryAfter seconds before trying again."
+	msgTooManyKeyChecks = "Too much data that does not decrypt for this user: wait extensions.retryAfter seconds. If it keeps failing, log in again (wx.login, then login) and get the data from WeChat again."
 	msgForbidden        = "WeChat refused this login because it considers the account high-risk."
 	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
 	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
-	msgUnavailable      = "WeChat did not answer in time: try again in a few seconds."
+	msgUnavailable      = "WeChat could not be reached or answered with an error: try again in a few seconds."
+	msgWeChatBusy       = "WeChat is busy just now: try again in a few seconds."
+	msgWeChatTimeout    = "WeChat did not answer in time: try again in a few seconds."
 	msgTokenRejected    = "WeChat keeps rejecting the server's access token: try again in a minute."
 	msgDatabaseDown     = "The server cannot reach its database just now: try again in a few seconds."
 	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
@@ -55,10 +63,11 @@ const (
 func ErrorCode(err error) string {
 	var bad *input.Error
 	var limited *auth.RateLimitError
+	var userLimited *ratelimit.Error
 	switch {
-	case errors.As(err, &bad):
+	case errors.As(err, &bad), errors.Is(err, wechat.ErrForeignCode):
 		return CodeBadUserInput
-	case errors.As(err, &limited):
+	case errors.As(err, &limited), errors.As(err, &userLimited):
 		return CodeRateLimited
 	case errors.Is(err, persisted.ErrNotFound):
 		return CodePersistedQueryNotFound
@@ -77,7 +86,8 @@ func ErrorCode(err error) string {
 	case errors.Is(err, wechat.ErrRateLimited):
 		return CodeRateLimited
 	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy), errors.Is(err, phone.ErrBusy),
-		errors.Is(err, wechat.ErrAccessToken): // rejected, and no other token could be had or it was rejected too
+		errors.Is(err, wechat.ErrAccessToken), // rejected, and no other token could be had or it was rejected too
+		errors.Is(err, wechat.ErrQuotaExhausted):
 		return CodeWeChatUnavailable
 	case database.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		// WeChat's timeouts are mapped above: a request out of time past them was
@@ -104,6 +114,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		code := ErrorCode(gerr.Err)
 		phoneField := len(gerr.Path) > 0 && fmt.Sprint(gerr.Path[0]) == "bindPhoneNumber"
 		switch code {
+		case CodeBadUserInput:
+			if errors.Is(gerr.Err, wechat.ErrForeignCode) {
+				gerr.Message = msgForeignPhoneCode
+			}
 		case CodeInvalidCode:
 			gerr.Message = msgInvalidCode
 			if phoneField {
@@ -114,9 +128,20 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case CodeForbidden:
 			gerr.Message = msgForbidden
 		case CodeRateLimited:
+			userLimited := (*ratelimit.Error)(nil)
 			if limited := (*auth.RateLimitError)(nil); errors.As(gerr.Err, &limited) {
 				gerr.Message = msgTooManyLogins
 				setExtension(gerr, "retryAfter", limited.RetryAfterSeconds())
+			} else if errors.As(gerr.Err, &userLimited) { // the server's limit per user
+				switch {
+				case errors.Is(gerr.Err, phone.ErrTooManyCodes):
+					gerr.Message = msgTooManyPhone
+				case errors.Is(gerr.Err, opendata.ErrTooManyChecks):
+					gerr.Message = msgTooManyKeyChecks
+				default:
+					gerr.Message = msgTooManyForUser
+				}
+				setExtension(gerr, "retryAfter", userLimited.RetryAfterSeconds())
 			} else { // WeChat's own limit
 				gerr.Message = msgRateLimited
 				if phoneField {
@@ -125,9 +150,18 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				setExtension(gerr, "retryAfter", 60)
 			}
 		case CodeWeChatUnavailable:
-			gerr.Message = msgUnavailable
-			if errors.Is(gerr.Err, wechat.ErrAccessToken) {
+			switch {
+			case errors.Is(gerr.Err, wechat.ErrAccessToken):
 				gerr.Message = msgTokenRejected
+			case errors.Is(gerr.Err, wechat.ErrQuotaExhausted):
+				log.ErrorContext(ctx, "wechat: the mini-program's quota of phone numbers is used up: top it up in the WeChat admin console (mp.weixin.qq.com); until then bindPhoneNumber fails", "error", gerr.Err, "path", gerr.Path.String())
+				gerr.Message = msgPhoneQuota
+			case weChatBusy(gerr.Err):
+				gerr.Message = msgWeChatBusy
+			case errors.Is(gerr.Err, context.DeadlineExceeded), errors.Is(gerr.Err, auth.ErrCodeBusy):
+				gerr.Message = msgWeChatTimeout
+			default:
+				gerr.Message = msgUnavailable
 			}
 		case CodeUnavailable:
 			log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String())
@@ -148,6 +182,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		setCode(gerr, code)
 		return gerr
 	}
+}
+
+// weChatBusy says whether WeChat answered "system busy" (errcode -1), on every attempt.
+func weChatBusy(err error) bool {
+	var api *wechat.APIError
+	return errors.As(err, &api) && api.Errcode == -1
 }
 
 // limitMessage rewords gqlgen's and gqlparser's refusals of a document that is too big,

@@ -147,7 +147,7 @@ export type User = {
   nickname?: Maybe<Scalars['String']['output']>;
   /** The user's openid in this mini-program. */
   openid: Scalars['String']['output'];
-  /** The phone number bound with bindPhoneNumber, as WeChat gives it (such as +8613800000000), or null. Only its owner sees it. */
+  /** The phone number bound with bindPhoneNumber, in E.164 form: a plus sign, the country code and the number (+8613800000000 for mainland China, +85261234567 for Hong Kong), or null. Only its owner sees it. */
   phoneNumber?: Maybe<Scalars['String']['output']>;
   /** The user's unionid across the mini-programs and accounts of one WeChat Open Platform account; null when the mini-program is not bound to one. */
   unionid?: Maybe<Scalars['String']['output']>;

@@ -16,10 +16,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/auth"
@@ -93,10 +96,19 @@ func FuzzDecrypt(f *testing.F) {
 	})
 }
 
-// stubApp answers CheckSessionKey with err, without a network.
-type stubApp struct{ err error }
+// stubApp answers CheckSessionKey with err, without a network, for the mini-program
+// appid (fuzzAppID when empty).
+type stubApp struct {
+	err   error
+	appid string
+}
 
-func (stubApp) AppID() string { return fuzzAppID }
+func (a stubApp) AppID() string {
+	if a.appid == "" {
+		return fuzzAppID
+	}
+	return a.appid
+}
 func (stubApp) GetPhoneNumber(context.Context, string, string, string) (wechat.PhoneInfo, error) {
 	return wechat.PhoneInfo{}, errors.New("not used")
 }
@@ -161,7 +173,7 @@ func FuzzServiceDecrypt(f *testing.F) {
 	key, _ := base64.StdEncoding.DecodeString(fuzzSessionKey)
 	services := map[error]*Service{}
 	for _, answer := range []error{nil, wechat.ErrSessionKeyStale, wechat.ErrUnavailable} {
-		app := stubApp{answer}
+		app := stubApp{err: answer}
 		services[answer] = New(Options{
 			Apps:    []wxapp.App{{Client: app, Tokens: app}},
 			Keyring: ring,
@@ -181,6 +193,7 @@ func FuzzServiceDecrypt(f *testing.F) {
 			answer = wechat.ErrSessionKeyStale
 		}
 		ident := &ent.Identity{
+			UserID:     uuid.New(), // a user of its own: the per-user limit on key checks never bites
 			Appid:      fuzzAppID,
 			Openid:     fuzzOpenID,
 			SessionKey: sealWith.Seal([]byte(fuzzSessionKey), auth.IdentityBinding(fuzzAppID, fuzzOpenID)),
@@ -207,7 +220,9 @@ func FuzzServiceDecrypt(f *testing.F) {
 		if mode&modeRawInput == 0 {
 			dec := json.NewDecoder(bytes.NewReader(plain))
 			dec.UseNumber()
-			wantOK = dec.Decode(&want) == nil && validWatermark(want) &&
+			decoded := dec.Decode(&want) == nil
+			_, after := dec.Token() // only white space may follow the JSON
+			wantOK = decoded && after == io.EOF && validWatermark(want) &&
 				mode&modeKeyUnknown == 0 && (mode&modeSigned == 0 || mode&modeGoodSig != 0)
 		}
 

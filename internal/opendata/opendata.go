@@ -2,7 +2,7 @@
 // (share tickets, run data, the legacy user profile) with the user's stored session
 // key, and checks it is for this app and recent. When decryption fails it asks WeChat
 // whether the stored key is still current, to tell the client "log in again" from
-// "this data is bad".
+// "this data is bad"; those questions are rate-limited per user.
 package opendata
 
 import (
@@ -17,12 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wxapp"
@@ -38,6 +40,18 @@ const futureSkew = 5 * time.Minute
 // have: the client should log in again (wx.login, then login), then fetch the data again.
 var ErrSessionKeyStale = errors.New("opendata: the session key has changed since this login")
 
+// Each failed decryption asks WeChat whether the user's key is current (checksession):
+// a user gets KeyCheckBurst such questions at once, then KeyChecksPerMinute, on each
+// instance. Decryptions that succeed ask nothing and spend nothing.
+const (
+	KeyCheckBurst      = 5
+	KeyChecksPerMinute = 5
+)
+
+// ErrTooManyChecks refuses a failed decryption over the user's limit of key checks,
+// without asking WeChat; it comes with the *ratelimit.Error that says when to retry.
+var ErrTooManyChecks = errors.New("opendata: too many failed decryptions for this user")
+
 // Options are the Service's dependencies.
 type Options struct {
 	Apps    []wxapp.App
@@ -52,13 +66,17 @@ type Service struct {
 	apps    wxapp.Set
 	keyring *seal.Keyring
 	maxAge  time.Duration
+	checks  *ratelimit.Limiter // key checks per user
 	now     func() time.Time
 	log     *slog.Logger
 }
 
 // New builds a Service.
 func New(o Options) *Service {
-	s := &Service{apps: wxapp.NewSet(o.Apps), keyring: o.Keyring, maxAge: o.MaxAge, now: o.Now, log: o.Logger}
+	s := &Service{
+		apps: wxapp.NewSet(o.Apps), keyring: o.Keyring, maxAge: o.MaxAge, now: o.Now, log: o.Logger,
+		checks: ratelimit.New(KeyChecksPerMinute, time.Minute, KeyCheckBurst),
+	}
 	if s.maxAge <= 0 {
 		s.maxAge = DefaultMaxAge
 	}
@@ -111,6 +129,11 @@ func (s *Service) Decrypt(ctx context.Context, ident *ent.Identity, req Request)
 	if !ok || dec.Decode(&data) != nil {
 		return nil, s.blame(ctx, ident, string(sessionKey), "encryptedData does not decrypt")
 	}
+	// The key evidently fits (the padding and a JSON value came out right): anything
+	// after the value is not WeChat's.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, input.Errorf("the decrypted data has bytes after its JSON object: it is not data WeChat produced, pass encryptedData unchanged.")
+	}
 	if err := s.checkWatermark(data, ident.Appid); err != nil {
 		return nil, err
 	}
@@ -124,6 +147,9 @@ func (s *Service) blame(ctx context.Context, ident *ent.Identity, sessionKey, wh
 	app, err := s.apps.Get(ident.Appid)
 	if err != nil {
 		return err
+	}
+	if refused := s.checks.Take(ident.UserID.String(), s.now()); refused != nil {
+		return fmt.Errorf("%w (%s): %w", ErrTooManyChecks, what, refused)
 	}
 	err = app.Tokens.Do(ctx, func(token string) error {
 		return app.Client.CheckSessionKey(ctx, token, ident.Openid, sessionKey)

@@ -1,8 +1,9 @@
 // Package phone binds a user's phone number from the code of the mini-program's
 // getPhoneNumber button. WeChat bills every exchange, so a code is exchanged at most
 // once: a claim row keyed by a hash of the code makes retries and races, on any
-// instance, wait for the one exchange and share its outcome. The number is stored
-// sealed and shown only to its owner.
+// instance, wait for the one exchange and share its outcome; and each user's exchanges
+// are rate-limited. The number is stored sealed, in E.164 form (+8613800000000), and
+// shown only to its owner.
 package phone
 
 import (
@@ -17,8 +18,10 @@ import (
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/phonecode"
+	"github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wxapp"
@@ -36,7 +39,21 @@ const (
 	maxCode   = 128
 	// storeTimeout bounds storing a number WeChat has already given (and billed).
 	storeTimeout = 5 * time.Second
+	// migrateBatch is how many users one query of MigrateNumbers reads.
+	migrateBatch = 500
 )
+
+// Each exchange reaches WeChat, which bills a success: a user gets CodeBurst exchanges
+// at once, then CodesPerHour, on each instance. A code sent again is answered from its
+// claim and spends nothing.
+const (
+	CodeBurst    = 5
+	CodesPerHour = 10
+)
+
+// ErrTooManyCodes refuses an exchange over the user's limit; it comes with the
+// *ratelimit.Error that says when to retry.
+var ErrTooManyCodes = errors.New("phone: too many phone codes for this user")
 
 // ErrBusy means another request is still exchanging the code and did not finish within
 // this one's time.
@@ -59,13 +76,18 @@ type Service struct {
 	db      *database.DB
 	apps    wxapp.Set
 	keyring *seal.Keyring
+	limit   *ratelimit.Limiter // exchanges per user
 	now     func() time.Time
 	log     *slog.Logger
+	batch   int // users per query of MigrateNumbers
 }
 
 // New builds a Service.
 func New(o Options) *Service {
-	s := &Service{db: o.DB, apps: wxapp.NewSet(o.Apps), keyring: o.Keyring, now: o.Now, log: o.Logger}
+	s := &Service{
+		db: o.DB, apps: wxapp.NewSet(o.Apps), keyring: o.Keyring, now: o.Now, log: o.Logger,
+		limit: ratelimit.New(CodesPerHour, time.Hour, CodeBurst), batch: migrateBatch,
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -81,6 +103,7 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 var definitive = map[string]error{
 	"invalid_code": wechat.ErrInvalidCode,
 	"rate_limited": wechat.ErrRateLimited,
+	"foreign_code": wechat.ErrForeignCode,
 }
 
 // Bind exchanges the code, from the mini-program appid, for the user's phone number
@@ -144,6 +167,11 @@ func (s *Service) Bind(ctx context.Context, userID uuid.UUID, appid, openid, cod
 // exchange asks WeChat for the number under a claim, and stores it with the claim
 // marked done in one transaction.
 func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID uuid.UUID, openid, code string) error {
+	if refused := s.limit.Take(userID.String(), s.now()); refused != nil {
+		err := fmt.Errorf("%w: %w", ErrTooManyCodes, refused)
+		s.release(ctx, claim, err)
+		return err
+	}
 	// A full budget of its own, however long this request waited for the claim: an
 	// exchange cut short may already be billed.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
@@ -156,8 +184,16 @@ func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID
 	if err == nil && info.WatermarkAppID != app.Client.AppID() {
 		err = fmt.Errorf("phone: WeChat's answer is for another app: %w", wechat.ErrUnexpected)
 	}
-	if err == nil && info.PhoneNumber == "" {
-		err = fmt.Errorf("phone: WeChat's answer has no number: %w", wechat.ErrUnexpected)
+	var number string
+	if err == nil {
+		given := info.PhoneNumber
+		if given == "" {
+			given = info.PurePhoneNumber
+		}
+		var ok bool
+		if number, ok = e164(given, info.CountryCode); !ok {
+			err = fmt.Errorf("phone: WeChat's answer has no number in a form known here (country code %q): %w", info.CountryCode, wechat.ErrUnexpected)
+		}
 	}
 	if err == nil {
 		// WeChat has billed this exchange: storing its answer must not fail for want of
@@ -170,7 +206,7 @@ func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID
 			if err != nil {
 				return err
 			}
-			if err := tx.User.UpdateOneID(rec.UserID).SetPhoneNumber(s.keyring.Seal([]byte(info.PhoneNumber), Binding(rec.UserID))).Exec(sctx); err != nil {
+			if err := tx.User.UpdateOneID(rec.UserID).SetPhoneNumber(s.keyring.Seal([]byte(number), Binding(rec.UserID))).Exec(sctx); err != nil {
 				return err
 			}
 			n, err := tx.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).SetState(phonecode.StateDone).Save(sctx)
@@ -232,8 +268,9 @@ func (s *Service) NumberOf(ctx context.Context, userID uuid.UUID) (*string, erro
 	return s.Open(userID, sealed)
 }
 
-// Open returns the phone number sealed in a user's row, or nil when none is (sealed is
-// empty).
+// Open returns the phone number sealed in a user's row, in E.164 form, or nil when
+// none is (sealed is empty). A number stored in WeChat's own form, before
+// MigrateNumbers rewrote it, is shown in E.164 all the same.
 func (s *Service) Open(userID uuid.UUID, sealed []byte) (*string, error) {
 	if len(sealed) == 0 {
 		return nil, nil
@@ -242,12 +279,73 @@ func (s *Service) Open(userID uuid.UUID, sealed []byte) (*string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("phone: opening the stored number: %w", err)
 	}
-	number := string(plain)
+	number, ok := e164(string(plain), "")
+	if !ok {
+		number = string(plain)
+	}
 	return &number, nil
 }
 
-// PurgeExpired deletes code records past their window.
+// MigrateNumbers rewrites the numbers stored in WeChat's own form (a mainland number
+// bare, as wxlogin stored it before it kept E.164) in E.164, and returns how many it
+// rewrote. It is idempotent, and safe while other instances bind numbers or migrate
+// too: a row is rewritten only if it still holds the number that was read. Numbers
+// sealed under a key no longer configured are left as they are, and logged.
+func (s *Service) MigrateNumbers(ctx context.Context) (int, error) {
+	rewritten := 0
+	after := uuid.Nil
+	for {
+		rows, err := s.db.User.Query().
+			Where(user.IDGT(after), user.PhoneNumberNotNil()).
+			Order(user.ByID()).Limit(s.batch).
+			Select(user.FieldID, user.FieldPhoneNumber).
+			All(ctx)
+		if err != nil {
+			return rewritten, err
+		}
+		for _, u := range rows {
+			after = u.ID
+			if !Has(u) {
+				continue
+			}
+			n, err := s.rewrite(ctx, u.ID, *u.PhoneNumber)
+			if err != nil {
+				return rewritten, err
+			}
+			rewritten += n
+		}
+		if len(rows) < s.batch {
+			return rewritten, nil
+		}
+	}
+}
+
+// rewrite reseals the number sealed in userID's row in E.164 if it is in another form,
+// provided the row still holds sealed.
+func (s *Service) rewrite(ctx context.Context, userID uuid.UUID, sealed []byte) (int, error) {
+	plain, err := s.keyring.Open(sealed, Binding(userID))
+	if err != nil {
+		s.log.WarnContext(ctx, "phone: a stored number cannot be opened with the configured keys; left as it is", "user_id", userID.String())
+		return 0, nil
+	}
+	number, ok := e164(string(plain), "")
+	if !ok {
+		s.log.WarnContext(ctx, "phone: a stored number is in no form known here; left as it is", "user_id", userID.String())
+		return 0, nil
+	}
+	if number == string(plain) {
+		return 0, nil
+	}
+	return s.db.User.Update().
+		Where(user.ID(userID), user.PhoneNumberEQ(sealed)).
+		SetPhoneNumber(s.keyring.Seal([]byte(number), Binding(userID))).
+		Save(ctx)
+}
+
+// PurgeExpired deletes code records past their window, and forgets the rate limit's
+// refilled buckets.
 func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
+	s.limit.Prune(s.now())
 	return s.db.PhoneCode.Delete().Where(phonecode.ExpiresAtLTE(s.clock())).Exec(ctx)
 }
 

@@ -257,15 +257,16 @@ func TestWeChatFaultsGiveTheirCodeAndLeaveNothing(t *testing.T) {
 			// code makes the code to log in with; default: a fresh valid one.
 			code      func(e *env) string
 			want      string
-			wantCalls int // 0: do not check
+			wantCalls int    // 0: do not check
+			says      string // what the message says, when it is WeChat's trouble
 		}{
-			{name: "busy after retries", fault: fakewechat.FaultBusy, want: "WECHAT_UNAVAILABLE", wantCalls: 3},
+			{name: "busy after retries", fault: fakewechat.FaultBusy, want: "WECHAT_UNAVAILABLE", wantCalls: 3, says: "WeChat is busy just now"},
 			{name: "rate limited", fault: fakewechat.FaultRateLimit, want: "RATE_LIMITED", wantCalls: 1},
 			{name: "risky user", fault: fakewechat.FaultRiskyUser, want: "FORBIDDEN", wantCalls: 1},
-			{name: "html 502", fault: fakewechat.FaultHTML502, want: "WECHAT_UNAVAILABLE", wantCalls: 1},
-			{name: "truncated json", fault: fakewechat.FaultTruncatedJSON, want: "WECHAT_UNAVAILABLE", wantCalls: 1},
-			{name: "hang", fault: fakewechat.FaultHang, want: "WECHAT_UNAVAILABLE"},
-			{name: "slower than the attempt timeout", fault: fakewechat.FaultSlow, want: "WECHAT_UNAVAILABLE"},
+			{name: "html 502", fault: fakewechat.FaultHTML502, want: "WECHAT_UNAVAILABLE", wantCalls: 1, says: "could not be reached or answered with an error"},
+			{name: "truncated json", fault: fakewechat.FaultTruncatedJSON, want: "WECHAT_UNAVAILABLE", wantCalls: 1, says: "could not be reached or answered with an error"},
+			{name: "hang", fault: fakewechat.FaultHang, want: "WECHAT_UNAVAILABLE", says: "did not answer in time"},
+			{name: "slower than the attempt timeout", fault: fakewechat.FaultSlow, want: "WECHAT_UNAVAILABLE", says: "did not answer in time"},
 			{name: "unknown code", code: func(*env) string { return "0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P" }, want: "INVALID_CODE", wantCalls: 1},
 			{name: "expired code", code: func(e *env) string {
 				c := e.fake.IssueCode(alice)
@@ -294,9 +295,9 @@ func TestWeChatFaultsGiveTheirCodeAndLeaveNothing(t *testing.T) {
 					code = tc.code(e)
 				}
 				e.fake.InjectFault(tc.fault, -1)
-				p, got := e.login(0, code)
-				if got != tc.want {
-					t.Errorf("login = %q (payload %+v), want %s", got, p, tc.want)
+				r := e.post(0, "", loginMutation, map[string]any{"code": code})
+				if got := r.Code(); got != tc.want || (tc.says != "" && !strings.Contains(r.Errors[0].Message, tc.says)) {
+					t.Errorf("login = %q %v, want %s saying %q", got, r.Errors, tc.want, tc.says)
 				}
 				if tc.wantCalls != 0 && e.fake.Calls() != tc.wantCalls {
 					t.Errorf("WeChat calls = %d, want %d", e.fake.Calls(), tc.wantCalls)

@@ -8,10 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/testdb"
+	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
 
 const decryptQuery = `query($d: String!, $iv: String!, $raw: String, $sig: String) {
@@ -144,6 +147,115 @@ func TestOpenDataWithARotatedSessionKey(t *testing.T) {
 		data, iv = sealOpenData(t, e.fake.SessionKeyOf(alice.OpenID), openDataJSON(testAppID, e.clock.Now()))
 		if got, c := e.decrypt(again.Token, data, iv, nil, nil); c != "" || got["openGId"] != "GroupOpenId0001" {
 			t.Errorf("after logging in again: %v %s", got, c)
+		}
+	})
+}
+
+// TestOpenDataAfterANewerWxLogin is the case the stale-key check exists for: WeChat
+// rotated the user's key when it issued a newer wx.login code, which this server never
+// saw exchanged, and the mini-program encrypted the data with the new key. The server's
+// decryption fails, checksession says its key is stale: SESSION_KEY_STALE. Data that is
+// merely corrupt, under a key checksession calls current, is BAD_USER_INPUT.
+func TestOpenDataAfterANewerWxLogin(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b, withFake(func(o *fakewechat.Options) { o.SessionKeys = fakewechat.RotateOnIssue }))
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+		e.fake.IssueCode(alice) // wx.login again; the code is never sent to the server
+		data, iv := sealOpenData(t, e.fake.SessionKeyOf(alice.OpenID), openDataJSON(testAppID, e.clock.Now()))
+		if _, c := e.decrypt(p.Token, data, iv, nil, nil); c != "SESSION_KEY_STALE" {
+			t.Errorf("data under the key of a newer wx.login: %q, want SESSION_KEY_STALE", c)
+		}
+		if n := e.fake.CallsTo("checksession"); n != 1 {
+			t.Errorf("checksession calls = %d, want 1", n)
+		}
+
+		// The client logs in again with a fresh code: the server's key is current.
+		again := e.mustLogin(0, e.fake.IssueCode(alice))
+		key := e.fake.SessionKeyOf(alice.OpenID)
+		keyBytes, _ := base64.StdEncoding.DecodeString(key)
+		corrupt, corruptIV := encryptBlocks(t, keyBytes, bytes.Repeat([]byte{'x'}, 32)) // no PKCS#7 padding
+		if _, c := e.decrypt(again.Token, corrupt, corruptIV, nil, nil); c != "BAD_USER_INPUT" {
+			t.Errorf("corrupt data under the current key: %q, want BAD_USER_INPUT", c)
+		}
+		if n := e.fake.CallsTo("checksession"); n != 2 {
+			t.Errorf("checksession calls = %d, want 2", n)
+		}
+		data, iv = sealOpenData(t, key, openDataJSON(testAppID, e.clock.Now()))
+		if got, c := e.decrypt(again.Token, data, iv, nil, nil); c != "" || got["openGId"] != "GroupOpenId0001" {
+			t.Errorf("after logging in again: %v %s", got, c)
+		}
+	})
+}
+
+// TestOpenDataWhenWeChatKeepsTheKey: two logins in a row often keep the key, and data
+// made before the second still decrypts after it.
+func TestOpenDataWhenWeChatKeepsTheKey(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b, withFake(func(o *fakewechat.Options) { o.SessionKeys = fakewechat.KeepSessionKey }))
+		e.mustLogin(0, e.fake.IssueCode(alice))
+		data, iv := sealOpenData(t, e.fake.SessionKeyOf(alice.OpenID), openDataJSON(testAppID, e.clock.Now()))
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+		if got, c := e.decrypt(p.Token, data, iv, nil, nil); c != "" || got["openGId"] != "GroupOpenId0001" {
+			t.Errorf("data made before a login that kept the key: %v %s", got, c)
+		}
+	})
+}
+
+// TestOpenDataTrailingBytes: a plaintext with bytes after its JSON is refused, without
+// asking WeChat about the key.
+func TestOpenDataTrailingBytes(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+		plain := append(openDataJSON(testAppID, e.clock.Now()), []byte(`{"openGId":"GroupOpenId0002"}`)...)
+		data, iv := sealOpenData(t, e.fake.SessionKeyOf(alice.OpenID), plain)
+		r := e.post(0, p.Token, decryptQuery, map[string]any{"d": data, "iv": iv})
+		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "after its JSON") {
+			t.Errorf("trailing bytes: %q %v, want BAD_USER_INPUT saying so", r.Code(), r.Errors)
+		}
+		if n := e.fake.CallsTo("checksession"); n != 0 {
+			t.Errorf("checksession calls = %d, want 0", n)
+		}
+	})
+}
+
+// TestFailedDecryptionsAreLimitedPerUser: each failed decryption asks WeChat about the
+// key, so a user's failures are limited; past the limit the answer is RATE_LIMITED and
+// WeChat is not asked. Decryptions that succeed spend nothing.
+func TestFailedDecryptionsAreLimitedPerUser(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+		bobs := e.mustLogin(0, e.fake.IssueCode(bob))
+		keyBytes, _ := base64.StdEncoding.DecodeString(e.fake.SessionKeyOf(alice.OpenID))
+		corrupt, corruptIV := encryptBlocks(t, keyBytes, bytes.Repeat([]byte{'x'}, 32))
+		for i := range opendata.KeyCheckBurst {
+			if _, c := e.decrypt(p.Token, corrupt, corruptIV, nil, nil); c != "BAD_USER_INPUT" {
+				t.Fatalf("failure %d: %q, want BAD_USER_INPUT", i+1, c)
+			}
+		}
+		r := e.post(0, p.Token, decryptQuery, map[string]any{"d": corrupt, "iv": corruptIV})
+		wait := 60 / opendata.KeyChecksPerMinute
+		if r.Code() != "RATE_LIMITED" || r.Errors[0].Extensions["retryAfter"] != float64(wait) ||
+			!strings.Contains(r.Errors[0].Message, "for this user") || strings.Contains(r.Errors[0].Message, "address") {
+			t.Fatalf("failure %d: %q %v, want RATE_LIMITED per user with retryAfter %d", opendata.KeyCheckBurst+1, r.Code(), r.Errors, wait)
+		}
+		if n := e.fake.CallsTo("checksession"); n != opendata.KeyCheckBurst {
+			t.Errorf("checksession calls = %d, want %d", n, opendata.KeyCheckBurst)
+		}
+		data, iv := sealOpenData(t, e.fake.SessionKeyOf(alice.OpenID), openDataJSON(testAppID, e.clock.Now()))
+		if _, c := e.decrypt(p.Token, data, iv, nil, nil); c != "" {
+			t.Errorf("good data past the limit: %s, want it decrypted", c)
+		}
+		if _, c := e.decrypt(bobs.Token, corrupt, corruptIV, nil, nil); c != "BAD_USER_INPUT" {
+			t.Errorf("another user's failure: %q, want BAD_USER_INPUT (an allowance of their own)", c)
+		}
+		e.clock.Advance(time.Duration(wait) * time.Second)
+		if _, c := e.decrypt(p.Token, corrupt, corruptIV, nil, nil); c != "BAD_USER_INPUT" {
+			t.Errorf("after %d s: %q, want the key checked again", wait, c)
+		}
+		if n := e.fake.CallsTo("checksession"); n != opendata.KeyCheckBurst+2 {
+			t.Errorf("checksession calls = %d, want %d", n, opendata.KeyCheckBurst+2)
 		}
 	})
 }

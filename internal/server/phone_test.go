@@ -2,11 +2,19 @@ package server_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/internal/phone"
+	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/testdb"
+	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 )
 
 const bindPhone = `mutation($c: String!) { bindPhoneNumber(code: $c) { id phoneNumber } }`
@@ -149,6 +157,117 @@ func TestBadPhoneCodes(t *testing.T) {
 		}
 		if _, c := e.bind(0, "", e.fake.IssuePhoneCode(alice.OpenID, "13800000000")); c != "UNAUTHENTICATED" {
 			t.Errorf("without a session: %q", c)
+		}
+	})
+}
+
+// TestPhoneNumbersInOneForm: whatever form WeChat gives a number in (a mainland number
+// bare with countryCode a number, another with its area code), and whatever form an
+// earlier version stored it in, it is shown in E.164.
+func TestPhoneNumbersInOneForm(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+		if got, c := e.bind(0, p.Token, e.fake.IssuePhoneCodeIn(alice.OpenID, 852, "61234567")); c != "" || got != "+85261234567" {
+			t.Errorf("a Hong Kong number: %q %s, want +85261234567", got, c)
+		}
+		if got, c := e.bind(0, p.Token, e.fake.IssuePhoneCode(alice.OpenID, "13800000000")); c != "" || got != "+8613800000000" {
+			t.Errorf("a mainland number: %q %s, want +8613800000000", got, c)
+		}
+
+		// A row written by an earlier version, which stored WeChat's bare mainland form.
+		ring, err := seal.NewKeyring(e.secretKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := uuid.MustParse(p.User.ID)
+		e.db.User.UpdateOneID(id).SetPhoneNumber(ring.Seal([]byte("13912345678"), phone.Binding(id))).ExecX(context.Background())
+		e.services[0].Forget(id)
+		if r := e.post(0, p.Token, `{ me { phoneNumber } }`, nil); string(r.Data["me"]) != `{"phoneNumber":"+8613912345678"}` {
+			t.Errorf("a number stored bare: me = %s, want it shown in E.164", r.Data["me"])
+		}
+	})
+}
+
+// TestPhoneRefusalsOfTheirOwn: a code from another mini-program (40013) is the client's
+// mistake, answered as such again without asking WeChat; an exhausted quota (1400001)
+// tells the client what is wrong and the operator what to do, and leaves the code
+// usable once the quota is topped up.
+func TestPhoneRefusalsOfTheirOwn(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+
+		for range 2 {
+			r := e.post(0, p.Token, bindPhone, map[string]any{"c": "fault-otherapp"})
+			if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "another mini-program") {
+				t.Errorf("a code from another mini-program: %q %v, want BAD_USER_INPUT saying so", r.Code(), r.Errors)
+			}
+		}
+		if n := e.fake.CallsTo("getuserphonenumber"); n != 1 {
+			t.Errorf("getuserphonenumber calls = %d for the same foreign code twice, want 1", n)
+		}
+
+		code := e.fake.IssuePhoneCode(alice.OpenID, "13800000000")
+		e.fake.InjectFaultFor("getuserphonenumber", fakewechat.FaultQuota, 1)
+		r := e.post(0, p.Token, bindPhone, map[string]any{"c": code})
+		if r.Code() != "WECHAT_UNAVAILABLE" || !strings.Contains(r.Errors[0].Message, "quota") {
+			t.Errorf("out of quota: %q %v, want WECHAT_UNAVAILABLE naming the quota", r.Code(), r.Errors)
+		}
+		if !strings.Contains(e.logs.String(), `"level":"ERROR","msg":"wechat: the mini-program's quota of phone numbers is used up`) {
+			t.Errorf("no ERROR line tells the operator the quota is used up:\n%s", e.logs)
+		}
+		if got, c := e.bind(0, p.Token, code); c != "" || got != "+8613800000000" {
+			t.Errorf("the same code once the quota is back: %q %s, want the number", got, c)
+		}
+	})
+}
+
+// TestPhoneCodesAreLimitedPerUser: each exchange reaches WeChat (and a success is
+// billed), so a user's codes are limited; a code sent again is answered from its
+// claim, and spends nothing.
+func TestPhoneCodesAreLimitedPerUser(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
+		e := newEnv(t, b)
+		p := e.mustLogin(0, e.fake.IssueCode(alice))
+		bobs := e.mustLogin(0, e.fake.IssueCode(bob))
+		code := e.fake.IssuePhoneCode(alice.OpenID, "13800000000")
+		if _, c := e.bind(0, p.Token, code); c != "" {
+			t.Fatal(c)
+		}
+		random := func(i int) string { return fmt.Sprintf("random-phone-code-%024d", i) }
+		for i := 1; i < phone.CodeBurst; i++ {
+			if _, c := e.bind(0, p.Token, random(i)); c != "INVALID_CODE" {
+				t.Fatalf("random code %d: %s, want INVALID_CODE", i, c)
+			}
+		}
+		r := e.post(0, p.Token, bindPhone, map[string]any{"c": random(phone.CodeBurst)})
+		wait := 3600 / phone.CodesPerHour
+		if r.Code() != "RATE_LIMITED" || r.Errors[0].Extensions["retryAfter"] != float64(wait) ||
+			!strings.Contains(r.Errors[0].Message, "phone codes for this user") || strings.Contains(r.Errors[0].Message, "address") {
+			t.Fatalf("code %d: %q %v, want RATE_LIMITED per user with retryAfter %d", phone.CodeBurst+1, r.Code(), r.Errors, wait)
+		}
+		if n := e.fake.CallsTo("getuserphonenumber"); n != phone.CodeBurst {
+			t.Errorf("getuserphonenumber calls = %d, want %d: the refused code must not reach WeChat", n, phone.CodeBurst)
+		}
+		// Codes sent again are answered from their claims, limit or not.
+		if got, c := e.bind(0, p.Token, code); c != "" || got != "+8613800000000" {
+			t.Errorf("the bound code again: %q %s", got, c)
+		}
+		if _, c := e.bind(0, p.Token, random(1)); c != "INVALID_CODE" {
+			t.Errorf("a refused code again: %s, want INVALID_CODE", c)
+		}
+		// Another user has an allowance of their own.
+		if got, c := e.bind(0, bobs.Token, e.fake.IssuePhoneCode(bob.OpenID, "13800000002")); c != "" || got != "+8613800000002" {
+			t.Errorf("bob: %q %s", got, c)
+		}
+		if n := e.fake.CallsTo("getuserphonenumber"); n != phone.CodeBurst+1 {
+			t.Errorf("getuserphonenumber calls = %d, want %d", n, phone.CodeBurst+1)
+		}
+		// The refused code left no claim: once the bucket refills, it is asked about.
+		e.clock.Advance(time.Duration(wait) * time.Second)
+		if _, c := e.bind(0, p.Token, random(phone.CodeBurst)); c != "INVALID_CODE" {
+			t.Errorf("after %d s: %s, want the code asked about (INVALID_CODE)", wait, c)
 		}
 	})
 }

@@ -325,6 +325,12 @@ func TestGetPhoneNumber(t *testing.T) {
 			name: "rate limited", setup: withFault(fakewechat.FaultRateLimit, 1), want: wechat.ErrRateLimited, errcode: 45011, calls: 1, billed: 0,
 		},
 		{
+			name: "out of quota", setup: withFault(fakewechat.FaultQuota, 1), want: wechat.ErrQuotaExhausted, errcode: 1400001, calls: 1, billed: 0,
+		},
+		{
+			name: "code from another mini-program", setup: withFault(fakewechat.FaultForeignCode, 1), want: wechat.ErrForeignCode, errcode: 40013, calls: 1, billed: 0,
+		},
+		{
 			name: "html 502 is not retried", setup: withFault(fakewechat.FaultHTML502, 1), want: wechat.ErrUnavailable, calls: 1, billed: 0,
 		},
 		{
@@ -397,7 +403,8 @@ func TestGetPhoneNumber(t *testing.T) {
 			}
 			if err == nil {
 				want := wechat.PhoneInfo{
-					PhoneNumber: "+86" + testPhone, PurePhoneNumber: testPhone, CountryCode: "86",
+					// A mainland number comes bare, as WeChat gives it.
+					PhoneNumber: testPhone, PurePhoneNumber: testPhone, CountryCode: "86",
 					WatermarkAppID: testAppID, WatermarkTimestamp: clk.Now().Unix(),
 				}
 				if info != want {

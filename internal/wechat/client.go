@@ -233,6 +233,8 @@ type call struct {
 	// (spentMsg), not the errcode's sentinel. 0: none.
 	spent    int
 	spentMsg string
+	// kinds are the errcodes this API means otherwise than kindOf says.
+	kinds map[int]error
 }
 
 // do makes the call with bounded attempts, all within the configured
@@ -295,12 +297,14 @@ func (c *Client) doneErr(ctx context.Context, api string) error {
 	case err != nil:
 		return &unavailableError{api: api, msg: "caller's deadline exceeded", extra: err}
 	}
-	return &unavailableError{api: api, msg: fmt.Sprintf("no answer within the %s deadline", c.deadline)}
+	return &unavailableError{api: api, msg: fmt.Sprintf("no answer within the %s deadline", c.deadline), extra: context.DeadlineExceeded}
 }
 
-// envelope is what every WeChat answer may carry.
+// envelope is what every WeChat answer may carry. Some APIs put the error in errno
+// instead of errcode (getuserphonenumber's 1400001, out of quota).
 type envelope struct {
 	Errcode int    `json:"errcode"`
+	Errno   int    `json:"errno"`
 	Errmsg  string `json:"errmsg"`
 }
 
@@ -405,9 +409,16 @@ func answer[T any](c *Client, k *call, body []byte, decode func([]byte) (T, []sl
 	if err := json.Unmarshal(body, &env); err != nil {
 		return zero, nil, &unavailableError{api: k.api, msg: errNotJSON.Error(), maybeSent: true}
 	}
+	if env.Errcode == 0 {
+		env.Errcode = env.Errno
+	}
 	if env.Errcode != 0 {
 		msg := c.scrub(env.Errmsg, k.secrets)
-		return zero, nil, &APIError{API: k.api, Errcode: env.Errcode, Errmsg: msg, RID: parseRID(msg), kind: kindOf(env.Errcode)}
+		kind, ok := k.kinds[env.Errcode]
+		if !ok {
+			kind = kindOf(env.Errcode)
+		}
+		return zero, nil, &APIError{API: k.api, Errcode: env.Errcode, Errmsg: msg, RID: parseRID(msg), kind: kind}
 	}
 	v, attrs, err := decode(body)
 	if err != nil {
@@ -445,7 +456,7 @@ func (c *Client) transportErr(ctx, dctx, actx context.Context, err error, k *cal
 		return false, c.doneErr(ctx, k.api)
 	}
 	if actx.Err() != nil {
-		return !k.once, &unavailableError{api: k.api, msg: fmt.Sprintf("no answer within the %s attempt timeout", c.attemptTimeout), maybeSent: true}
+		return !k.once, &unavailableError{api: k.api, msg: fmt.Sprintf("no answer within the %s attempt timeout", c.attemptTimeout), maybeSent: true, extra: context.DeadlineExceeded}
 	}
 	var opErr *net.OpError
 	notSent := errors.As(err, &opErr) && opErr.Op == "dial"

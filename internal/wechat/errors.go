@@ -36,6 +36,14 @@ var (
 	// ErrSessionKeyStale: the session_key the signature was made with is not
 	// the user's current one (87009): the user must log in again.
 	ErrSessionKeyStale = errors.New("wechat: session_key is stale")
+	// ErrForeignCode: WeChat says the phone code was issued to another
+	// mini-program (40013 from getuserphonenumber): the client sent a code
+	// from the wrong app, and a new code from the same app fares no better.
+	ErrForeignCode = errors.New("wechat: the code is for another mini-program")
+	// ErrQuotaExhausted: the mini-program has used up its paid quota of an
+	// API (1400001, getuserphonenumber's): nothing succeeds until an
+	// operator tops it up.
+	ErrQuotaExhausted = errors.New("wechat: the API's quota is used up")
 	// ErrUnavailable: WeChat was busy (-1) on every attempt, timed out, could
 	// not be reached, answered a non-200 status or something that is not its
 	// JSON, or a success without the fields it always carries.
@@ -44,8 +52,8 @@ var (
 	ErrUnexpected = errors.New("wechat: unexpected error")
 )
 
-// APIError is a non-zero errcode answered by WeChat. Errors.Is matches it
-// against the sentinel its errcode maps to.
+// APIError is a non-zero errcode (or errno) answered by WeChat. Errors.Is
+// matches it against the sentinel its errcode maps to for its API.
 type APIError struct {
 	API     string // the API called, e.g. "jscode2session"
 	Errcode int
@@ -68,7 +76,8 @@ func (e *APIError) Unwrap() error {
 	return e.kind
 }
 
-// kindOf maps an errcode to its sentinel.
+// kindOf maps an errcode to its sentinel, as most APIs mean it (a call's kinds
+// say otherwise where its API does).
 func kindOf(errcode int) error {
 	switch errcode {
 	case 40029, 40163, 41008:
@@ -87,6 +96,8 @@ func kindOf(errcode int) error {
 		return ErrDailyQuota
 	case 87009:
 		return ErrSessionKeyStale
+	case 1400001:
+		return ErrQuotaExhausted
 	case -1:
 		return ErrUnavailable
 	default:

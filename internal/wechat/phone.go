@@ -8,16 +8,22 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 const apiGetPhoneNumber = "getuserphonenumber"
 
-// PhoneInfo is the phone number a user chose to share. It is personal data:
-// String and LogValue show the country code only.
+// phoneKinds: for a phone code, 40013 is not this server's appid but the code's.
+var phoneKinds = map[int]error{40013: ErrForeignCode}
+
+// PhoneInfo is the phone number a user chose to share, as WeChat gives it. It is
+// personal data: String and LogValue show the country code only.
 type PhoneInfo struct {
-	PhoneNumber        string // with the country code, e.g. "+8613800000000"
-	PurePhoneNumber    string // without it, e.g. "13800000000"
-	CountryCode        string // e.g. "86"
+	// PhoneNumber is bare for a mainland China number ("13800000000") and carries
+	// the area code for any other ("+85261234567").
+	PhoneNumber        string
+	PurePhoneNumber    string // without the area code, e.g. "13800000000", "61234567"
+	CountryCode        string // digits, e.g. "86", whether WeChat sent a number or a string
 	WatermarkAppID     string // the appid WeChat issued the number for
 	WatermarkTimestamp int64  // when WeChat issued it, in Unix seconds
 }
@@ -48,9 +54,11 @@ func (p PhoneInfo) GoString() string { return p.String() }
 // exchanged twice: only "system busy" (-1) and failures before the request
 // was sent (the connection could not be made) are retried. An attempt that
 // timed out or got a broken answer may have spent the code: it ends the call
-// with ErrUnavailable. A rejected code (40029) is ErrInvalidCode; a rejected
-// access token (40001, 42001) is ErrAccessToken, and the code is still
-// unspent, so the caller refreshes the token once and retries once.
+// with ErrUnavailable. A rejected code (40029) is ErrInvalidCode, a code from
+// another mini-program (40013) ErrForeignCode, an exhausted quota (1400001,
+// in errcode or errno) ErrQuotaExhausted; a rejected access token (40001,
+// 42001) is ErrAccessToken, and the code is still unspent, so the caller
+// refreshes the token once and retries once.
 func (c *Client) GetPhoneNumber(ctx context.Context, accessToken, code, openid string) (PhoneInfo, error) {
 	query, err := tokenQuery(apiGetPhoneNumber, accessToken)
 	if err != nil {
@@ -74,6 +82,7 @@ func (c *Client) GetPhoneNumber(ctx context.Context, accessToken, code, openid s
 		body:    body,
 		secrets: []string{accessToken, code},
 		once:    true,
+		kinds:   phoneKinds,
 	}
 	return do(ctx, c, k, decodePhone(openid))
 }
@@ -83,9 +92,9 @@ func decodePhone(openid string) func(body []byte) (PhoneInfo, []slog.Attr, error
 	return func(body []byte) (PhoneInfo, []slog.Attr, error) {
 		var b struct {
 			PhoneInfo *struct {
-				PhoneNumber     string `json:"phoneNumber"`
-				PurePhoneNumber string `json:"purePhoneNumber"`
-				CountryCode     string `json:"countryCode"`
+				PhoneNumber     string      `json:"phoneNumber"`
+				PurePhoneNumber string      `json:"purePhoneNumber"`
+				CountryCode     countryCode `json:"countryCode"`
 				Watermark       struct {
 					Timestamp int64  `json:"timestamp"`
 					AppID     string `json:"appid"`
@@ -101,7 +110,7 @@ func decodePhone(openid string) func(body []byte) (PhoneInfo, []slog.Attr, error
 		p := PhoneInfo{
 			PhoneNumber:        b.PhoneInfo.PhoneNumber,
 			PurePhoneNumber:    b.PhoneInfo.PurePhoneNumber,
-			CountryCode:        b.PhoneInfo.CountryCode,
+			CountryCode:        string(b.PhoneInfo.CountryCode),
 			WatermarkAppID:     b.PhoneInfo.Watermark.AppID,
 			WatermarkTimestamp: b.PhoneInfo.Watermark.Timestamp,
 		}
@@ -111,4 +120,21 @@ func decodePhone(openid string) func(body []byte) (PhoneInfo, []slog.Attr, error
 		}
 		return p, attrs, nil
 	}
+}
+
+// countryCode is getuserphonenumber's countryCode: documented as a string, sent as a
+// number in the documentation's example and in real answers. It holds the digits.
+type countryCode string
+
+func (c *countryCode) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return errors.New("countryCode is neither a number nor a string")
+		}
+		s = n.String()
+	}
+	*c = countryCode(strings.TrimPrefix(s, "+"))
+	return nil
 }

@@ -17,7 +17,7 @@ import (
 type BindPhoneNumberBindPhoneNumberUser struct {
 	// Stable, opaque identifier of the user.
 	Id string `json:"id"`
-	// The phone number bound with bindPhoneNumber, as WeChat gives it (such as +8613800000000), or null. Only its owner sees it.
+	// The phone number bound with bindPhoneNumber, in E.164 form: a plus sign, the country code and the number (+8613800000000 for mainland China, +85261234567 for Hong Kong), or null. Only its owner sees it.
 	PhoneNumber *string `json:"phoneNumber"`
 }
 
@@ -216,7 +216,7 @@ type MeMeUser struct {
 	Nickname *string `json:"nickname"`
 	// The https URL of the avatar the person chose (`<button open-type="chooseAvatar">`, uploaded by the mini-program), or null.
 	AvatarUrl *string `json:"avatarUrl"`
-	// The phone number bound with bindPhoneNumber, as WeChat gives it (such as +8613800000000), or null. Only its owner sees it.
+	// The phone number bound with bindPhoneNumber, in E.164 form: a plus sign, the country code and the number (+8613800000000 for mainland China, +85261234567 for Hong Kong), or null. Only its owner sees it.
 	PhoneNumber *string `json:"phoneNumber"`
 }
 

@@ -21,6 +21,7 @@ const phone = "13912345678"
 // reply is any of the new APIs' JSON.
 type reply struct {
 	Errcode     int    `json:"errcode"`
+	Errno       int    `json:"errno"`
 	Errmsg      string `json:"errmsg"`
 	AccessToken string `json:"access_token"`
 	ExpiresIn   int64  `json:"expires_in"`
@@ -66,7 +67,7 @@ func (f *fixture) do(t *testing.T, method, path string, query url.Values, body a
 	if err := json.Unmarshal(r.raw, &r); err != nil {
 		t.Fatalf("%s %s: not JSON: %v: %s", method, path, err, r.raw)
 	}
-	if r.Errcode != 0 && !ridSuffix.MatchString(r.Errmsg) {
+	if (r.Errcode != 0 || r.Errno != 0) && !ridSuffix.MatchString(r.Errmsg) {
 		t.Errorf("errmsg %q does not end with a rid", r.Errmsg)
 	}
 	f.secrets = append(f.secrets, r.AccessToken, r.SessionKey)
@@ -257,7 +258,8 @@ func TestPhoneNumberEndpoint(t *testing.T) {
 	code := f.fake.IssuePhoneCode("o-alice", phone)
 
 	r := f.phoneNumber(t, tok, code, "o-alice")
-	want := fmt.Sprintf(`{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"+86%s","purePhoneNumber":"%s","countryCode":"86","watermark":{"timestamp":%d,"appid":"%s"}}}`,
+	// As in WeChat's documented example: a mainland number bare, countryCode a number.
+	want := fmt.Sprintf(`{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"%s","purePhoneNumber":"%s","countryCode":86,"watermark":{"timestamp":%d,"appid":"%s"}}}`,
 		phone, phone, f.clock.Now().Unix(), appID)
 	if string(r.raw) != want {
 		t.Errorf("success answer:\n got  %s\n want %s", r.raw, want)
@@ -302,6 +304,49 @@ func TestPhoneNumberEndpoint(t *testing.T) {
 	}
 }
 
+// TestPhoneNumberOutsideMainland: WeChat gives such a number with its area code.
+func TestPhoneNumberOutsideMainland(t *testing.T) {
+	f := newFixture(t)
+	f.secrets = append(f.secrets, "61234567")
+	tok := f.stableToken(t, false).AccessToken
+	r := f.phoneNumber(t, tok, f.fake.IssuePhoneCodeIn("o-alice", 852, "61234567"), "o-alice")
+	want := fmt.Sprintf(`{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"+85261234567","purePhoneNumber":"61234567","countryCode":852,"watermark":{"timestamp":%d,"appid":"%s"}}}`,
+		f.clock.Now().Unix(), appID)
+	if string(r.raw) != want {
+		t.Errorf("success answer:\n got  %s\n want %s", r.raw, want)
+	}
+}
+
+// TestPhoneNumberRefusals: the faults only getuserphonenumber has, injected or sent as
+// the phone code fault-<name>; neither spends the code.
+func TestPhoneNumberRefusals(t *testing.T) {
+	f := newFixture(t)
+	f.secrets = append(f.secrets, phone)
+	tok := f.stableToken(t, false).AccessToken
+	code := f.fake.IssuePhoneCode("o-alice", phone)
+
+	f.fake.InjectFaultFor("getuserphonenumber", fakewechat.FaultQuota, 1)
+	if r := f.phoneNumber(t, tok, code, "o-alice"); r.Errno != 1400001 || r.Errcode != 0 {
+		t.Errorf("out of quota: %s, want errno 1400001", r.raw)
+	}
+	f.fake.InjectFaultFor("getuserphonenumber", fakewechat.FaultForeignCode, 1)
+	if r := f.phoneNumber(t, tok, code, "o-alice"); r.Errcode != 40013 {
+		t.Errorf("another mini-program's code: %s, want 40013", r.raw)
+	}
+	if r := f.phoneNumber(t, tok, "fault-quota", "o-alice"); r.Errno != 1400001 {
+		t.Errorf("the code fault-quota: %s, want errno 1400001", r.raw)
+	}
+	if r := f.phoneNumber(t, tok, "fault-otherapp", "o-alice"); r.Errcode != 40013 {
+		t.Errorf("the code fault-otherapp: %s, want 40013", r.raw)
+	}
+	if r := f.phoneNumber(t, tok, code, "o-alice"); r.Errcode != 0 || r.PhoneInfo == nil {
+		t.Errorf("the code after the refusals: %s, want it unspent", r.raw)
+	}
+	if n := f.fake.PhoneExchanges(); n != 1 {
+		t.Errorf("PhoneExchanges() = %d, want 1", n)
+	}
+}
+
 func TestPhoneCodeEndpoint(t *testing.T) {
 	f := newFixture(t)
 	f.secrets = append(f.secrets, phone)
@@ -314,7 +359,15 @@ func TestPhoneCodeEndpoint(t *testing.T) {
 	if r := f.phoneNumber(t, tok, v.Code, "o-dave"); r.Errcode != 0 || r.PhoneInfo.PurePhoneNumber != phone {
 		t.Errorf("minted phone code: %s", r.raw)
 	}
-	for _, bad := range []string{"", "openid=o-dave", "phone=" + phone, "openid=o-dave&phone=+8613912345678", "openid=o-dave&phone=12"} {
+	status, body = get(t, f.url+"/fake/phonecode?openid=o-dave&phone=61234567&country=852")
+	if err := json.Unmarshal(body, &v); status != http.StatusOK || err != nil || v.Code == "" {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	if r := f.phoneNumber(t, tok, v.Code, "o-dave"); r.Errcode != 0 || !strings.Contains(string(r.raw), `"phoneNumber":"+85261234567"`) {
+		t.Errorf("minted phone code for Hong Kong: %s", r.raw)
+	}
+	for _, bad := range []string{"", "openid=o-dave", "phone=" + phone, "openid=o-dave&phone=+8613912345678", "openid=o-dave&phone=12",
+		"openid=o-dave&phone=" + phone + "&country=0", "openid=o-dave&phone=" + phone + "&country=+852", "openid=o-dave&phone=" + phone + "&country=8520"} {
 		if status, _ := get(t, f.url+"/fake/phonecode?"+bad); status != http.StatusBadRequest {
 			t.Errorf("?%s: status %d, want 400", bad, status)
 		}
@@ -491,4 +544,73 @@ func postRaw(t *testing.T, u, body string) (int, []byte) {
 	var buf bytes.Buffer
 	buf.ReadFrom(resp.Body)
 	return resp.StatusCode, buf.Bytes()
+}
+
+// TestSessionKeyModes: when a user gets a new session_key, in each of the fake's modes.
+func TestSessionKeyModes(t *testing.T) {
+	alice := fakewechat.User{OpenID: "o-alice"}
+	t.Run("rotate on exchange", func(t *testing.T) {
+		f := newFixture(t)
+		first := f.exchange(t, f.fake.IssueCode(alice)).SessionKey
+		f.fake.IssueCode(alice)
+		if f.fake.SessionKeyOf(alice.OpenID) != first {
+			t.Error("issuing a code changed the key")
+		}
+		if second := f.exchange(t, f.fake.IssueCode(alice)).SessionKey; second == first || f.fake.SessionKeyOf(alice.OpenID) != second {
+			t.Errorf("a second login kept the key, or SessionKeyOf is not the new one")
+		}
+	})
+	t.Run("keep", func(t *testing.T) {
+		f := newFixture(t, func(o *fakewechat.Options) { o.SessionKeys = fakewechat.KeepSessionKey })
+		first := f.exchange(t, f.fake.IssueCode(alice)).SessionKey
+		if second := f.exchange(t, f.fake.IssueCode(alice)).SessionKey; second != first {
+			t.Error("two logins in a row gave two keys")
+		}
+		if dev := f.exchange(t, "dev-alice"); dev.SessionKey == "" || dev.SessionKey == first {
+			t.Errorf("another user (dev-alice) got %q, want a key of its own", dev.SessionKey)
+		}
+		tok := f.stableToken(t, false).AccessToken
+		reset := f.sessionKeyAPI(t, "resetusersessionkey", tok, alice.OpenID, sign(first))
+		if reset.SessionKey == first || f.exchange(t, f.fake.IssueCode(alice)).SessionKey != reset.SessionKey {
+			t.Error("after a reset, a login does not keep the new key")
+		}
+	})
+	t.Run("rotate on issue", func(t *testing.T) {
+		f := newFixture(t, func(o *fakewechat.Options) { o.SessionKeys = fakewechat.RotateOnIssue })
+		code := f.fake.IssueCode(alice)
+		issued := f.fake.SessionKeyOf(alice.OpenID)
+		if issued == "" {
+			t.Fatal("issuing a code gave the user no key")
+		}
+		stored := f.exchange(t, code).SessionKey
+		if stored != issued {
+			t.Fatalf("the exchange gave %q, want the key of the code's issue", stored)
+		}
+		// wx.login again, never exchanged: the key the server holds is stale.
+		f.fake.IssueCode(alice)
+		current := f.fake.SessionKeyOf(alice.OpenID)
+		tok := f.stableToken(t, false).AccessToken
+		if current == stored {
+			t.Fatal("a new wx.login did not rotate the key")
+		}
+		if r := f.sessionKeyAPI(t, "checksession", tok, alice.OpenID, sign(stored)); r.Errcode != 87009 {
+			t.Errorf("checksession with the key of the last exchange: %s, want 87009", r.raw)
+		}
+		if r := f.sessionKeyAPI(t, "checksession", tok, alice.OpenID, sign(current)); r.Errcode != 0 {
+			t.Errorf("checksession with the key of the last wx.login: %s, want ok", r.raw)
+		}
+		a, b := f.exchange(t, "dev-bob").SessionKey, f.exchange(t, "dev-bob").SessionKey
+		if a == b {
+			t.Error("a dev code, issued and exchanged at once, did not rotate the key")
+		}
+	})
+	for _, name := range []string{"exchange", "keep", "issue"} {
+		m, err := fakewechat.ParseSessionKeys(name)
+		if err != nil || m.String() != name {
+			t.Errorf("ParseSessionKeys(%q) = %v, %v", name, m, err)
+		}
+	}
+	if _, err := fakewechat.ParseSessionKeys("sometimes"); err == nil {
+		t.Error("ParseSessionKeys took an unknown name")
+	}
 }

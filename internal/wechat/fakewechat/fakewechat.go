@@ -47,6 +47,7 @@ type Options struct {
 	Now            func() time.Time // default time.Now (tests move the clock)
 	SlowDelay      time.Duration    // delay for FaultSlow; default 1500ms
 	Latency        time.Duration    // how long every API answer takes, as a far-away WeChat's would; default 0 (SetLatency changes it)
+	SessionKeys    SessionKeys      // when a user gets a new session_key; default RotateOnExchange
 	Logger         *slog.Logger     // optional; default discards
 }
 
@@ -66,6 +67,8 @@ const (
 	FaultHTML502             // HTTP 502 with an HTML body, like a gateway error page; nothing is done
 	FaultTruncatedJSON       // does the work, then answers HTTP 200 with the JSON cut in half
 	FaultHang                // no answer until the request ends or the Server is closed; nothing is done
+	FaultQuota               // getuserphonenumber only: errno 1400001, the paid quota is used up; the code is not consumed
+	FaultForeignCode         // getuserphonenumber only: errcode 40013, the phone code is another mini-program's
 )
 
 var faultNames = map[Fault]string{
@@ -77,6 +80,8 @@ var faultNames = map[Fault]string{
 	FaultHTML502:       "html502",
 	FaultTruncatedJSON: "truncated",
 	FaultHang:          "hang",
+	FaultQuota:         "quota",
+	FaultForeignCode:   "otherapp",
 }
 
 // String is the fault's name, as used in the fault codes "fault-<name>".
@@ -110,11 +115,12 @@ type Server struct {
 	latency       atomic.Int64 // nanoseconds every API answer waits
 	log           *slog.Logger
 	mux           *http.ServeMux
+	keyMode       SessionKeys // when a user gets a new session_key
 
 	mu             sync.Mutex
 	codes          map[string]*issued
 	phoneCodes     map[string]*phoneIssued
-	sessionKeys    map[string]string // openid → the session_key of its latest exchange
+	sessionKeys    map[string]string // openid → its current session_key
 	tokens         map[string]*token // every access token issued and not invalidated
 	stable         string            // the stable_token of the moment; "" none
 	legacy         string            // the latest /cgi-bin/token token; "" none
@@ -153,6 +159,7 @@ func New(opts Options) *Server {
 		now:         opts.Now,
 		slow:        opts.SlowDelay,
 		log:         opts.Logger,
+		keyMode:     opts.SessionKeys,
 		codes:       make(map[string]*issued),
 		phoneCodes:  make(map[string]*phoneIssued),
 		sessionKeys: make(map[string]string),
@@ -206,7 +213,8 @@ func (s *Server) AppID() string { return s.appID }
 func (s *Server) Secret() string { return s.secret }
 
 // IssueCode does what wx.login does on the phone: it returns a fresh random
-// code for u, valid once, for CodeTTL.
+// code for u, valid once, for CodeTTL. Under RotateOnIssue it replaces u's
+// session_key.
 func (s *Server) IssueCode(u User) string {
 	code := randomCode()
 	s.mu.Lock()
@@ -214,6 +222,7 @@ func (s *Server) IssueCode(u User) string {
 	now := s.now()
 	s.pruneLocked(now)
 	s.codes[code] = &issued{user: u, expires: now.Add(s.ttl)}
+	s.rotateOnIssueLocked(u.OpenID)
 	return code
 }
 
@@ -288,8 +297,10 @@ func mustAPI(api string) {
 	}
 }
 
-// SessionKeyOf is the session_key of openid's latest successful exchange
-// (jscode2session or resetusersessionkey); "" when it has none.
+// SessionKeyOf is openid's current session_key, the one data from the
+// mini-program is encrypted with: from its latest exchange (jscode2session or
+// resetusersessionkey) or, under RotateOnIssue, its latest wx.login; "" when
+// it has none.
 func (s *Server) SessionKeyOf(openid string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -349,6 +360,12 @@ type errorAnswer struct {
 	Errmsg  string `json:"errmsg"`
 }
 
+// errnoAnswer is an error some APIs answer in errno instead of errcode.
+type errnoAnswer struct {
+	Errno  int    `json:"errno"`
+	Errmsg string `json:"errmsg"`
+}
+
 // reply is what the fake answers one request: a success (ok, marshalled as
 // is) or, when errcode is not 0, an error (its errmsg gets ", rid: …").
 type reply struct {
@@ -356,6 +373,7 @@ type reply struct {
 	errcode int
 	errmsg  string
 	attrs   []slog.Attr // what the fake's log shows of a success; never a secret
+	errno   bool        // the error goes in errno, as getuserphonenumber's 1400001 may
 }
 
 func fail(errcode int, errmsg string) reply { return reply{errcode: errcode, errmsg: errmsg} }
@@ -439,6 +457,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api string, codeF
 	var v any = rep.ok
 	if rep.errcode != 0 {
 		v = errorAnswer{Errcode: rep.errcode, Errmsg: rep.errmsg + ", rid: " + rid}
+		if rep.errno {
+			v = errnoAnswer{Errno: rep.errcode, Errmsg: rep.errmsg + ", rid: " + rid}
+		}
 		log.Info("fake wechat answered", slog.Int("errcode", rep.errcode))
 	} else {
 		log.LogAttrs(r.Context(), slog.LevelInfo, "fake wechat answered", rep.attrs...)
@@ -467,7 +488,8 @@ func readBody(r *http.Request, v any) (ok bool) {
 }
 
 // exchange is code2Session proper: it checks the request and trades the
-// code for a new session_key, which becomes the user's current one.
+// code for the user's session_key: a new one, or the current one, as the
+// SessionKeys mode has it.
 func (s *Server) exchange(q map[string][]string, fault Fault) reply {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
@@ -490,12 +512,12 @@ func (s *Server) exchange(q map[string][]string, fault Fault) reply {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, issued := s.codes[get("js_code")]
 	u, errRep := s.redeemLocked(get("js_code"))
 	if errRep.errcode != 0 {
 		return errRep
 	}
-	key := newSessionKey()
-	s.sessionKeys[u.OpenID] = key
+	key := s.exchangeKeyLocked(u.OpenID, issued)
 	return reply{
 		ok:    answer{OpenID: u.OpenID, UnionID: u.UnionID, SessionKey: key},
 		attrs: []slog.Attr{slog.String("openid", u.OpenID)},

@@ -56,20 +56,24 @@ type fixture struct {
 	secrets []string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*fakewechat.Options)) *fixture {
 	t.Helper()
 	f := &fixture{
 		clock:   &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		logs:    &capture.Buffer{},
 		secrets: []string{secret},
 	}
-	f.fake = fakewechat.New(fakewechat.Options{
+	o := fakewechat.Options{
 		AppID:     appID,
 		Secret:    secret,
 		Now:       f.clock.Now,
 		SlowDelay: 20 * time.Millisecond,
 		Logger:    slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f.fake = fakewechat.New(o)
 	ts := httptest.NewServer(f.fake)
 	f.url = ts.URL
 	t.Cleanup(func() {

@@ -4,30 +4,45 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 )
 
 // phoneIssued is a phone code: what <button open-type="getPhoneNumber">
 // hands the mini-program.
 type phoneIssued struct {
-	openid, phone string // phone: the number without country code
-	expires       time.Time
-	used          bool
+	openid  string
+	country int    // the country code, e.g. 86
+	phone   string // the number without it
+	expires time.Time
+	used    bool
 }
 
-var purePhone = regexp.MustCompile(`^[0-9]{5,15}$`)
+var (
+	purePhone   = regexp.MustCompile(`^[0-9]{5,15}$`)
+	countryCode = regexp.MustCompile(`^[1-9][0-9]{0,2}$`)
+)
+
+// mainland is mainland China's country code, whose numbers WeChat gives bare.
+const mainland = 86
 
 // IssuePhoneCode does what the getPhoneNumber button does on the phone: it
 // returns a fresh code that getuserphonenumber exchanges, once and within
 // CodeTTL, for the mainland-China number purePhone (e.g. "13800000000") of
 // the user openid.
 func (s *Server) IssuePhoneCode(openid, purePhone string) string {
+	return s.IssuePhoneCodeIn(openid, mainland, purePhone)
+}
+
+// IssuePhoneCodeIn is IssuePhoneCode for a number of another country:
+// countryCode 852 and purePhone "61234567" answer "+85261234567".
+func (s *Server) IssuePhoneCodeIn(openid string, countryCode int, purePhone string) string {
 	code := randomCode()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.pruneLocked(now)
-	s.phoneCodes[code] = &phoneIssued{openid: openid, phone: purePhone, expires: now.Add(s.ttl)}
+	s.phoneCodes[code] = &phoneIssued{openid: openid, country: countryCode, phone: purePhone, expires: now.Add(s.ttl)}
 	return code
 }
 
@@ -45,10 +60,13 @@ type phoneAnswer struct {
 	PhoneInfo phoneInfo `json:"phone_info"`
 }
 
+// phoneInfo is as in WeChat's documented example and real answers: countryCode a
+// number (the documentation's table says a string), phoneNumber bare for mainland
+// China and with the area code otherwise.
 type phoneInfo struct {
 	PhoneNumber     string    `json:"phoneNumber"`
 	PurePhoneNumber string    `json:"purePhoneNumber"`
-	CountryCode     string    `json:"countryCode"`
+	CountryCode     int       `json:"countryCode"`
 	Watermark       watermark `json:"watermark"`
 }
 
@@ -67,7 +85,7 @@ func (s *Server) getPhoneNumber(w http.ResponseWriter, r *http.Request) {
 		OpenID string `json:"openid"`
 	}
 	parsed := readBody(r, &req)
-	s.serve(w, r, apiGetPhoneNumber, FaultNone, func(fault Fault) reply {
+	s.serve(w, r, apiGetPhoneNumber, faultCodes[req.Code], func(fault Fault) reply {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if rep := s.checkTokenLocked(tok); rep.errcode != 0 {
@@ -75,6 +93,12 @@ func (s *Server) getPhoneNumber(w http.ResponseWriter, r *http.Request) {
 		}
 		if rep, ok := faultReply(fault); ok {
 			return rep
+		}
+		switch fault {
+		case FaultQuota:
+			return reply{errcode: 1400001, errmsg: "quota exhausted", errno: true}
+		case FaultForeignCode:
+			return fail(40013, "invalid appid")
 		}
 		switch {
 		case !parsed:
@@ -90,11 +114,15 @@ func (s *Server) getPhoneNumber(w http.ResponseWriter, r *http.Request) {
 		}
 		is.used = true
 		s.phoneExchanges++
+		number := is.phone
+		if is.country != mainland {
+			number = "+" + strconv.Itoa(is.country) + is.phone
+		}
 		return reply{
 			ok: phoneAnswer{Errmsg: "ok", PhoneInfo: phoneInfo{
-				PhoneNumber:     "+86" + is.phone,
+				PhoneNumber:     number,
 				PurePhoneNumber: is.phone,
-				CountryCode:     "86",
+				CountryCode:     is.country,
 				Watermark:       watermark{Timestamp: s.now().Unix(), AppID: s.appID},
 			}},
 			attrs: []slog.Attr{slog.String("openid", is.openid)},
@@ -103,15 +131,20 @@ func (s *Server) getPhoneNumber(w http.ResponseWriter, r *http.Request) {
 }
 
 // phoneCode mints a phone code like the getPhoneNumber button:
-// ?openid=X&phone=13800000000.
+// ?openid=X&phone=13800000000, with &country=852 for a number outside mainland
+// China.
 func (s *Server) phoneCode(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	openid, phone := q.Get("openid"), q.Get("phone")
-	if openid == "" || !purePhone.MatchString(phone) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ?openid=X&phone=NUMBER (5 to 15 digits, no country code)"})
+	openid, phone, country := q.Get("openid"), q.Get("phone"), q.Get("country")
+	if country == "" {
+		country = strconv.Itoa(mainland)
+	}
+	cc, _ := strconv.Atoi(country)
+	if openid == "" || !purePhone.MatchString(phone) || !countryCode.MatchString(country) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ?openid=X&phone=NUMBER (5 to 15 digits, no country code), and &country=CODE (1 to 3 digits) outside mainland China"})
 		return
 	}
-	code := s.IssuePhoneCode(openid, phone)
+	code := s.IssuePhoneCodeIn(openid, cc, phone)
 	s.log.Info("fake getPhoneNumber issued a code", slog.String("openid", openid))
 	writeJSON(w, http.StatusOK, map[string]string{"code": code})
 }

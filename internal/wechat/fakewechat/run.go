@@ -84,8 +84,15 @@ Codes that need no minting:
                an HTML 502, JSON cut in half, no answer) on every request
 
 Get a phone code, as the getPhoneNumber button would (single use, valid %[4]s):
-  curl '%[1]s/fake/phonecode?openid=OPENID&phone=13800000000'
+  curl '%[1]s/fake/phonecode?openid=OPENID&phone=13800000000'            mainland China: answered bare
+  curl '%[1]s/fake/phonecode?openid=OPENID&phone=61234567&country=852'   elsewhere: answered +85261234567
   -> {"code":"..."}
+  fault-quota, fault-otherapp as phone codes: out of quota (errno 1400001), a code
+               from another mini-program (40013)
+
+Session keys: %[6]s
+  (-session-keys exchange: a new one on every login; keep: kept across logins;
+  issue: a new one when wx.login issues a code, exchanged or not)
 
 The APIs, as WeChat serves them (access tokens live %[5]s):
   GET  %[1]s/sns/jscode2session?appid=APPID&secret=SECRET&js_code=CODE&grant_type=authorization_code
@@ -94,5 +101,5 @@ The APIs, as WeChat serves them (access tokens live %[5]s):
   POST %[1]s/wxa/business/getuserphonenumber?access_token=TOKEN  {"code":"CODE","openid":"OPENID"}
   GET  %[1]s/wxa/checksession?access_token=TOKEN&openid=OPENID&signature=SIG&sig_method=hmac_sha256
   GET  %[1]s/wxa/resetusersessionkey?access_token=TOKEN&openid=OPENID&signature=SIG&sig_method=hmac_sha256
-`, base, s.AppID(), s.Secret(), s.ttl, s.tokenTTL)
+`, base, s.AppID(), s.Secret(), s.ttl, s.tokenTTL, s.keyMode.describe())
 }

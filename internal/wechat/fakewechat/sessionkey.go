@@ -4,9 +4,82 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 )
+
+// SessionKeys is when the fake gives a user a new session_key. WeChat's own rule is
+// undisclosed: a new wx.login may rotate the key, when the code is issued rather than
+// when it is exchanged, and two logins in a row often keep the same key.
+type SessionKeys int
+
+const (
+	// RotateOnExchange: every code2Session gives a new key (the default), the most
+	// demanding for a server that stores the key.
+	RotateOnExchange SessionKeys = iota
+	// KeepSessionKey: a user keeps one key across logins; only resetusersessionkey
+	// replaces it.
+	KeepSessionKey
+	// RotateOnIssue: wx.login (IssueCode, GET /fake/wx.login) replaces the user's key
+	// when it issues the code, and the exchange hands over the key current then. A
+	// server's stored key goes stale as soon as the mini-program calls wx.login
+	// again, exchanged or not. A dev-<name> code, issued and exchanged at once,
+	// rotates at its exchange.
+	RotateOnIssue
+)
+
+var sessionKeysNames = map[SessionKeys]string{RotateOnExchange: "exchange", KeepSessionKey: "keep", RotateOnIssue: "issue"}
+
+// String is the mode's name, as ParseSessionKeys takes it.
+func (m SessionKeys) String() string {
+	if n, ok := sessionKeysNames[m]; ok {
+		return n
+	}
+	return "SessionKeys(" + strconv.Itoa(int(m)) + ")"
+}
+
+// describe says when the mode rotates, for the fake's help text.
+func (m SessionKeys) describe() string {
+	switch m {
+	case KeepSessionKey:
+		return "kept across logins (keep)"
+	case RotateOnIssue:
+		return "a new one when wx.login issues a code (issue)"
+	}
+	return "a new one on every login (exchange)"
+}
+
+// ParseSessionKeys reads a mode's name: "exchange", "keep" or "issue".
+func ParseSessionKeys(name string) (SessionKeys, error) {
+	for m, n := range sessionKeysNames {
+		if n == name {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("fakewechat: session keys %q: want exchange (a new key per login), keep or issue (a new key per wx.login)", name)
+}
+
+// rotateOnIssueLocked gives openid a new key, when the mode rotates keys as wx.login
+// issues a code.
+func (s *Server) rotateOnIssueLocked(openid string) {
+	if s.keyMode == RotateOnIssue {
+		s.sessionKeys[openid] = newSessionKey()
+	}
+}
+
+// exchangeKeyLocked is the session_key a code2Session of openid hands over, which
+// becomes the user's current one. issued says the code came from IssueCode.
+func (s *Server) exchangeKeyLocked(openid string, issued bool) string {
+	key, ok := s.sessionKeys[openid]
+	switch {
+	case !ok, s.keyMode == RotateOnExchange, s.keyMode == RotateOnIssue && !issued:
+		key = newSessionKey()
+		s.sessionKeys[openid] = key
+	}
+	return key
+}
 
 type okAnswer struct {
 	Errcode int    `json:"errcode"`
