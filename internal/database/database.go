@@ -98,10 +98,17 @@ func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Log
 	return db, nil
 }
 
-// firstConnError says why the first connection failed.
+// firstConnError says why the first connection failed, and what to do where that is
+// known.
 func firstConnError(err error, dsn, where string) error {
-	if errors.Is(err, ErrCharset) {
+	var my *mysql.MySQLError
+	switch {
+	case errors.Is(err, ErrCharset):
 		return err
+	case errors.As(err, &my) && my.Number == 1049: // unknown database
+		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
+		return fmt.Errorf("database: the database %s does not exist on %s: create it with CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin (wxlogin creates its tables)",
+			cfg.DBName, cfg.Addr, cfg.DBName)
 	}
 	return fmt.Errorf("database: cannot reach %s: %w", where, err)
 }

@@ -240,6 +240,25 @@ func TestConnectionOutsideUTF8mb4IsRefused(t *testing.T) {
 	}
 }
 
+// TestMissingDatabaseSaysHowToCreateIt: a MySQL database that does not exist stops
+// start-up with one line that gives the statement to create it.
+func TestMissingDatabaseSaysHowToCreateIt(t *testing.T) {
+	u, err := url.Parse(mysqlURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/wxlogin_missing_" + fmt.Sprint(time.Now().UnixNano())
+	db, err := database.Open(context.Background(), u.String(), nil)
+	if err == nil {
+		db.Close()
+		t.Fatal("opened a database that does not exist")
+	}
+	want := "CREATE DATABASE `" + strings.Trim(u.Path, "/") + "` CHARACTER SET utf8mb4"
+	if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error = %q, want one line with %q", err, want)
+	}
+}
+
 // mysqlURL is a fresh MySQL database's URL, for tests of what only MySQL does.
 func mysqlURL(t *testing.T) string {
 	for _, b := range testdb.Backends(t) {
