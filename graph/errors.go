@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -157,10 +158,12 @@ func limitMessage(e *gqlerror.Error) string {
 	return e.Message
 }
 
-// Recover turns a resolver's panic into an INTERNAL error, logged with its value.
+// Recover turns a panic, in a resolver or anywhere gqlgen serves a request, into an
+// INTERNAL error, logged with its value and the stack that led to it: gqlgen calls it
+// from the deferred recover, on the stack of the panic.
 func Recover(log *slog.Logger) graphql.RecoverFunc {
 	return func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "graphql: panic in a resolver", "panic", fmt.Sprint(p))
+		log.ErrorContext(ctx, "graphql: panic in a resolver", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return errors.New("panic in a resolver")
 	}
 }

@@ -1,12 +1,16 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -41,3 +45,25 @@ func TestDatabaseOutageCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverLogsTheStack: a recovered panic is logged with the stack that led to it,
+// so that an operator can find the line that panicked.
+func TestRecoverLogsTheStack(t *testing.T) {
+	var logs bytes.Buffer
+	recoverFunc := Recover(slog.New(slog.NewJSONHandler(&logs, nil)))
+	var err error
+	func() {
+		defer func() { err = recoverFunc(context.Background(), recover()) }()
+		resolverBug()
+	}()
+	var line struct{ Msg, Panic, Stack string }
+	if jerr := json.Unmarshal(logs.Bytes(), &line); jerr != nil {
+		t.Fatalf("%v: %s", jerr, logs.Bytes())
+	}
+	if err == nil || ErrorCode(err) != CodeInternal || line.Panic != "a resolver's bug" ||
+		!strings.Contains(line.Stack, "graph.resolverBug") || !strings.Contains(line.Stack, "errors_test.go") {
+		t.Errorf("recovered %v; logged %q with panic %q and stack:\n%s\nwant the stack down to this test's line", err, line.Msg, line.Panic, line.Stack)
+	}
+}
+
+func resolverBug() { panic("a resolver's bug") }
