@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -13,6 +14,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/lograte"
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
@@ -88,10 +90,16 @@ func ErrorCode(err error) string {
 	}
 }
 
+// outageLogEvery is how often the database being unavailable is logged at most: while
+// it is, every request fails the same way.
+const outageLogEvery = 10 * time.Second
+
 // ErrorPresenter gives every error its contract code and a message a client developer
 // can act on. Internal errors are logged in full and shown as a sentence that reveals
-// nothing.
+// nothing; the database being unavailable is logged once per outageLogEvery, with the
+// number of such errors not logged since the previous line.
 func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	outages := lograte.New(outageLogEvery, nil)
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		if gerr.Err == nil {
@@ -127,7 +135,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case CodeWeChatUnavailable:
 			gerr.Message = msgUnavailable
 		case CodeUnavailable:
-			log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String())
+			if ok, held := outages.Allow(); ok {
+				log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String(), "not_logged", held)
+			}
 			gerr.Message = msgDatabaseDown
 		case CodeInternal:
 			switch {

@@ -620,16 +620,25 @@ func IsUniqueViolation(err error) bool {
 }
 
 // IsUnavailable reports whether err says the database could not be reached, or did
-// not answer in time: refused or dropped connections, a stalled connection that hit
+// not answer in time: refused or dropped connections, a server out of connections
+// (for everyone or for wxlogin's user), a stalled connection that hit
 // StatementTimeout, a pool that could not hand out a connection. Such a failure is
-// the database's, not the request's, and goes away when the database comes back.
+// the database's, not the request's, and goes away when the database comes back. A
+// connection or a statement cut short because the request ended is not one.
 func IsUnavailable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var my *mysql.MySQLError
 	if errors.As(err, &my) {
-		return my.Number == 1040 || my.Number == 1053 // too many connections; server shutting down
+		switch my.Number {
+		case 1040, // too many connections
+			1203, // the user has more than max_user_connections
+			1226, // the user has used up a resource: MAX_USER_CONNECTIONS among them
+			1053: // the server is shutting down
+			return true
+		}
+		return false
 	}
 	var netErr net.Error
 	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr)
