@@ -49,7 +49,7 @@ type DB struct {
 // Open connects to the database the URL names and migrates its schema. What the
 // MySQL driver has to say about broken connections goes to log (nil: nowhere).
 //
-//	mysql://user:pass@host:port/dbname?params   (params go to the MySQL driver)
+//	mysql://user:pass@host:port/dbname?params   (params: only acceptedParams)
 //	sqlite://path/to/file.db
 func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	driverName, dsn, dia, err := DSN(rawURL)
