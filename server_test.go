@@ -398,3 +398,45 @@ func TestOpsListenerTakesMetrics(t *testing.T) {
 		t.Errorf("ops /graphql: HTTP %d, want 404: the API is not on the operators' listener", code)
 	}
 }
+
+// TestRefusesADatabaseURLThatChangesTheCharacterSet: a MySQL URL asking for another
+// character set (in GBK or Big5 an escaped quote can end a string, and an avatar URL
+// can carry a statement) stops start-up with a message naming the parameter and the
+// ones that are accepted.
+func TestRefusesADatabaseURLThatChangesTheCharacterSet(t *testing.T) {
+	var mysqlURL string
+	for _, b := range testdb.Backends(t) {
+		if b.Name == "mysql" {
+			mysqlURL = b.URL(t)
+		}
+	}
+	if mysqlURL == "" {
+		t.Skip("needs MySQL")
+	}
+	for _, param := range []string{"character_set_client=gbk", "character_set_connection=big5", "charset=gbk"} {
+		vars := map[string]string{"WXLOGIN_ADDR": "127.0.0.1:0", "WXLOGIN_DATABASE_URL": mysqlURL + "?" + param}
+		ctx, cancel := context.WithCancel(context.Background())
+		stderr := &capture.Buffer{}
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, func(k string) string { return vars[k] }, stderr) }()
+		var err error
+	wait:
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			select {
+			case err = <-done:
+				break wait
+			case <-time.After(10 * time.Millisecond):
+			}
+			if strings.Contains(stderr.String(), "wxlogin serving") || time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("serve started with ?%s:\n%s", param, stderr)
+			}
+		}
+		cancel()
+		name, _, _ := strings.Cut(param, "=")
+		if err == nil || !strings.Contains(err.Error(), `"`+name+`" is not accepted`) || !strings.Contains(err.Error(), "accepted: allowCleartextPasswords") {
+			t.Errorf("?%s: start-up error %v, want one naming the parameter and the accepted ones", param, err)
+		}
+	}
+}

@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/lograte"
 	"github.com/wxlogin/wxlogin/internal/opendata"
 	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/phone"
@@ -98,10 +103,16 @@ func ErrorCode(err error) string {
 	}
 }
 
+// outageLogEvery is how often the database being unavailable is logged at most: while
+// it is, every request fails the same way.
+const outageLogEvery = 10 * time.Second
+
 // ErrorPresenter gives every error its contract code and a message a client developer
 // can act on. Internal errors are logged in full and shown as a sentence that reveals
-// nothing.
+// nothing; the database being unavailable is logged once per outageLogEvery, with the
+// number of such errors not logged since the previous line.
 func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	outages := lograte.New(outageLogEvery, nil)
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		if gerr.Err == nil {
@@ -112,6 +123,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gerr
 		}
 		code := ErrorCode(gerr.Err)
+		path := loggedPath(gerr.Path)
 		phoneField := len(gerr.Path) > 0 && fmt.Sprint(gerr.Path[0]) == "bindPhoneNumber"
 		switch code {
 		case CodeBadUserInput:
@@ -154,7 +166,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			case errors.Is(gerr.Err, wechat.ErrAccessToken):
 				gerr.Message = msgTokenRejected
 			case errors.Is(gerr.Err, wechat.ErrQuotaExhausted):
-				log.ErrorContext(ctx, "wechat: the mini-program's quota of phone numbers is used up: top it up in the WeChat admin console (mp.weixin.qq.com); until then bindPhoneNumber fails", "error", gerr.Err, "path", gerr.Path.String())
+				log.ErrorContext(ctx, "wechat: the mini-program's quota of phone numbers is used up: top it up in the WeChat admin console (mp.weixin.qq.com); until then bindPhoneNumber fails", "error", gerr.Err, "path", path)
 				gerr.Message = msgPhoneQuota
 			case weChatBusy(gerr.Err):
 				gerr.Message = msgWeChatBusy
@@ -164,24 +176,39 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				gerr.Message = msgUnavailable
 			}
 		case CodeUnavailable:
-			log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", gerr.Path.String())
+			if ok, held := outages.Allow(); ok {
+				log.WarnContext(ctx, "graphql: the database is unavailable", "error", gerr.Err, "path", path, "not_logged", held)
+			}
 			gerr.Message = msgDatabaseDown
 		case CodeInternal:
 			switch {
 			case errors.Is(gerr.Err, context.Canceled):
-				log.InfoContext(ctx, "graphql: the client went away", "path", gerr.Path.String())
+				log.InfoContext(ctx, "graphql: the client went away", "path", path)
 			case errors.Is(gerr.Err, wechat.ErrConfig):
-				log.ErrorContext(ctx, "wechat rejected the server's credentials: check WECHAT_APPID and WECHAT_SECRET", "error", gerr.Err, "path", gerr.Path.String())
+				log.ErrorContext(ctx, "wechat rejected the server's credentials: check WECHAT_APPID and WECHAT_SECRET", "error", gerr.Err, "path", path)
 			case errors.Is(gerr.Err, wechat.ErrIPNotAllowed):
-				log.ErrorContext(ctx, "wechat refused this server's IP address: add this server's outbound IP to the mini-program's API IP allow-list in the WeChat admin console", "error", gerr.Err, "path", gerr.Path.String())
+				log.ErrorContext(ctx, "wechat refused this server's IP address: add this server's outbound IP to the mini-program's API IP allow-list in the WeChat admin console", "error", gerr.Err, "path", path)
 			default:
-				log.ErrorContext(ctx, "graphql: internal error", "error", gerr.Err, "path", gerr.Path.String())
+				log.ErrorContext(ctx, "graphql: internal error", "error", gerr.Err, "path", path)
 			}
 			gerr.Message = msgInternal
 		}
 		setCode(gerr, code)
 		return gerr
 	}
+}
+
+// maxLoggedPath bounds a field's path in a log line: its names are the client's
+// aliases, which may be as long as a document.
+const maxLoggedPath = 256
+
+// loggedPath is a field's path as a log line shows it, clipped.
+func loggedPath(p ast.Path) string {
+	s := p.String()
+	if len(s) <= maxLoggedPath {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxLoggedPath], "") + "…"
 }
 
 // weChatBusy says whether WeChat answered "system busy" (errcode -1), on every attempt.
@@ -203,10 +230,12 @@ func limitMessage(e *gqlerror.Error) string {
 	return e.Message
 }
 
-// Recover turns a resolver's panic into an INTERNAL error, logged with its value.
+// Recover turns a panic, in a resolver or anywhere gqlgen serves a request, into an
+// INTERNAL error, logged with its value and the stack that led to it: gqlgen calls it
+// from the deferred recover, on the stack of the panic.
 func Recover(log *slog.Logger) graphql.RecoverFunc {
 	return func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "graphql: panic in a resolver", "panic", fmt.Sprint(p))
+		log.ErrorContext(ctx, "graphql: panic in a resolver", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return errors.New("panic in a resolver")
 	}
 }

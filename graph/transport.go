@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +108,12 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	}
 	responses, ctx := exec.DispatchOperation(ctx, op)
 	resp := responses(ctx)
+	if resp == nil {
+		// gqlgen runs nothing, and answers nil, once the request's context has ended
+		// before the operation began: the client went away, or the deadline passed.
+		err := cmp.Or(ctx.Err(), errors.New("graph: the operation gave no response"))
+		resp = exec.DispatchError(ctx, gqlerror.List{gqlerror.Wrap(err)})
+	}
 	if resp.Data == nil {
 		resp.Data = json.RawMessage("null") // an executed operation always has a data entry
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/persisted"
 )
 
@@ -367,6 +368,11 @@ func checkDatabaseURL(raw string) error {
 	case "mysql":
 		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
 			return errors.New("WXLOGIN_DATABASE_URL: mysql:// needs a host and a database name, such as mysql://user:pass@127.0.0.1:3306/wxlogin")
+		}
+		// The parameters the URL may carry are the database package's to decide; its
+		// refusal is reported here with the others, naming the setting.
+		if _, _, _, err := database.DSN(raw); err != nil {
+			return fmt.Errorf("WXLOGIN_DATABASE_URL: %s", strings.TrimPrefix(err.Error(), "database: "))
 		}
 	default:
 		return fmt.Errorf("WXLOGIN_DATABASE_URL scheme %q is not supported: use mysql:// or sqlite://", u.Scheme)

@@ -56,6 +56,7 @@ func TestStartupErrors(t *testing.T) {
 		"short key":              {map[string]string{"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODw=="}, []string{"must be 32 bytes, got 16"}},
 		"unknown database":       {map[string]string{"WXLOGIN_DATABASE_URL": "postgres://x/y"}, []string{`scheme "postgres" is not supported`}},
 		"mysql without database": {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/"}, []string{"needs a host and a database name"}},
+		"mysql character set":    {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/wxlogin?character_set_client=gbk"}, []string{`WXLOGIN_DATABASE_URL: the URL parameter "character_set_client" is not accepted`, "accepted: allowCleartextPasswords"}},
 		"api base in dev mode":   {map[string]string{"WECHAT_API_BASE": "http://127.0.0.1:9090"}, []string{"WECHAT_API_BASE is set"}},
 		"bad ttl":                {map[string]string{"WXLOGIN_SESSION_TTL": "soon"}, []string{"WXLOGIN_SESSION_TTL"}},
 		"bad idle timeout":       {map[string]string{"WXLOGIN_SESSION_IDLE_TIMEOUT": "1s"}, []string{"WXLOGIN_SESSION_IDLE_TIMEOUT"}},

@@ -23,7 +23,7 @@ var fuzzEnvs = []string{
 WECHAT_SECRET=s3cr3t-0f-the-app-do-not-leak-9f8e7d6c
 WXLOGIN_SECRET_KEY=` + goodKey + `
 WXLOGIN_OLD_SECRET_KEYS=AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=, not-a-key
-WXLOGIN_DATABASE_URL=mysql://wxlogin:p%40ss-w0rd@db.internal:3306/wxlogin?parseTime=true
+WXLOGIN_DATABASE_URL=mysql://wxlogin:p%40ss-w0rd@db.internal:3306/wxlogin?tls=true&readTimeout=2s
 WXLOGIN_SESSION_TTL=720h
 WXLOGIN_SESSION_IDLE_TIMEOUT=168h
 WXLOGIN_MAX_SESSIONS=10

@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,13 +49,20 @@ type DB struct {
 // Open connects to the database the URL names and migrates its schema. What the
 // MySQL driver has to say about broken connections goes to log (nil: nowhere).
 //
-//	mysql://user:pass@host:port/dbname?params   (params go to the MySQL driver)
+//	mysql://user:pass@host:port/dbname?params   (params: only acceptedParams)
 //	sqlite://path/to/file.db
 func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	driverName, dsn, dia, err := DSN(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	u, _ := url.Parse(rawURL) // DSN parsed it already
+	return open(ctx, driverName, dsn, dia, u.Redacted(), log)
+}
+
+// open is Open on a data source name; where names the database in errors, with no
+// password.
+func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Logger) (*DB, error) {
 	pool, err := openPool(driverName, dsn, log, false)
 	if err != nil {
 		return nil, err
@@ -71,8 +80,7 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	defer cancel()
 	if err := ping(pingCtx, pool); err != nil {
 		pool.Close()
-		u, _ := url.Parse(rawURL) // DSN parsed it already
-		return nil, fmt.Errorf("database: cannot reach %s: %w", u.Redacted(), err)
+		return nil, firstConnError(err, dsn, where)
 	}
 	db := &DB{
 		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dia, pool))),
@@ -81,13 +89,28 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	}
 	if dia == dialect.MySQL {
 		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
-		db.batches = cfg.MultiStatements && cfg.InterpolateParams
+		db.batches = cfg.MultiStatements
 	}
 	if err := migrate(ctx, driverName, dsn, log, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database: migrating the schema: %w", err)
 	}
 	return db, nil
+}
+
+// firstConnError says why the first connection failed, and what to do where that is
+// known.
+func firstConnError(err error, dsn, where string) error {
+	var my *mysql.MySQLError
+	switch {
+	case errors.Is(err, ErrCharset):
+		return err
+	case errors.As(err, &my) && my.Number == 1049: // unknown database
+		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
+		return fmt.Errorf("database: the database %s does not exist on %s: create it with CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin (wxlogin creates its tables)",
+			cfg.DBName, cfg.Addr, cfg.DBName)
+	}
+	return fmt.Errorf("database: cannot reach %s: %w", where, err)
 }
 
 // migrating serialises migrations within the process; see migrate.
@@ -166,7 +189,55 @@ func openPool(driverName, dsn string, log *slog.Logger, unbounded bool) (*sql.DB
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(connector), nil
+	return sql.OpenDB(checkedConnector{connector}), nil
+}
+
+// checkedConnector makes the driver's connections and checks that each speaks
+// utf8mb4. The driver sets the character set when it connects, and arguments are
+// escaped into statements on the client, which is safe only in utf8mb4: on a
+// connection whose server reads statements in GBK or Big5 a quote can hide inside a
+// multi-byte character. Something between the driver and the tables may set it
+// otherwise (a proxy, a server's init_connect or defaults); no statement then runs on
+// that connection. The check is one query per new connection, which the pool keeps
+// for minutes, so every connection is checked rather than the first only: the one
+// made after a failover may reach another server.
+type checkedConnector struct{ driver.Connector }
+
+func (c checkedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCharset(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// ErrCharset is the error of a connection that does not speak utf8mb4.
+var ErrCharset = errors.New("database: the connection does not speak utf8mb4")
+
+func checkCharset(ctx context.Context, conn driver.Conn) error {
+	q, ok := conn.(driver.QueryerContext)
+	if !ok {
+		return errors.New("database: the MySQL driver's connection cannot run a query")
+	}
+	rows, err := q.QueryContext(ctx, "SELECT @@character_set_client, @@character_set_connection", nil)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	got := make([]driver.Value, 2)
+	if err := rows.Next(got); err != nil {
+		return err
+	}
+	client, connection := fmt.Sprintf("%s", got[0]), fmt.Sprintf("%s", got[1])
+	if client != "utf8mb4" || connection != "utf8mb4" {
+		return fmt.Errorf("%w: character_set_client is %s and character_set_connection is %s; wxlogin escapes arguments into statements, which is safe only in utf8mb4: remove what sets them otherwise (a proxy, the server's init_connect or defaults)",
+			ErrCharset, client, connection)
+	}
+	return nil
 }
 
 // driverLog is the MySQL driver's logger: its lines (a connection reset, a read that
@@ -230,33 +301,28 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 		cfg.DBName = strings.Trim(u.Path, "/")
 		cfg.ParseTime = true
 		cfg.Loc = time.UTC
-		cfg.Params = map[string]string{"charset": "utf8mb4"}
-		cfg.Collation = "utf8mb4_bin"
+		if err := cfg.Apply(mysql.Charset("utf8mb4", "utf8mb4_bin")); err != nil {
+			return "", "", "", err
+		}
 		cfg.Timeout = StatementTimeout // dialling
 		// Each read and write of the protocol, the handshake included: a stalled
 		// database fails the statement rather than holding it to the request's end.
 		cfg.ReadTimeout = StatementTimeout
 		cfg.WriteTimeout = StatementTimeout
-		// Arguments are escaped into the statement on the client (utf8mb4 is safe for
-		// it): one round trip per statement, where a server-side prepared statement
-		// takes a prepare, an execute and a close for every query.
+		// Arguments are escaped into the statement on the client: one round trip per
+		// statement, where a server-side prepared statement takes a prepare, an execute
+		// and a close for every query. It is safe because the connection speaks utf8mb4,
+		// in which a quote or a backslash cannot hide inside a multi-byte character (in
+		// GBK, Big5 or SJIS it can): the URL cannot change that (see mysqlParams), and
+		// every new connection is checked (see checkedConnector).
 		cfg.InterpolateParams = true
 		// Several statements may go in one query (ExecBatch): a login's last writes
 		// then take one round trip, not three. Only wxlogin's own statements are
 		// sent, with every value escaped by the driver.
 		cfg.MultiStatements = true
-		for k, v := range u.Query() {
-			cfg.Params[k] = v[0]
-			// Escaping on the client is only safe in a character set where a quote or
-			// a backslash cannot hide inside a multi-byte character (GBK, Big5, SJIS
-			// can): any other set asked for goes back to prepared statements.
-			if (k == "charset" || k == "collation") && !strings.HasPrefix(strings.ToLower(v[0]), "utf8") {
-				cfg.InterpolateParams = false
-			}
+		if err := mysqlParams(cfg, u.RawQuery); err != nil {
+			return "", "", "", err
 		}
-		// Several statements in one query only with arguments escaped on the client:
-		// the server cannot prepare them together.
-		cfg.MultiStatements = cfg.MultiStatements && cfg.InterpolateParams
 		if cfg.DBName == "" {
 			return "", "", "", errors.New("database: mysql:// needs a database name")
 		}
@@ -264,6 +330,109 @@ func DSN(rawURL string) (driverName, dsn, dia string, err error) {
 	default:
 		return "", "", "", fmt.Errorf("database: scheme %q is not supported; use mysql:// or sqlite://", u.Scheme)
 	}
+}
+
+// acceptedParams are the parameters a mysql:// URL may carry. wxlogin sets the
+// character set, the collation, the time zone, the SQL mode and how arguments reach
+// the server itself; any other key would reach the driver, which sends a key it does
+// not know to the server as a session variable (character_set_client=gbk among them).
+const acceptedParams = "allowCleartextPasswords, connectionAttributes, maxAllowedPacket, multiStatements, readTimeout, rejectReadOnly, timeout, tls, writeTimeout"
+
+// maxURLTimeout bounds the timeouts a URL may set: a login meets one at most twice
+// (its transaction, then the release of its claim) and answers within 10 s.
+const maxURLTimeout = 5 * time.Second
+
+// mysqlParams sets on cfg the parameters of a mysql:// URL's query. It refuses a
+// parameter that is not one of acceptedParams, one given twice and a value the
+// parameter does not take, naming each.
+func mysqlParams(cfg *mysql.Config, rawQuery string) error {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return errors.New("database: the URL's parameters do not parse: write them as ?name=value&name=value, with %XX escapes only")
+	}
+	var unknown, bad []string
+	for name, values := range q {
+		switch ok, msg := setParam(cfg, name, values[0]); {
+		case !ok:
+			unknown = append(unknown, strconv.Quote(name))
+		case len(values) > 1:
+			bad = append(bad, fmt.Sprintf("the URL gives the parameter %s %d times: give it once", name, len(values)))
+		case msg != "":
+			bad = append(bad, msg)
+		}
+	}
+	if cfg.AllowCleartextPasswords && cfg.TLSConfig != "true" && cfg.TLSConfig != "skip-verify" {
+		bad = append(bad, "allowCleartextPasswords=true sends the password as it is: use it with tls=true (or tls=skip-verify)")
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		which := "parameter " + unknown[0] + " is"
+		if len(unknown) > 1 {
+			which = "parameters " + strings.Join(unknown, ", ") + " are"
+		}
+		bad = append(bad, fmt.Sprintf("the URL %s not accepted (wxlogin sets the character set, time zone and statement handling itself); accepted: %s", which, acceptedParams))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad) // the same message for the same URL, whatever the map's order
+	return errors.New("database: " + strings.Join(bad, "; "))
+}
+
+// setParam sets one of acceptedParams on cfg. It returns false for any other name,
+// and what is wrong with the value, or "".
+func setParam(cfg *mysql.Config, name, value string) (ok bool, msg string) {
+	boolean := func(set *bool) (bool, string) {
+		switch value {
+		case "true":
+			*set = true
+		case "false":
+			*set = false
+		default:
+			return true, "the URL parameter " + name + " takes true or false"
+		}
+		return true, ""
+	}
+	timeout := func(set *time.Duration) (bool, string) {
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 || d > maxURLTimeout {
+			return true, fmt.Sprintf("the URL parameter %s takes a duration from 1ms to %s, such as %s", name, maxURLTimeout, StatementTimeout)
+		}
+		*set = d
+		return true, ""
+	}
+	switch name {
+	case "timeout":
+		return timeout(&cfg.Timeout)
+	case "readTimeout":
+		return timeout(&cfg.ReadTimeout)
+	case "writeTimeout":
+		return timeout(&cfg.WriteTimeout)
+	case "tls":
+		switch value {
+		case "true", "false", "skip-verify", "preferred":
+			cfg.TLSConfig = value
+			return true, ""
+		}
+		return true, "the URL parameter tls takes true, false, skip-verify or preferred"
+	case "multiStatements":
+		return boolean(&cfg.MultiStatements)
+	case "allowCleartextPasswords":
+		return boolean(&cfg.AllowCleartextPasswords)
+	case "rejectReadOnly":
+		return boolean(&cfg.RejectReadOnly)
+	case "maxAllowedPacket":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 || n > 1<<30 {
+			return true, "the URL parameter maxAllowedPacket takes a number of bytes up to 1073741824, or 0 to ask the server"
+		}
+		cfg.MaxAllowedPacket = n
+		return true, ""
+	case "connectionAttributes":
+		cfg.ConnectionAttributes = value
+		return true, ""
+	}
+	return false, ""
 }
 
 // Statement is one SQL statement and its arguments, as ent's SQL builder makes them.
@@ -451,16 +620,25 @@ func IsUniqueViolation(err error) bool {
 }
 
 // IsUnavailable reports whether err says the database could not be reached, or did
-// not answer in time: refused or dropped connections, a stalled connection that hit
+// not answer in time: refused or dropped connections, a server out of connections
+// (for everyone or for wxlogin's user), a stalled connection that hit
 // StatementTimeout, a pool that could not hand out a connection. Such a failure is
-// the database's, not the request's, and goes away when the database comes back.
+// the database's, not the request's, and goes away when the database comes back. A
+// connection or a statement cut short because the request ended is not one.
 func IsUnavailable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var my *mysql.MySQLError
 	if errors.As(err, &my) {
-		return my.Number == 1040 || my.Number == 1053 // too many connections; server shutting down
+		switch my.Number {
+		case 1040, // too many connections
+			1203, // the user has more than max_user_connections
+			1226, // the user has used up a resource: MAX_USER_CONNECTIONS among them
+			1053: // the server is shutting down
+			return true
+		}
+		return false
 	}
 	var netErr net.Error
 	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr)

@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/faultproxy"
+	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/testdb"
 )
 
@@ -79,29 +83,198 @@ func TestUnsupportedURLs(t *testing.T) {
 	}
 }
 
-// TestArgumentsAreEscapedOnlyInSafeCharacterSets: arguments are escaped into statements
-// on the client in UTF-8, and never in a character set where a quote can hide inside a
-// multi-byte character.
-func TestArgumentsAreEscapedOnlyInSafeCharacterSets(t *testing.T) {
-	for params, want := range map[string]bool{
-		"":                          true,
-		"?charset=utf8mb4":          true,
-		"?charset=gbk&collation=":   false,
-		"?charset=big5":             false,
-		"?collation=gbk_chinese_ci": false,
+// TestURLParameters: a mysql:// URL takes the parameters an operator needs (timeouts,
+// TLS, one statement per query) and nothing that changes the character set, the time
+// zone or how arguments reach the server; a refusal names the parameter and, for a
+// parameter it does not know, the ones it takes.
+func TestURLParameters(t *testing.T) {
+	const base = "mysql://u:p@db:3306/wxlogin"
+	for params, check := range map[string]func(*mysql.Config) bool{
+		"": func(c *mysql.Config) bool {
+			return c.InterpolateParams && c.MultiStatements && c.ReadTimeout == database.StatementTimeout && c.TLSConfig == "" && len(c.Params) == 0
+		},
+		"?multiStatements=false": func(c *mysql.Config) bool { return !c.MultiStatements && c.InterpolateParams },
+		"?tls=true&timeout=5s&readTimeout=1500ms": func(c *mysql.Config) bool {
+			return c.TLSConfig == "true" && c.Timeout == 5*time.Second && c.ReadTimeout == 1500*time.Millisecond
+		},
+		"?tls=skip-verify&allowCleartextPasswords=true": func(c *mysql.Config) bool { return c.AllowCleartextPasswords },
+		"?tls=preferred&writeTimeout=2s&rejectReadOnly=true": func(c *mysql.Config) bool {
+			return c.TLSConfig == "preferred" && c.WriteTimeout == 2*time.Second && c.RejectReadOnly
+		},
+		"?maxAllowedPacket=0&connectionAttributes=app:wxlogin": func(c *mysql.Config) bool {
+			return c.MaxAllowedPacket == 0 && c.ConnectionAttributes == "app:wxlogin"
+		},
 	} {
-		_, dsn, _, err := database.DSN("mysql://u:p@db:3306/wxlogin" + params)
+		_, dsn, _, err := database.DSN(base + params)
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("%q: %v", params, err)
+			continue
 		}
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
-			t.Fatalf("%s: %v", params, err)
+			t.Fatalf("%q: %v", params, err)
 		}
-		if cfg.InterpolateParams != want || cfg.MultiStatements != want {
-			t.Errorf("%q: interpolateParams = %v and multiStatements = %v, want %v", params, cfg.InterpolateParams, cfg.MultiStatements, want)
+		if !check(cfg) || cfg.Collation != "utf8mb4_bin" || !cfg.ParseTime || cfg.Loc != time.UTC {
+			t.Errorf("%q: the driver's configuration is %+v", params, cfg)
 		}
 	}
+	const accepted = "accepted: allowCleartextPasswords, connectionAttributes, maxAllowedPacket, multiStatements, readTimeout, rejectReadOnly, timeout, tls, writeTimeout"
+	for params, want := range map[string][]string{
+		"?character_set_client=gbk":      {`"character_set_client" is not accepted`, accepted},
+		"?character_set_connection=big5": {`"character_set_connection" is not accepted`, accepted},
+		"?charset=gbk":                   {`"charset" is not accepted`, accepted},
+		"?collation=gbk_chinese_ci":      {`"collation" is not accepted`},
+		"?interpolateParams=false":       {`"interpolateParams" is not accepted`},
+		"?parseTime=false&loc=Local":     {`parameters "loc", "parseTime" are not accepted`},
+		"?sql_mode=NO_BACKSLASH_ESCAPES": {`"sql_mode" is not accepted`},
+		"?time_zone=%27%2B08:00%27":      {`"time_zone" is not accepted`},
+		"?allowAllFiles=true":            {`"allowAllFiles" is not accepted`},
+		"?tls=custom":                    {"tls takes true, false, skip-verify or preferred"},
+		"?readTimeout=0":                 {"readTimeout takes a duration from 1ms to 5s"},
+		"?timeout=1m":                    {"timeout takes a duration from 1ms to 5s"},
+		"?multiStatements=0":             {"multiStatements takes true or false"},
+		"?maxAllowedPacket=-1":           {"maxAllowedPacket takes a number of bytes"},
+		"?allowCleartextPasswords=true":  {"use it with tls=true"},
+		"?tls=true&tls=false":            {"the parameter tls 2 times"},
+		"?tls=%zz":                       {"do not parse"},
+	} {
+		_, _, _, err := database.DSN(base + params)
+		if err == nil {
+			t.Errorf("%q: accepted", params)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v, want it to say %q", params, err, w)
+			}
+		}
+	}
+}
+
+// TestGBKConnectionInjects is what the URL parameters are refused for: on a connection
+// whose server reads statements in GBK, with arguments escaped on the client and
+// several statements a query, as a URL with character_set_client=gbk used to give,
+// the profile update's own statement runs a second statement hidden in an avatar URL.
+// The same update through Open's connection stores the URL as it was sent.
+func TestGBKConnectionInjects(t *testing.T) {
+	rawURL := mysqlURL(t)
+	ctx := context.Background()
+	db, err := database.Open(ctx, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, _, err := database.DSN(rawURL + "?character_set_client=gbk"); err == nil {
+		t.Fatal("DSN accepts character_set_client=gbk")
+	}
+	attacker := db.User.Create().SaveX(ctx)
+	victim := db.User.Create().SetNickname("victim").SaveX(ctx)
+	// 中 ends in 0xAD: in GBK, 0xAD and the escaping backslash make one character, and
+	// the quote after them ends the string. Spaces are not allowed in an avatar URL;
+	// comments do instead.
+	crafted := "https://x/中';UPDATE/**/users/**/SET/**/nickname=0x6f776e6564;#"
+	update := func(client *ent.Client) error {
+		_, err := profile.New(client).Apply(ctx, attacker.ID, profile.Update{AvatarURL: &crafted})
+		return err
+	}
+
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, strings.Trim(u.Path, "/")
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.ParseTime, cfg.InterpolateParams, cfg.MultiStatements = true, true, true
+	cfg.Params = map[string]string{"character_set_client": "gbk"}
+	if err := cfg.Apply(mysql.Charset("utf8mb4", "utf8mb4_bin")); err != nil {
+		t.Fatal(err)
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gbk := sql.OpenDB(connector)
+	defer gbk.Close()
+	update(ent.NewClient(ent.Driver(entsql.OpenDB(dialect.MySQL, gbk)))) // its own answer may be an error: what matters is what ran
+	if got := db.User.GetX(ctx, victim.ID); got.Nickname == nil || *got.Nickname != "owned" {
+		t.Fatalf("through the GBK connection the victim's nickname is %v: the injection did not run, so this test proves nothing", strOrNil(got.Nickname))
+	}
+
+	db.User.UpdateOneID(victim.ID).SetNickname("victim").ExecX(ctx)
+	if err := update(db.Client); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.User.GetX(ctx, attacker.ID); got.AvatarURL == nil || *got.AvatarURL != crafted {
+		t.Errorf("through Open's connection the avatar URL is %q, want it stored as sent", strOrNil(got.AvatarURL))
+	}
+	if got := db.User.GetX(ctx, victim.ID); *got.Nickname != "victim" {
+		t.Errorf("through Open's connection the victim's nickname became %q", *got.Nickname)
+	}
+}
+
+// TestConnectionOutsideUTF8mb4IsRefused: a connection that does not speak utf8mb4 (here
+// the driver is told to switch it, as no URL can; in production a proxy or the
+// server's settings might) stops start-up with a message saying what it speaks.
+func TestConnectionOutsideUTF8mb4IsRefused(t *testing.T) {
+	_, dsn, _, err := database.DSN(mysqlURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"character_set_client", "character_set_connection"} {
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Params = map[string]string{set: "big5"}
+		db, err := database.OpenMySQLDSN(context.Background(), cfg.FormatDSN())
+		if err == nil {
+			db.Close()
+			t.Errorf("%s=big5: started", set)
+			continue
+		}
+		if !errors.Is(err, database.ErrCharset) || !strings.Contains(err.Error(), set+" is big5") {
+			t.Errorf("%s=big5: %v, want a refusal naming it", set, err)
+		}
+	}
+}
+
+// TestMissingDatabaseSaysHowToCreateIt: a MySQL database that does not exist stops
+// start-up with one line that gives the statement to create it.
+func TestMissingDatabaseSaysHowToCreateIt(t *testing.T) {
+	u, err := url.Parse(mysqlURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/wxlogin_missing_" + fmt.Sprint(time.Now().UnixNano())
+	db, err := database.Open(context.Background(), u.String(), nil)
+	if err == nil {
+		db.Close()
+		t.Fatal("opened a database that does not exist")
+	}
+	want := "CREATE DATABASE `" + strings.Trim(u.Path, "/") + "` CHARACTER SET utf8mb4"
+	if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error = %q, want one line with %q", err, want)
+	}
+}
+
+// mysqlURL is a fresh MySQL database's URL, for tests of what only MySQL does.
+func mysqlURL(t *testing.T) string {
+	for _, b := range testdb.Backends(t) {
+		if b.Name == "mysql" {
+			return b.URL(t)
+		}
+	}
+	t.Skip("needs MySQL")
+	return ""
+}
+
+func strOrNil(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }
 
 // TestExecBatch: a batch's statements all run, in order, and the count is the last
@@ -115,16 +288,14 @@ func TestExecBatch(t *testing.T) {
 			t.Errorf("Batches() = %v on %s, want %v", db.Batches(), db.Dialect, want)
 		}
 		if db.Dialect == "mysql" { // an operator behind a proxy can turn it off
-			for _, param := range []string{"multiStatements=false", "interpolateParams=false"} {
-				one, err := database.Open(ctx, b.URL(t)+"?"+param, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if one.Batches() {
-					t.Errorf("Batches() with %s in the URL", param)
-				}
-				one.Close()
+			one, err := database.Open(ctx, b.URL(t)+"?multiStatements=false", nil)
+			if err != nil {
+				t.Fatal(err)
 			}
+			if one.Batches() {
+				t.Error("Batches() with multiStatements=false in the URL")
+			}
+			one.Close()
 		}
 		if _, err := db.SQL.ExecContext(ctx, "CREATE TABLE batch_test (id INT PRIMARY KEY, v VARCHAR(10))"); err != nil {
 			t.Fatal(err)
@@ -178,14 +349,12 @@ func TestExecBatchQuery(t *testing.T) {
 		ctx := context.Background()
 		dbs := map[string]*database.DB{"default": b.Open(t)}
 		if b.Name == "mysql" {
-			for _, param := range []string{"multiStatements=false", "interpolateParams=false"} {
-				one, err := database.Open(ctx, b.URL(t)+"?"+param, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { one.Close() })
-				dbs[param] = one
+			one, err := database.Open(ctx, b.URL(t)+"?multiStatements=false", nil)
+			if err != nil {
+				t.Fatal(err)
 			}
+			t.Cleanup(func() { one.Close() })
+			dbs["multiStatements=false"] = one
 		}
 		for name, db := range dbs {
 			if _, err := db.SQL.ExecContext(ctx, "CREATE TABLE query_test (id INT PRIMARY KEY, v VARCHAR(10))"); err != nil {

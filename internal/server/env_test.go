@@ -92,6 +92,9 @@ func withSecondApp() envOption {
 	}
 }
 
+// withDB serves from db, opened by the test, instead of a fresh database of the backend.
+func withDB(db *database.DB) envOption { return func(e *env) { e.db = db } }
+
 // withWeChat adjusts the WeChat client's configuration.
 func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.wcfg) } }
 
@@ -99,7 +102,6 @@ func newEnv(t testing.TB, b testdb.Backend, opts ...envOption) *env {
 	t.Helper()
 	e := &env{
 		t:          t,
-		db:         b.Open(t),
 		logs:       &capture.Buffer{},
 		clock:      newClock(),
 		fakeClock:  newClock(),
@@ -117,6 +119,9 @@ func newEnv(t testing.TB, b testdb.Backend, opts ...envOption) *env {
 	}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.db == nil {
+		e.db = b.Open(t)
 	}
 	e.fake = fakewechat.New(e.fakeOpts)
 	e.wechatLog = &recorder{next: e.fake}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -129,6 +130,45 @@ func mysqlURL(t testing.TB) string {
 	})
 	u, _ := url.Parse(serverURL())
 	u.Path = "/" + name
+	return u.String()
+}
+
+// LimitedUser returns dbURL, a MySQL database's URL from URL, with a user of its own
+// whom the server lets hold at most connections connections at once: past them it
+// refuses to connect, with error 1226. Opening the database takes 3 of them for a
+// moment (the pool's first connection, and the migration's two). The user is dropped
+// when the test ends.
+func LimitedUser(t testing.TB, dbURL string, connections int) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name, password := "wxlogin_limited_"+hex.EncodeToString(b), hex.EncodeToString(b)
+	admin, err := adminConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	account := "'" + name + "'@'%'"
+	for _, stmt := range []string{
+		"CREATE USER " + account + " IDENTIFIED BY '" + password + "' WITH MAX_USER_CONNECTIONS " + strconv.Itoa(connections),
+		"GRANT ALL ON `" + strings.Trim(u.Path, "/") + "`.* TO " + account,
+	} {
+		if _, err := admin.ExecContext(ctx, stmt); err != nil {
+			admin.Close()
+			t.Fatalf("creating a limited user: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.ExecContext(ctx, "DROP USER "+account); err != nil {
+			t.Errorf("dropping the limited user %s: %v", name, err)
+		}
+	})
+	u.User = url.UserPassword(name, password)
 	return u.String()
 }
 
