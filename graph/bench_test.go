@@ -16,9 +16,12 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/input"
@@ -108,6 +111,19 @@ func BenchmarkBodyParams(b *testing.B) {
 		p, err := bodyParams(bytes.NewReader(body))
 		if err != nil || p.Query != string(doc) {
 			b.Fatalf("%v %q", err, p.Query)
+		}
+	}
+}
+
+// BenchmarkParseWorstRefused is the parse alone of the worst document the limits refuse
+// (as many fields as the parser takes, all of one name): a refusal of it through the
+// whole handler (BenchmarkServe/*/refused_4990_fields) should cost about this much.
+func BenchmarkParseWorstRefused(b *testing.B) {
+	src := &ast.Source{Input: "{ " + strings.Repeat("__typename ", 4990) + "}"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parser.ParseQueryWithTokenLimit(src, parserTokenLimit); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

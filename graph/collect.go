@@ -1,56 +1,11 @@
 package graph
 
 import (
-	"context"
-	"runtime"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
-
-// maxCachedQuery bounds the documents the query cache keeps: client documents are far
-// smaller, and a cache bounded by count alone would let 1 MiB documents take its memory.
-const maxCachedQuery = 4 << 10
-
-// documentCache is the handler's query cache: the parsed documents of the last size
-// queries of at most maxCachedQuery bytes. Each document it holds has a memo of the
-// fields collected from its selection sets (see collectFields), which goes when the
-// document goes.
-type documentCache struct {
-	mu   sync.Mutex // serialises adding, and so evicting (memos stays in step)
-	docs *lru.Cache[string, *ast.QueryDocument]
-}
-
-func newDocumentCache(size int) *documentCache {
-	docs, err := lru.NewWithEvict(size, func(_ string, doc *ast.QueryDocument) { memos.Delete(doc) })
-	if err != nil {
-		panic(err) // only for a size below 1
-	}
-	c := &documentCache{docs: docs}
-	// A handler dropped (a test's, or one rebuilt) takes its documents' memos with it:
-	// memos is shared by every handler, and only evicting removes from it.
-	runtime.AddCleanup(c, (*lru.Cache[string, *ast.QueryDocument]).Purge, docs)
-	return c
-}
-
-func (c *documentCache) Get(_ context.Context, query string) (*ast.QueryDocument, bool) {
-	return c.docs.Get(query)
-}
-
-// Add keeps doc, which gqlgen parsed and validated, unless the query is too long or
-// another request added it first (that document keeps its memo).
-func (c *documentCache) Add(_ context.Context, query string, doc *ast.QueryDocument) {
-	if len(query) > maxCachedQuery {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if found, _ := c.docs.ContainsOrAdd(query, doc); !found {
-		memos.Store(doc, &fieldsMemo{})
-	}
-}
 
 // memos holds, for each document some handler's query cache holds, the fields
 // collected from its plain selection sets.

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -28,9 +26,7 @@ import (
 func TestCollectFieldsMemo(t *testing.T) {
 	o := Options{Introspection: true, PersistedQueries: persisted.Automatic, Manifest: persisted.Builtin()}
 	log := slog.New(slog.DiscardHandler)
-	cache := newDocumentCache(500)
-	memo := NewHandler(&Resolver{}, log, o)
-	memo.SetQueryCache(cache)
+	memo, cache := newHandler(&Resolver{}, log, o)
 	plain := NewHandler(&Resolver{}, log, o)
 	plain.SetQueryCache(graphql.NoCache[*ast.QueryDocument]{})
 
@@ -100,59 +96,4 @@ func post(t *testing.T, h http.Handler, query string, vars map[string]any) strin
 		t.Errorf("%s: status %d: %s", query, w.Code, w.Body)
 	}
 	return w.Body.String()
-}
-
-// TestDocumentCacheMemos: a document's memo lives exactly as long as the cache holds the
-// document, so that no memo outlives its document (whose nodes' addresses another
-// document could then take) and the memos take no more room than the cache allows.
-func TestDocumentCacheMemos(t *testing.T) {
-	ctx := context.Background()
-	c := newDocumentCache(2)
-	a, b, c2, again := &ast.QueryDocument{}, &ast.QueryDocument{}, &ast.QueryDocument{}, &ast.QueryDocument{}
-	has := func(doc *ast.QueryDocument) bool { _, ok := memos.Load(doc); return ok }
-
-	c.Add(ctx, "{ a }", a)
-	c.Add(ctx, "{ b }", b)
-	if !has(a) || !has(b) {
-		t.Fatal("a cached document has no memo")
-	}
-	c.Add(ctx, "{ a }", again) // two requests parsed it at once: the first stays
-	if got, _ := c.Get(ctx, "{ a }"); got != a || has(again) {
-		t.Error("a second parse of a cached query replaced the first, or got a memo of its own")
-	}
-	c.Add(ctx, "{ c }", c2) // evicts { b }, the least recently used
-	if has(b) {
-		t.Error("the evicted document's memo is still there")
-	}
-	if !has(a) || !has(c2) {
-		t.Error("a cached document lost its memo")
-	}
-	long := &ast.QueryDocument{}
-	c.Add(ctx, "{ "+string(bytes.Repeat([]byte("a "), maxCachedQuery))+"}", long)
-	if has(long) || !has(a) || !has(c2) {
-		t.Error("a document over the size limit was cached")
-	}
-}
-
-// TestDroppedCacheTakesItsMemos: memos is shared by every handler; one that is dropped
-// (and its query cache with it) leaves no memo, and so no document, behind.
-func TestDroppedCacheTakesItsMemos(t *testing.T) {
-	doc := &ast.QueryDocument{}
-	func() {
-		c := newDocumentCache(2)
-		c.Add(context.Background(), "{ a }", doc)
-	}()
-	if _, ok := memos.Load(doc); !ok {
-		t.Fatal("the cached document has no memo")
-	}
-	// The cleanup runs after a collection finds the cache gone, on a goroutine of the
-	// runtime's: wait for it, within reason.
-	for range 100 {
-		runtime.GC()
-		if _, ok := memos.Load(doc); !ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Error("the memo of a dropped cache's document is still there")
 }

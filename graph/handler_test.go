@@ -12,9 +12,9 @@ import (
 // (tools/leanfields): an extension that intercepts fields would silently miss them.
 func TestNoExtensionInterceptsFields(t *testing.T) {
 	o := Options{Introspection: true, PersistedQueries: persisted.Automatic, Manifest: persisted.Builtin()}
-	exts := extensions(o)
-	if len(exts) != 3 {
-		t.Fatalf("%d extensions, want introspection, the limits and persisted queries", len(exts))
+	exts := extensions(o, newDocumentCache(1<<20))
+	if len(exts) != 4 {
+		t.Fatalf("%d extensions, want introspection, persisted queries, the limits and the document cache", len(exts))
 	}
 	for _, ext := range exts {
 		if _, ok := ext.(graphql.FieldInterceptor); ok {

@@ -22,6 +22,7 @@ var (
 	errNoToken        = &authError{"You are not logged in: send the token from the login mutation as 'Authorization: Bearer <token>'."}
 	errMalformedToken = &authError{"The Authorization header is malformed: send 'Authorization: Bearer <token>' with the token from the login mutation."}
 	errInvalidToken   = &authError{"The session token is invalid, expired or revoked: log in again with a new wx.login code."}
+	errSessionEnded   = &authError{"An earlier field of this request ended its session (logout, logoutAll or revokeSession of it), so this one ran without it: log in again with a new wx.login code."}
 )
 
 // ErrCodeBusy means another instance is still exchanging the same code with WeChat and

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/google/uuid"
 )
 
 type ctxKey struct{}
@@ -22,6 +24,9 @@ type requestAuth struct {
 	once  sync.Once
 	cur   *Current
 	err   error
+	// ended: a field of the request ended the request's own session (a logout), so
+	// the fields after it have none.
+	ended atomic.Bool
 }
 
 // Middleware puts the request's credential and client details in its context. It never
@@ -52,7 +57,19 @@ func CurrentFrom(ctx context.Context) (*Current, error) {
 		}
 		ra.cur, ra.err = ra.svc.authenticate(ctx, token, ra.fresh.Load())
 	})
+	if ra.ended.Load() {
+		return nil, errSessionEnded
+	}
 	return ra.cur, ra.err
+}
+
+// endInRequest records that the request ended session id: when it is the request's own,
+// every field after this one answers as without a session.
+func endInRequest(ctx context.Context, id uuid.UUID) {
+	// cur is set: the caller got its session from CurrentFrom.
+	if ra, ok := ctx.Value(ctxKey{}).(*requestAuth); ok && ra.cur != nil && ra.cur.Session.ID == id {
+		ra.ended.Store(true)
+	}
 }
 
 // ReadFresh makes the request's session be read from the database rather than this

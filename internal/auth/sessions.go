@@ -218,6 +218,9 @@ func (s *Service) revoke(ctx context.Context, cur *Current, sid uuid.UUID, event
 	if err == nil && !ended { // already ended elsewhere: stop answering for it here too
 		s.sessions.forget(s.now(), []uuid.UUID{cur.Account.User.ID}, []uuid.UUID{sid})
 	}
+	if err == nil {
+		endInRequest(ctx, sid) // the fields after this one run without it, if it was the request's own
+	}
 	return ended, err
 }
 
@@ -268,5 +271,8 @@ func (s *Service) LogoutAll(ctx context.Context, cur *Current, keepCurrent bool)
 		audit.forgetSessions = append(audit.forgetSessions, ids...)
 		return audit.record(ctx, auditEntry{event: auditevent.EventLogoutAll, userID: &userID, sessionID: &cur.Session.ID, client: ClientFrom(ctx), sessions: &n})
 	})
+	if err == nil && !keepCurrent {
+		endInRequest(ctx, cur.Session.ID) // the fields after this one run without it
+	}
 	return ended, err
 }

@@ -89,7 +89,7 @@ func New(mode Mode, m *Manifest, cacheBytes, tokenLimit int) *Extension {
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationParameterMutator
-	graphql.OperationContextMutator
+	graphql.OperationInterceptor
 } = (*Extension)(nil)
 
 // ExtensionName names the extension for gqlgen.
@@ -137,14 +137,15 @@ func (e *Extension) MutateOperationParameters(ctx context.Context, p *graphql.Ra
 	return nil
 }
 
-// MutateOperationContext remembers a document sent with its hash, now that it has
-// parsed, validated and passed the limits: the cache never holds a document that cannot
-// run.
-func (e *Extension) MutateOperationContext(_ context.Context, op *graphql.OperationContext) *gqlerror.Error {
+// InterceptOperation remembers a document sent with its hash, now that its operation is
+// about to run: it has parsed, validated and passed every limit, so the cache never
+// holds a document that cannot run.
+func (e *Extension) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	op := graphql.GetOperationContext(ctx)
 	if hash, ok := op.Stats.GetExtension(pendingKey).(string); ok {
 		e.cache.add(hash, op.RawQuery)
 	}
-	return nil
+	return next(ctx)
 }
 
 func (e *Extension) lookup(hash string) (string, bool) {

@@ -21,9 +21,26 @@ func TestExplorationSwitches(t *testing.T) {
 				if got := r.Code() == ""; got != on {
 					t.Errorf("introspection answered = %v (%v), want %v", got, r.Errors, on)
 				}
-				r = e.post(0, "", `{ mee { id } }`, nil)
-				if len(r.Errors) == 0 || strings.Contains(r.Errors[0].Message, "Did you mean") != on {
-					t.Errorf("suggestion in %v, want one: %v", r.Errors, on)
+				// Off, introspection is the client's mistake, said plainly: not INTERNAL,
+				// and no ERROR line to alert on.
+				if !on && (r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "Introspection is off on this server")) {
+					t.Errorf("introspection while off: %q %v, want BAD_USER_INPUT saying it is off", r.Code(), r.Errors)
+				}
+				if !on && strings.Contains(e.logs.String(), `"level":"ERROR"`) {
+					t.Errorf("introspection while off logged an ERROR:\n%s", e.logs)
+				}
+				// Every kind of hint gqlparser gives: a field, an argument, a fragment's
+				// type, an input field.
+				for _, doc := range []string{
+					`{ mee { id } }`,
+					`mutation { logoutAll(keepCurent: true) }`,
+					`{ ...F } fragment F on Quer { __typename }`,
+					`mutation { updateProfile(input: {nicknam: "x"}) { id } }`,
+				} {
+					r = e.post(0, "", doc, nil)
+					if len(r.Errors) == 0 || strings.Contains(r.Errors[0].Message, "Did you mean") != on {
+						t.Errorf("%s: %v, want a suggestion: %v", doc, r.Errors, on)
+					}
 				}
 				resp, err := e.client.Get(e.instances[0].URL + "/")
 				if err != nil {

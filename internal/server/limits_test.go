@@ -57,8 +57,8 @@ func TestDocumentLimits(t *testing.T) {
 		}
 		many.WriteString(" }")
 		r := e.post(0, "", many.String(), nil)
-		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "past the complexity limit of 1000") {
-			t.Errorf("20 aliased logins: %v, want BAD_USER_INPUT naming the complexity limit", r.Errors)
+		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "The mutation asks for 20 fields, past the limit of 5") {
+			t.Errorf("20 aliased logins: %v, want BAD_USER_INPUT naming the mutation limit", r.Errors)
 		}
 		if e.fake.Calls() != 0 || e.count()["sessions"] != 0 {
 			t.Errorf("20 aliased logins: %q, %d WeChat calls, %d sessions; want refused, 0 and 0", r.Code(), e.fake.Calls(), e.count()["sessions"])
