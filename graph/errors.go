@@ -67,12 +67,11 @@ const (
 // ErrorCode gives the contract code for an error a resolver returned.
 func ErrorCode(err error) string {
 	var bad *input.Error
-	var limited *auth.RateLimitError
-	var userLimited *ratelimit.Error
+	var limited *ratelimit.Error
 	switch {
 	case errors.As(err, &bad), errors.Is(err, wechat.ErrForeignCode):
 		return CodeBadUserInput
-	case errors.As(err, &limited), errors.As(err, &userLimited):
+	case errors.As(err, &limited):
 		return CodeRateLimited
 	case errors.Is(err, persisted.ErrNotFound):
 		return CodePersistedQueryNotFound
@@ -140,12 +139,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case CodeForbidden:
 			gerr.Message = msgForbidden
 		case CodeRateLimited:
-			userLimited := (*ratelimit.Error)(nil)
-			if limited := (*auth.RateLimitError)(nil); errors.As(gerr.Err, &limited) {
-				gerr.Message = msgTooManyLogins
-				setExtension(gerr, "retryAfter", limited.RetryAfterSeconds())
-			} else if errors.As(gerr.Err, &userLimited) { // the server's limit per user
+			if limited := (*ratelimit.Error)(nil); errors.As(gerr.Err, &limited) { // the server's own limits
 				switch {
+				case errors.Is(gerr.Err, auth.ErrTooManyLogins):
+					gerr.Message = msgTooManyLogins
 				case errors.Is(gerr.Err, phone.ErrTooManyCodes):
 					gerr.Message = msgTooManyPhone
 				case errors.Is(gerr.Err, opendata.ErrTooManyChecks):
@@ -153,7 +150,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				default:
 					gerr.Message = msgTooManyForUser
 				}
-				setExtension(gerr, "retryAfter", userLimited.RetryAfterSeconds())
+				setExtension(gerr, "retryAfter", limited.RetryAfterSeconds())
 			} else { // WeChat's own limit
 				gerr.Message = msgRateLimited
 				if phoneField {

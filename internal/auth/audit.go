@@ -12,6 +12,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 )
 
 // auditEntry is one change to who is logged in. It never holds a token or a code.
@@ -126,7 +127,7 @@ func (s *Service) logAudit(ctx context.Context, e auditEntry) {
 // began is when the login began: the write gives up in time for the answer to leave
 // within the contract's 10 s (a login that met a stalled database has little left).
 func (s *Service) LoginFailed(ctx context.Context, client Client, code string, cause error, began time.Time) {
-	if limited := (*RateLimitError)(nil); errors.As(cause, &limited) && !limited.first {
+	if limited := (*ratelimit.Error)(nil); errors.As(cause, &limited) && !limited.First {
 		return
 	}
 	wait := min(2*time.Second, time.Until(began.Add(LoginAnswerBound)))

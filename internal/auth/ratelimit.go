@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -8,21 +9,9 @@ import (
 	"github.com/wxlogin/wxlogin/internal/ratelimit"
 )
 
-// RateLimitError refuses a login over the per-address limit, before any work.
-type RateLimitError struct {
-	RetryAfter time.Duration
-	// first is true for the first refusal since the address last had allowance.
-	first bool
-}
-
-func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("too many logins from this address; retry after %s", e.RetryAfter)
-}
-
-// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1.
-func (e *RateLimitError) RetryAfterSeconds() int {
-	return (&ratelimit.Error{RetryAfter: e.RetryAfter}).RetryAfterSeconds()
-}
+// ErrTooManyLogins refuses a login over the per-address limit, before any work; it
+// comes with the *ratelimit.Error that says when to retry.
+var ErrTooManyLogins = errors.New("auth: too many logins from this address")
 
 // limiter is the login limit: a token bucket per client address, `burst` logins at
 // once, refilled at `perMinute`. It is per instance: behind a load balancer each
@@ -45,12 +34,11 @@ func limitKey(ip string) string {
 }
 
 // take spends one token of ip's bucket, or refuses and says how long until there is one.
-func (l *limiter) take(ip string, now time.Time) *RateLimitError {
-	refused := l.buckets.Take(limitKey(ip), now)
-	if refused == nil {
-		return nil
+func (l *limiter) take(ip string, now time.Time) error {
+	if refused := l.buckets.Take(limitKey(ip), now); refused != nil {
+		return fmt.Errorf("%w: %w", ErrTooManyLogins, refused)
 	}
-	return &RateLimitError{RetryAfter: refused.RetryAfter, first: refused.First}
+	return nil
 }
 
 // prune forgets buckets that have refilled.

@@ -1,9 +1,21 @@
 package auth
 
 import (
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 )
+
+// refusal is the limit's answer in a refused take's error, or nil.
+func refusal(err error) *ratelimit.Error {
+	var r *ratelimit.Error
+	if errors.As(err, &r) && errors.Is(err, ErrTooManyLogins) {
+		return r
+	}
+	return nil
+}
 
 func TestLimiterBurstRefillAndFirstRefusal(t *testing.T) {
 	l := newLimiter(60, 2)
@@ -13,9 +25,9 @@ func TestLimiterBurstRefillAndFirstRefusal(t *testing.T) {
 			t.Fatalf("take %d within the burst: %v", i+1, err)
 		}
 	}
-	first := l.take("203.0.113.7", now)
-	second := l.take("203.0.113.7", now)
-	if first == nil || !first.first || second == nil || second.first {
+	first := refusal(l.take("203.0.113.7", now))
+	second := refusal(l.take("203.0.113.7", now))
+	if first == nil || !first.First || second == nil || second.First {
 		t.Fatalf("refusals = %+v, %+v; want the first marked first and the second not", first, second)
 	}
 	if first.RetryAfterSeconds() != 1 {
@@ -24,7 +36,7 @@ func TestLimiterBurstRefillAndFirstRefusal(t *testing.T) {
 	if err := l.take("203.0.113.7", now.Add(time.Second)); err != nil {
 		t.Errorf("after a second's refill: %v", err)
 	}
-	if again := l.take("203.0.113.7", now.Add(time.Second)); again == nil || !again.first {
+	if again := refusal(l.take("203.0.113.7", now.Add(time.Second))); again == nil || !again.First {
 		t.Errorf("the next dry spell's first refusal = %+v, want it marked first", again)
 	}
 }
