@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/lograte"
@@ -89,7 +90,7 @@ func ErrorCode(err error) string {
 		return CodeForbidden
 	case errors.Is(err, wechat.ErrRateLimited):
 		return CodeRateLimited
-	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, auth.ErrCodeBusy), errors.Is(err, phone.ErrBusy),
+	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, claim.ErrBusy),
 		errors.Is(err, wechat.ErrAccessToken), // rejected, and no other token could be had or it was rejected too
 		errors.Is(err, wechat.ErrQuotaExhausted):
 		return CodeWeChatUnavailable
@@ -167,7 +168,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				gerr.Message = msgPhoneQuota
 			case weChatBusy(gerr.Err):
 				gerr.Message = msgWeChatBusy
-			case errors.Is(gerr.Err, context.DeadlineExceeded), errors.Is(gerr.Err, auth.ErrCodeBusy):
+			case errors.Is(gerr.Err, context.DeadlineExceeded), errors.Is(gerr.Err, claim.ErrBusy):
 				gerr.Message = msgWeChatTimeout
 			default:
 				gerr.Message = msgUnavailable

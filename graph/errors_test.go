@@ -17,7 +17,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
@@ -40,7 +40,7 @@ func TestDatabaseOutageCodes(t *testing.T) {
 		{"dial cut short by the client leaving", fmt.Errorf("auth: looking up a session: %w", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}), CodeInternal},
 		{"out of time waiting", fmt.Errorf("auth: looking up a session: %w", context.DeadlineExceeded), CodeUnavailable},
 		{"wechat timed out", fmt.Errorf("login: %w", wechat.ErrUnavailable), CodeWeChatUnavailable},
-		{"login code busy", auth.ErrCodeBusy, CodeWeChatUnavailable},
+		{"code still being exchanged", claim.ErrBusy, CodeWeChatUnavailable},
 		{"closed pool", fmt.Errorf("auth: looking up a session: %w", sql.ErrConnDone), CodeInternal},
 		{"duplicate key", &mysql.MySQLError{Number: 1062, Message: "Duplicate entry"}, CodeInternal},
 		{"client went away", context.Canceled, CodeInternal},

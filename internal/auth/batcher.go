@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/wxlogin/wxlogin/internal/claim"
 )
 
 // batcher sends together the requests that come while a batch is on its way: one
@@ -79,7 +81,7 @@ func (b *batcher[Q, A]) sendBatch(batch []*call[Q, A]) {
 		}
 	}
 	if deadline.IsZero() {
-		deadline = time.Now().Add(claimLease)
+		deadline = time.Now().Add(claim.Lease)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()

@@ -10,46 +10,92 @@ import (
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
 )
 
 // maxBatch bounds the requests one statement carries.
 const maxBatch = 64
 
+// loginCode is one wx.login code's claim (claim.Store): its row in login_codes, keyed
+// by the code's hash. A done row says whom the code logged in (codeRecord).
+type loginCode struct {
+	s    *Service
+	hash []byte
+}
+
+func (c loginCode) Insert(ctx context.Context, lease, expires time.Time) (int, error) {
+	return c.s.claims.do(ctx, claimRequest{c.hash, lease, expires, c.s.clock()})
+}
+
+func (c loginCode) Find(ctx context.Context) (claim.Row[codeRecord], bool, error) {
+	rec, err := c.s.db.LoginCode.Query().Where(logincode.CodeHash(c.hash)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		return claim.Row[codeRecord]{}, false, nil
+	case err != nil:
+		return claim.Row[codeRecord]{}, false, err
+	}
+	row := claim.Row[codeRecord]{ID: rec.ID, Failure: deref(rec.Failure), LeaseUntil: rec.LeaseUntil, ExpiresAt: rec.ExpiresAt}
+	switch rec.State {
+	case logincode.StateDone:
+		row.State = claim.Done
+		row.Data = codeRecord{id: rec.ID, userID: *rec.UserID, identityID: *rec.IdentityID, newUser: rec.NewUser}
+	case logincode.StateFailed:
+		row.State = claim.Failed
+	}
+	return row, true, nil
+}
+
+func (c loginCode) Delete(ctx context.Context, id int, state claim.State) error {
+	_, err := c.s.db.LoginCode.Delete().Where(logincode.ID(id), logincode.StateEQ(loginCodeState(state))).Exec(ctx)
+	return err
+}
+
+func (c loginCode) Fail(ctx context.Context, id int, failure string, expires time.Time) error {
+	return c.s.db.LoginCode.Update().
+		Where(logincode.ID(id), logincode.StateEQ(logincode.StatePending)).
+		SetState(logincode.StateFailed).SetFailure(failure).SetExpiresAt(expires).
+		Exec(ctx)
+}
+
+func loginCodeState(s claim.State) logincode.State {
+	switch s {
+	case claim.Done:
+		return logincode.StateDone
+	case claim.Failed:
+		return logincode.StateFailed
+	}
+	return logincode.StatePending
+}
+
 // claims makes the claims on login codes, those of logins that arrive together with
 // one insert. A claim commits on its own, before WeChat is asked, so that every
 // instance sees it: at a peak that is a commit per login, and a commit of several
-// claims costs the database about what one did (docs/benchmarks.md, the contract's
-// floor).
+// claims costs the database about what one did (docs/benchmarks.md).
 type claims struct {
-	db     *database.DB
-	window time.Duration // how long a code's record lives
+	db *database.DB
 	batcher[claimRequest, int]
 }
 
 type claimRequest struct {
-	hash []byte
-	now  time.Time
+	hash                []byte
+	lease, expires, now time.Time
 }
 
-func newClaims(db *database.DB, window time.Duration) *claims {
-	c := &claims{db: db, window: window}
+func newClaims(db *database.DB) *claims {
+	c := &claims{db: db}
 	c.batcher = batcher[claimRequest, int]{max: maxBatch, send: c.send}
 	return c
 }
 
-// claim inserts a pending record for the code and returns its id; 0 means another
-// request holds it.
-func (c *claims) claim(ctx context.Context, hash []byte, now time.Time) (int, error) {
-	return c.do(ctx, claimRequest{hash, now})
-}
-
-// send makes a batch's claims: all with one insert, or, when a code of the batch is
-// held already (by another instance, or by a login whose record is still there) and
-// the insert made none, each alone.
+// send makes a batch's claims, each a pending row, and answers each with its row's id,
+// or 0 when its code is claimed already: all with one insert, or, when a code of the
+// batch is held already (by another instance, or by a login whose record is still
+// there) and the insert made none, each alone.
 func (c *claims) send(ctx context.Context, batch []*call[claimRequest, int]) {
 	if len(batch) > 1 {
-		ids, err := c.many(ctx, batch)
+		ids, err := c.insert(ctx, batch)
 		if !database.IsUniqueViolation(err) {
 			for _, p := range batch {
 				p.a, p.err = ids[string(p.q.hash)], err
@@ -61,41 +107,27 @@ func (c *claims) send(ctx context.Context, batch []*call[claimRequest, int]) {
 		}
 	}
 	for _, p := range batch {
-		p.a, p.err = c.one(ctx, p.q)
+		ids, err := c.insert(ctx, []*call[claimRequest, int]{p})
+		switch {
+		case database.IsUniqueViolation(err):
+			p.a, p.err = 0, nil
+		case err == nil && ids[string(p.q.hash)] == 0:
+			p.err = errors.New("auth: a claim was not read back")
+		default:
+			p.a, p.err = ids[string(p.q.hash)], err
+		}
 	}
 }
 
-// one makes a single claim.
-func (c *claims) one(ctx context.Context, q claimRequest) (int, error) {
-	var rec *ent.LoginCode
-	err := database.Retry(ctx, func() (err error) {
-		rec, err = c.db.LoginCode.Create().
-			SetCodeHash(q.hash).
-			SetState(logincode.StatePending).
-			SetLeaseUntil(q.now.Add(claimLease)).
-			SetExpiresAt(q.now.Add(c.window)).
-			SetCreatedAt(q.now).
-			Save(ctx)
-		return err
-	})
-	switch {
-	case database.IsUniqueViolation(err):
-		return 0, nil
-	case err != nil:
-		return 0, err
-	}
-	return rec.ID, nil
-}
-
-// many makes every claim of batch with one insert, and reads their ids back by code
+// insert makes every claim of batch with one insert, and reads their ids back by code
 // (in the same round trip on MySQL). The insert makes all of them or none.
-func (c *claims) many(ctx context.Context, batch []*call[claimRequest, int]) (map[string]int, error) {
+func (c *claims) insert(ctx context.Context, batch []*call[claimRequest, int]) (map[string]int, error) {
 	d := entsql.Dialect(c.db.Dialect)
 	ins := d.Insert(logincode.Table).Columns(logincode.FieldCodeHash, logincode.FieldState,
 		logincode.FieldLeaseUntil, logincode.FieldExpiresAt, logincode.FieldCreatedAt)
 	hashes := make([]any, len(batch))
 	for i, p := range batch {
-		ins.Values(p.q.hash, string(logincode.StatePending), p.q.now.Add(claimLease), p.q.now.Add(c.window), p.q.now)
+		ins.Values(p.q.hash, string(logincode.StatePending), p.q.lease, p.q.expires, p.q.now)
 		hashes[i] = p.q.hash
 	}
 	iq, iargs := ins.Query()
@@ -105,6 +137,7 @@ func (c *claims) many(ctx context.Context, batch []*call[claimRequest, int]) (ma
 		Query()
 	ids := make(map[string]int, len(batch))
 	err := database.Retry(ctx, func() error {
+		clear(ids)
 		rows, err := c.db.QueryAfter(ctx, c.db.SQL, database.Statement{Query: sq, Args: sargs}, database.Statement{Query: iq, Args: iargs})
 		if err != nil {
 			return err

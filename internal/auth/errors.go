@@ -25,10 +25,6 @@ var (
 	errSessionEnded   = &authError{"An earlier field of this request ended its session (logout, logoutAll or revokeSession of it), so this one ran without it: log in again with a new wx.login code."}
 )
 
-// ErrCodeBusy means another instance is still exchanging the same code with WeChat and
-// did not finish within the login's time budget.
-var ErrCodeBusy = errors.New("this code is still being exchanged with WeChat")
-
 // errCodeSpent refuses a code that has logged in MaxLoginsPerCode times: to the client
 // it is a used code, as WeChat's own 40163 would be.
 var errCodeSpent = fmt.Errorf("auth: the code has logged in %d times already: %w", MaxLoginsPerCode, wechat.ErrInvalidCode)

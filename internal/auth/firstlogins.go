@@ -84,7 +84,7 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupL
 		idents := make([]*ent.Identity, len(members))
 		sessions := make([]*ent.Session, len(members))
 		entries := make([]auditEntry, len(members))
-		codes := make([]codeDone, len(members))
+		codes := make([]codeRecord, len(members))
 		for i, m := range members {
 			acct, err := newAccount(m.c.q.appid, m.c.q.ws.OpenID, m.unionid, m.sealed, now)
 			if err != nil {
@@ -94,7 +94,7 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupL
 			users[i], idents[i], sessions[i] = acct.User, acct.Identity, sess
 			entries[i] = auditEntry{event: auditevent.EventLoginSucceeded, userID: &acct.User.ID, sessionID: &sess.ID, client: m.c.q.client}
 			rec := codeRecord{id: m.c.q.claim, userID: acct.User.ID, identityID: acct.Identity.ID, newUser: true}
-			codes[i] = codeDone{m.c.q.claim, rec}
+			codes[i] = rec
 			done[i] = groupLoggedIn{&Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: true}, rec, entries[i : i+1]}
 		}
 		n, err := s.db.ExecBatch(ctx, tx, s.insertUsers(users...), s.insertIdentities(idents...),
@@ -122,5 +122,3 @@ func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupL
 		m.c.a, m.c.err = done[i], err
 	}
 }
-
-var errClaimGone = errors.New("auth: the claim on this login code was lost")

@@ -72,7 +72,7 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 			userIDs  []uuid.UUID
 			sessions []*ent.Session
 			entries  []auditEntry
-			codes    []codeDone
+			codes    []codeRecord
 		)
 		taken := make(map[uuid.UUID]bool, len(members))
 		for _, m := range members {
@@ -96,7 +96,7 @@ func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, gr
 			m.done = &groupLoggedIn{login: &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct}, rec: rec, entries: []auditEntry{entry}}
 			in = append(in, m)
 			idents, users, userIDs = append(idents, ident), append(users, u), append(userIDs, u.ID)
-			sessions, entries, codes = append(sessions, sess), append(entries, entry), append(codes, codeDone{q.claim, rec})
+			sessions, entries, codes = append(sessions, sess), append(entries, entry), append(codes, rec)
 		}
 		if len(in) == 0 {
 			return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -29,14 +30,6 @@ const (
 	// inside the contract's 10 s.
 	LoginAnswerBound = 9900 * time.Millisecond
 	cleanupGrace     = 300 * time.Millisecond
-	// failedTTL is how long a code WeChat refused for good answers with the same error
-	// without asking WeChat again: long enough for every request already waiting on it.
-	failedTTL = 10 * time.Second
-	// claimLease bounds how long a pending code claim holds off other instances, so a
-	// crashed instance cannot hold a code for longer than one login can take.
-	claimLease = 15 * time.Second
-	// claimPoll is how often an instance waiting on another's claim looks again.
-	claimPoll = 50 * time.Millisecond
 	// lastSeenEvery limits writes of a session's last-seen time.
 	lastSeenEvery = time.Minute
 	// DefaultCodeWindow is how long a spent code logs its user in again: no longer than
@@ -137,10 +130,12 @@ type Service struct {
 	sessions    *sessionCache // nil: every request reads its session
 	known       *knownIdentities
 	codeWindow  time.Duration
-	devCodes    func(code string) string // nil outside dev mode
-	claims      *claims                  // the login codes' claims, grouped when logins come together
-	exists      *existence               // whether identities exist, asked together likewise
-	firstLogins *firstLogins             // first logins that come together, in one transaction
+	devCodes    func(code string) string  // nil outside dev mode
+	lookupQuery string                    // a session's, for the dialect (lookupQuery)
+	codeClaims  claim.Machine[codeRecord] // the login codes' claims
+	claims      *claims                   // their inserts, grouped when logins come together
+	exists      *existence                // whether identities exist, asked together likewise
+	firstLogins *firstLogins              // first logins that come together, in one transaction
 	// returningLogins: returning logins that come together, likewise
 	returningLogins *returningLogins
 	loginTimeout    time.Duration
@@ -242,7 +237,9 @@ func New(o Options) (*Service, error) {
 	if s.codeWindow <= 0 || s.codeWindow > DefaultCodeWindow {
 		s.codeWindow = DefaultCodeWindow
 	}
-	s.claims = newClaims(s.db, s.codeWindow)
+	s.codeClaims = claim.Machine[codeRecord]{Window: s.codeWindow, Refusals: refusals, Unknown: wechat.ErrUnexpected, Now: s.clock}
+	s.claims = newClaims(s.db)
+	s.lookupQuery = lookupQuery(s.db.Dialect)
 	s.exists = newExistence(s.db)
 	s.firstLogins = newFirstLogins(s)
 	s.returningLogins = newReturningLogins(s)

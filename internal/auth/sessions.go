@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
@@ -74,30 +76,26 @@ func (s *Service) authenticate(ctx context.Context, token string, fresh bool) (*
 	return cur, nil
 }
 
-// lookupQuery reads a session with its user and identity in one indexed query.
-const lookupQuery = `SELECT
-	s.id, s.user_id, s.identity_id, s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, s.ip, s.user_agent,
-	u.created_at, u.last_login_at, u.unionid, u.nickname, u.avatar_url, u.phone_number,
-	i.appid, i.openid, i.unionid, i.session_key, i.created_at, i.updated_at
-FROM sessions s
-JOIN users u ON u.id = s.user_id
-JOIN identities i ON i.id = s.identity_id
-WHERE s.token_hash = ?`
+// lookupQuery reads a session with its user and identity, by the session's token
+// hash, in one indexed query.
+func lookupQuery(dia string) string {
+	st, ut, it := entsql.Table(session.Table).As("s"), entsql.Table(user.Table).As("u"), entsql.Table(identity.Table).As("i")
+	q, _ := entsql.Dialect(dia).Select(slices.Concat(sessionColumns(st), userColumns(ut), identityColumns(it))...).
+		From(st).
+		Join(ut).On(st.C(session.FieldUserID), ut.C(user.FieldID)).
+		Join(it).On(st.C(session.FieldIdentityID), it.C(identity.FieldID)).
+		Where(entsql.EQ(st.C(session.FieldTokenHash), []byte(nil))).
+		Query()
+	return q
+}
 
 func (s *Service) lookup(ctx context.Context, tokenHash []byte) (*Current, error) {
 	var (
-		sess                                    ent.Session
-		user                                    ent.User
-		ident                                   ent.Identity
-		revokedAt                               sql.NullTime
-		ip, agent, uUnion, nick, avatar, iUnion sql.NullString
-		phone                                   []byte
+		sess  ent.Session
+		user  ent.User
+		ident ent.Identity
 	)
-	err := s.db.SQL.QueryRowContext(ctx, lookupQuery, tokenHash).Scan(
-		&sess.ID, &sess.UserID, &sess.IdentityID, &sess.CreatedAt, &sess.ExpiresAt, &sess.LastSeenAt, &revokedAt, &ip, &agent,
-		&user.CreatedAt, &user.LastLoginAt, &uUnion, &nick, &avatar, &phone,
-		&ident.Appid, &ident.Openid, &iUnion, &ident.SessionKey, &ident.CreatedAt, &ident.UpdatedAt,
-	)
+	err := s.db.SQL.QueryRowContext(ctx, s.lookupQuery, tokenHash).Scan(slices.Concat(scanSession(&sess), scanUser(&user), scanIdentity(&ident))...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errInvalidToken
 	}
@@ -105,31 +103,8 @@ func (s *Service) lookup(ctx context.Context, tokenHash []byte) (*Current, error
 		return nil, fmt.Errorf("auth: looking up a session: %w", err)
 	}
 	sess.TokenHash = tokenHash
-	sess.RevokedAt = nullTime(revokedAt)
-	sess.IP, sess.UserAgent = nullString(ip), nullString(agent)
-	user.ID = sess.UserID
-	user.Unionid, user.Nickname, user.AvatarURL = nullString(uUnion), nullString(nick), nullString(avatar)
-	if phone != nil {
-		user.PhoneNumber = &phone
-	}
-	ident.ID, ident.UserID, ident.Unionid = sess.IdentityID, sess.UserID, nullString(iUnion)
 	sess.Edges.User, sess.Edges.Identity = &user, &ident
 	return &Current{Session: &sess, Account: Account{User: &user, Identity: &ident}}, nil
-}
-
-func nullString(v sql.NullString) *string {
-	if !v.Valid {
-		return nil
-	}
-	return &v.String
-}
-
-func nullTime(v sql.NullTime) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := v.Time.UTC()
-	return &t
 }
 
 // Identity reads the identity the request's session logged in with as it is now: its

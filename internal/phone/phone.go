@@ -19,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/ratelimit"
@@ -29,14 +30,10 @@ import (
 
 const (
 	// timeout bounds one binding, waiting included.
-	timeout    = 9500 * time.Millisecond
-	claimLease = 15 * time.Second
-	claimPoll  = 50 * time.Millisecond
+	timeout = 9500 * time.Millisecond
 	// window: a phone code lives 5 minutes.
-	window = 5 * time.Minute
-	// failedTTL keeps WeChat's final refusal for requests already waiting on the code.
-	failedTTL = 10 * time.Second
-	maxCode   = 128
+	window  = 5 * time.Minute
+	maxCode = 128
 	// storeTimeout bounds storing a number WeChat has already given (and billed).
 	storeTimeout = 5 * time.Second
 	// migrateBatch is how many users one query of MigrateNumbers reads.
@@ -54,10 +51,6 @@ const (
 // ErrTooManyCodes refuses an exchange over the user's limit; it comes with the
 // *ratelimit.Error that says when to retry.
 var ErrTooManyCodes = errors.New("phone: too many phone codes for this user")
-
-// ErrBusy means another request is still exchanging the code and did not finish within
-// this one's time.
-var ErrBusy = errors.New("phone: this code is still being exchanged with WeChat")
 
 // ErrNotYours means the code was already used to bind another user's number.
 var ErrNotYours = fmt.Errorf("phone: the code was used by another user: %w", wechat.ErrInvalidCode)
@@ -77,6 +70,7 @@ type Service struct {
 	apps    wxapp.Set
 	keyring *seal.Keyring
 	limit   *ratelimit.Limiter // exchanges per user
+	claims  claim.Machine[uuid.UUID]
 	now     func() time.Time
 	log     *slog.Logger
 	batch   int // users per query of MigrateNumbers
@@ -91,6 +85,7 @@ func New(o Options) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.claims = claim.Machine[uuid.UUID]{Window: window, Refusals: refusals, Unknown: wechat.ErrUnexpected, Now: s.clock}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -99,8 +94,9 @@ func New(o Options) *Service {
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-// definitive are WeChat's refusals that asking again would not change.
-var definitive = map[string]error{
+// refusals are WeChat's refusals of a code that asking again would not change, by the
+// name a failed claim keeps.
+var refusals = map[string]error{
 	"invalid_code": wechat.ErrInvalidCode,
 	"rate_limited": wechat.ErrRateLimited,
 	"foreign_code": wechat.ErrForeignCode,
@@ -118,59 +114,94 @@ func (s *Service) Bind(ctx context.Context, userID uuid.UUID, appid, openid, cod
 		return err
 	}
 	sum := sha256.Sum256([]byte("wxlogin phone code\x00" + code))
-	hash := sum[:]
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	for {
-		rec, err := s.db.PhoneCode.Query().Where(phonecode.CodeHash(hash)).Only(ctx)
-		now := s.clock()
-		switch {
-		case ent.IsNotFound(err):
-			claim, err := s.db.PhoneCode.Create().
-				SetCodeHash(hash).SetUserID(userID).SetState(phonecode.StatePending).
-				SetLeaseUntil(now.Add(claimLease)).SetExpiresAt(now.Add(window)).SetCreatedAt(now).
-				Save(ctx)
-			if database.IsUniqueViolation(err) {
-				continue // another request claimed it first
-			}
-			if err != nil {
-				return s.busyIfLate(ctx, err)
-			}
-			return s.exchange(ctx, app, claim.ID, userID, openid, code)
-		case err != nil:
-			return s.busyIfLate(ctx, err)
-		case !now.Before(rec.ExpiresAt) || (rec.State == phonecode.StatePending && !now.Before(rec.LeaseUntil)):
-			// Past its window: WeChat will refuse it, and says so. A dead claim: try again.
-			if _, err := s.db.PhoneCode.Delete().Where(phonecode.ID(rec.ID), phonecode.StateEQ(rec.State)).Exec(ctx); err != nil {
-				return s.busyIfLate(ctx, err)
-			}
-		case rec.UserID != userID:
-			return ErrNotYours
-		case rec.State == phonecode.StateDone:
-			return nil
-		case rec.State == phonecode.StateFailed:
-			refusal := definitive[deref(rec.Failure)]
-			if refusal == nil {
-				refusal = wechat.ErrUnexpected
-			}
-			return fmt.Errorf("phone: WeChat refused this code moments ago: %w", refusal)
-		default: // pending elsewhere
-			select {
-			case <-ctx.Done():
-				return ErrBusy
-			case <-time.After(claimPoll):
-			}
-		}
+	store := phoneCode{s.db, sum[:], userID}
+	id, done, err := s.claims.Take(ctx, store)
+	switch {
+	case err != nil:
+		return err
+	case done != nil && done.Data != userID:
+		return ErrNotYours
+	case done != nil:
+		return nil
 	}
+	if err := s.exchange(ctx, app, id, userID, openid, code); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if rerr := s.claims.Release(cctx, store, id, err); rerr != nil {
+			s.log.ErrorContext(ctx, "phone: releasing a failed code claim", "error", rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// phoneCode is one phone code's claim (claim.Store): its row in phone_codes, keyed by
+// the code's hash, naming the user it binds a number for (Data).
+type phoneCode struct {
+	db     *database.DB
+	hash   []byte
+	userID uuid.UUID
+}
+
+func (c phoneCode) Insert(ctx context.Context, lease, expires time.Time) (int, error) {
+	rec, err := c.db.PhoneCode.Create().
+		SetCodeHash(c.hash).SetUserID(c.userID).SetState(phonecode.StatePending).
+		SetLeaseUntil(lease).SetExpiresAt(expires).
+		Save(ctx)
+	switch {
+	case database.IsUniqueViolation(err):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return rec.ID, nil
+}
+
+func (c phoneCode) Find(ctx context.Context) (claim.Row[uuid.UUID], bool, error) {
+	rec, err := c.db.PhoneCode.Query().Where(phonecode.CodeHash(c.hash)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		return claim.Row[uuid.UUID]{}, false, nil
+	case err != nil:
+		return claim.Row[uuid.UUID]{}, false, err
+	}
+	row := claim.Row[uuid.UUID]{ID: rec.ID, Failure: deref(rec.Failure), LeaseUntil: rec.LeaseUntil, ExpiresAt: rec.ExpiresAt, Data: rec.UserID}
+	switch rec.State {
+	case phonecode.StateDone:
+		row.State = claim.Done
+	case phonecode.StateFailed:
+		row.State = claim.Failed
+	}
+	return row, true, nil
+}
+
+func (c phoneCode) Delete(ctx context.Context, id int, state claim.State) error {
+	_, err := c.db.PhoneCode.Delete().Where(phonecode.ID(id), phonecode.StateEQ(phoneCodeState(state))).Exec(ctx)
+	return err
+}
+
+func (c phoneCode) Fail(ctx context.Context, id int, failure string, expires time.Time) error {
+	return c.db.PhoneCode.Update().Where(phonecode.ID(id), phonecode.StateEQ(phonecode.StatePending)).
+		SetState(phonecode.StateFailed).SetFailure(failure).SetExpiresAt(expires).Exec(ctx)
+}
+
+func phoneCodeState(s claim.State) phonecode.State {
+	switch s {
+	case claim.Done:
+		return phonecode.StateDone
+	case claim.Failed:
+		return phonecode.StateFailed
+	}
+	return phonecode.StatePending
 }
 
 // exchange asks WeChat for the number under a claim, and stores it with the claim
 // marked done in one transaction.
-func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID uuid.UUID, openid, code string) error {
+func (s *Service) exchange(ctx context.Context, app wxapp.App, claimID int, userID uuid.UUID, openid, code string) error {
 	if refused := s.limit.Take(userID.String(), s.now()); refused != nil {
-		err := fmt.Errorf("%w: %w", ErrTooManyCodes, refused)
-		s.release(ctx, claim, err)
-		return err
+		return fmt.Errorf("%w: %w", ErrTooManyCodes, refused)
 	}
 	// A full budget of its own, however long this request waited for the claim: an
 	// exchange cut short may already be billed.
@@ -202,14 +233,14 @@ func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID
 		defer cancel()
 		err = s.db.WithTx(sctx, func(tx *ent.Tx) error {
 			// The claim names the user: a merge may have moved it since it was made.
-			rec, err := tx.PhoneCode.Get(sctx, claim)
+			rec, err := tx.PhoneCode.Get(sctx, claimID)
 			if err != nil {
 				return err
 			}
 			if err := tx.User.UpdateOneID(rec.UserID).SetPhoneNumber(s.keyring.Seal([]byte(number), Binding(rec.UserID))).Exec(sctx); err != nil {
 				return err
 			}
-			n, err := tx.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).SetState(phonecode.StateDone).Save(sctx)
+			n, err := tx.PhoneCode.Update().Where(phonecode.ID(claimID), phonecode.StateEQ(phonecode.StatePending)).SetState(phonecode.StateDone).Save(sctx)
 			if err == nil && n != 1 {
 				err = errors.New("phone: the claim on this code was lost")
 			}
@@ -220,37 +251,6 @@ func (s *Service) exchange(ctx context.Context, app wxapp.App, claim int, userID
 			return nil
 		}
 		s.log.ErrorContext(ctx, "phone: WeChat gave the number, but storing it failed", "error", err)
-	}
-	s.release(ctx, claim, err)
-	return err
-}
-
-// release ends a failed claim: WeChat's final refusal is kept briefly for waiters;
-// anything else removes the claim so that a retry asks again.
-func (s *Service) release(ctx context.Context, claim int, cause error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	var err error
-	name := ""
-	for n, refusal := range definitive {
-		if errors.Is(cause, refusal) {
-			name = n
-		}
-	}
-	if name != "" {
-		err = s.db.PhoneCode.Update().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).
-			SetState(phonecode.StateFailed).SetFailure(name).SetExpiresAt(s.clock().Add(failedTTL)).Exec(cctx)
-	} else {
-		_, err = s.db.PhoneCode.Delete().Where(phonecode.ID(claim), phonecode.StateEQ(phonecode.StatePending)).Exec(cctx)
-	}
-	if err != nil {
-		s.log.ErrorContext(ctx, "phone: releasing a failed code claim", "error", err)
-	}
-}
-
-func (s *Service) busyIfLate(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ErrBusy
 	}
 	return err
 }
