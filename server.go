@@ -131,18 +131,16 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	// Each mini-program has its own WeChat client and its own access token.
-	var logins []auth.WeChat
 	var platform []wxapp.App
 	for _, app := range apps {
 		wc, err := wechat.New(wechat.Config{BaseURL: base, AppID: app.AppID, Secret: app.Secret, Logger: log, Observe: meter.WeChat})
 		if err != nil {
 			return err
 		}
-		logins = append(logins, wc)
 		platform = append(platform, wxapp.App{Client: wc, Tokens: accesstoken.New(accesstoken.Options{DB: db, Source: wc, Keyring: keyring, Logger: log})})
 	}
 	authn, err := auth.New(auth.Options{
-		DB: db, Apps: logins, Keyring: keyring, Logger: log,
+		DB: db, Apps: platform, Keyring: keyring, Logger: log,
 		Policy: auth.Policy{
 			SessionTTL:      cfg.Sessions.TTL,
 			IdleTimeout:     cfg.Sessions.IdleTimeout,

@@ -19,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 func BenchmarkNewToken(b *testing.B) {
@@ -133,7 +134,7 @@ func benchLogin(b *testing.B, backend testdb.Backend, cacheTTL time.Duration) (*
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := New(Options{DB: backend.Open(b), Apps: []WeChat{wc}, Keyring: ring, SessionCacheTTL: cacheTTL})
+	svc, err := New(Options{DB: backend.Open(b), Apps: []wxapp.App{{Client: wc}}, Keyring: ring, SessionCacheTTL: cacheTTL})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/wechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 // A login, from the code to the session:
@@ -39,13 +40,14 @@ func (s *Service) Login(ctx context.Context, appid, code string, client Client) 
 	if s.devCodes != nil {
 		code = s.devCodes(code)
 	}
-	if appid == "" {
-		appid = s.defaultApp
+	app := s.apps.Default()
+	if appid != "" {
+		var err error
+		if app, err = s.apps.Get(appid); err != nil {
+			return nil, input.Errorf("appid is not one of this server's mini-programs: leave it out for the default, or pass the appid of the mini-program calling.")
+		}
 	}
-	app, ok := s.apps[appid]
-	if !ok {
-		return nil, input.Errorf("appid is not one of this server's mini-programs: leave it out for the default, or pass the appid of the mini-program calling.")
-	}
+	appid = app.Client.AppID()
 	hash := CodeHash(appid, code)
 	key := string(hash)
 	// One deadline for the whole login, whoever does the work and however long it waits.
@@ -83,7 +85,7 @@ func (s *Service) Login(ctx context.Context, appid, code string, client Client) 
 	// recording who it logs in is what lets the client's retry succeed.
 	lctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	login, rec, err := s.exchange(lctx, app, hash, code, client)
+	login, rec, err := s.exchange(lctx, app.Client, hash, code, client)
 	f.rec, f.err = rec, err
 	return login, err
 }
@@ -109,7 +111,7 @@ var refusals = map[string]error{
 // it, asking WeChat and recording the result in the login's transaction. When that
 // fails, no user or session is left, and the claim either keeps WeChat's final
 // refusal for a few seconds or is removed.
-func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code string, client Client) (*Login, codeRecord, error) {
+func (s *Service) exchange(ctx context.Context, app wxapp.Client, hash []byte, code string, client Client) (*Login, codeRecord, error) {
 	store := loginCode{s, hash}
 	id, done, err := s.codeClaims.Take(ctx, store)
 	switch {
@@ -137,7 +139,7 @@ func (s *Service) exchange(ctx context.Context, app WeChat, hash []byte, code st
 // identity WeChat names in: with the logins that come with it, first logins and
 // returning ones apart, or alone when the group could not (a row another login made,
 // a claim gone, a unionid to link or a merge).
-func (s *Service) exchangeClaimed(ctx context.Context, app WeChat, claim int, code string, client Client) (*Login, codeRecord, error) {
+func (s *Service) exchangeClaimed(ctx context.Context, app wxapp.Client, claim int, code string, client Client) (*Login, codeRecord, error) {
 	appid := app.AppID()
 	ws, err := app.Code2Session(ctx, code)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/testdb"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 // loginService is a Service on a fresh database, logging in through the fake WeChat
@@ -36,7 +37,7 @@ func loginService(t *testing.T, b testdb.Backend, policy Policy) (*Service, *fak
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Options{DB: b.Open(t), Apps: []WeChat{wc}, Keyring: ring, Policy: policy})
+	svc, err := New(Options{DB: b.Open(t), Apps: []wxapp.App{{Client: wc}}, Keyring: ring, Policy: policy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@
 package auth
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -19,6 +18,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
+	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 const (
@@ -42,17 +42,11 @@ const (
 	MaxLoginsPerCode = 3
 )
 
-// WeChat is what login needs of the WeChat client.
-type WeChat interface {
-	AppID() string
-	Code2Session(ctx context.Context, code string) (wechat.Session, error)
-}
-
 // Options are the Service's dependencies and policy.
 type Options struct {
 	DB *database.DB
 	// Apps are the mini-programs logins may come from; the first is the default.
-	Apps    []WeChat
+	Apps    []wxapp.App
 	Keyring *seal.Keyring
 	Policy  Policy
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -121,8 +115,7 @@ func (p Policy) withDefaults() Policy {
 // Service logs people in and keeps their sessions.
 type Service struct {
 	db          *database.DB
-	apps        map[string]WeChat
-	defaultApp  string
+	apps        wxapp.Set
 	keyring     *seal.Keyring
 	policy      Policy
 	trusted     []netip.Prefix
@@ -208,8 +201,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		db:           o.DB,
-		apps:         make(map[string]WeChat, len(o.Apps)),
-		defaultApp:   o.Apps[0].AppID(),
+		apps:         wxapp.NewSet(o.Apps),
 		keyring:      o.Keyring,
 		policy:       o.Policy.withDefaults(),
 		trusted:      o.TrustedProxies,
@@ -220,9 +212,6 @@ func New(o Options) (*Service, error) {
 		log:          o.Logger,
 		flights:      make(map[string]*flight),
 		known:        newKnownIdentities(),
-	}
-	for _, app := range o.Apps {
-		s.apps[app.AppID()] = app
 	}
 	if s.loginTimeout <= 0 {
 		s.loginTimeout = DefaultLoginTimeout

@@ -109,6 +109,9 @@ func (a stubApp) AppID() string {
 	}
 	return a.appid
 }
+func (stubApp) Code2Session(context.Context, string) (wechat.Session, error) {
+	return wechat.Session{}, errors.New("not used")
+}
 func (stubApp) GetPhoneNumber(context.Context, string, string, string) (wechat.PhoneInfo, error) {
 	return wechat.PhoneInfo{}, errors.New("not used")
 }

@@ -164,7 +164,6 @@ func (e *env) addInstance() *httptest.Server {
 	for _, op := range persisted.Builtin().Operations {
 		meter.KnownOperations(op.Name)
 	}
-	var logins []auth.WeChat
 	var platform []wxapp.App
 	for _, cfg := range configs {
 		cfg.Logger = e.logger()
@@ -174,12 +173,11 @@ func (e *env) addInstance() *httptest.Server {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		logins = append(logins, wc)
 		tokens := accesstoken.New(accesstoken.Options{DB: e.db, Source: wc, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 		platform = append(platform, wxapp.App{Client: wc, Tokens: tokens})
 	}
 	svc, err := auth.New(auth.Options{
-		DB: e.db, Apps: logins, Keyring: ring, Policy: e.policy, TrustedProxies: e.trusted,
+		DB: e.db, Apps: platform, Keyring: ring, Policy: e.policy, TrustedProxies: e.trusted,
 		LoginTimeout: e.loginTimeout, Now: e.clock.Now, Logger: e.logger(),
 	})
 	if err != nil {

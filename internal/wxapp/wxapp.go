@@ -1,6 +1,6 @@
-// Package wxapp names what a served mini-program offers the services that call WeChat
-// on a user's behalf: its client and its access token. The services pick the app of
-// the user's session by appid.
+// Package wxapp is the served mini-programs: each one's WeChat client and access token,
+// by appid. Login picks the app a code comes from (the first by default); the services
+// that call WeChat on a user's behalf pick the app of the user's session.
 package wxapp
 
 import (
@@ -13,6 +13,7 @@ import (
 // Client is the WeChat API the services use.
 type Client interface {
 	AppID() string
+	Code2Session(ctx context.Context, code string) (wechat.Session, error)
 	GetPhoneNumber(ctx context.Context, accessToken, code, openid string) (wechat.PhoneInfo, error)
 	CheckSessionKey(ctx context.Context, accessToken, openid, sessionKey string) error
 }
@@ -28,22 +29,31 @@ type App struct {
 	Tokens Tokens
 }
 
-// Set finds apps by appid.
-type Set map[string]App
+// Set finds apps by appid; the first is the default.
+type Set struct {
+	byID  map[string]App
+	first App
+}
 
-// NewSet indexes apps by appid.
+// NewSet indexes apps by appid; the first is the default.
 func NewSet(apps []App) Set {
-	s := make(Set, len(apps))
-	for _, a := range apps {
-		s[a.Client.AppID()] = a
+	s := Set{byID: make(map[string]App, len(apps))}
+	for i, a := range apps {
+		if i == 0 {
+			s.first = a
+		}
+		s.byID[a.Client.AppID()] = a
 	}
 	return s
 }
 
+// Default is the first app.
+func (s Set) Default() App { return s.first }
+
 // Get returns the app with appid. A session's identity always names a served app,
 // unless the app was removed from the configuration since it logged in.
 func (s Set) Get(appid string) (App, error) {
-	a, ok := s[appid]
+	a, ok := s.byID[appid]
 	if !ok {
 		return App{}, fmt.Errorf("wxapp: %s is not a served mini-program (was it removed from WECHAT_APPS?)", appid)
 	}
