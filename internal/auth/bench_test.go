@@ -10,16 +10,11 @@ package auth
 
 import (
 	"context"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/testdb"
-	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
-	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
 func BenchmarkNewToken(b *testing.B) {
@@ -122,22 +117,8 @@ func benchAuthenticate(b *testing.B, backend testdb.Backend, cacheTTL time.Durat
 // identity, one session. It returns the service and the session's token.
 func benchLogin(b *testing.B, backend testdb.Backend, cacheTTL time.Duration) (*Service, string) {
 	b.Helper()
-	const appID, secret = "wxbenchapp000001", "bench-app-secret-5c2e"
-	fake := fakewechat.New(fakewechat.Options{AppID: appID, Secret: secret})
-	srv := httptest.NewServer(fake)
-	b.Cleanup(func() { fake.Close(); srv.Close() })
-	wc, err := wechat.New(wechat.Config{BaseURL: srv.URL, AppID: appID, Secret: secret})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ring, err := seal.NewKeyring([]byte(strings.Repeat("k", 32)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := New(Options{DB: backend.Open(b), Apps: []wxapp.App{{Client: wc}}, Keyring: ring, SessionCacheTTL: cacheTTL})
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc, fake := testService(b, backend, Options{SessionCacheTTL: cacheTTL})
+	appID := fake.AppID()
 	code := fake.IssueCode(fakewechat.User{OpenID: fakewechat.OpenIDFor(appID, "bench"), UnionID: fakewechat.UnionIDFor("bench")})
 	login, err := svc.Login(context.Background(), "", code, Client{IP: "192.0.2.1", UserAgent: "wxlogin-bench"})
 	if err != nil {

@@ -14,17 +14,6 @@ import (
 // gone. Nothing of the group was kept.
 var errAlone = errors.New("auth: the login goes on its own")
 
-// firstLogins makes the first logins that come together in one transaction: the users,
-// identities, sessions and audit rows of all of them in one insert each, and their
-// codes' records in one update, in one round trip and one commit. At a campaign's peak
-// most logins are first logins, and each statement and commit costs the database about
-// as much for several rows as for one. A login that comes while no group is on its way
-// goes at once, as a group of one.
-type firstLogins struct {
-	s *Service
-	batcher[groupLogin, groupLoggedIn]
-}
-
 // groupLogin is a login that goes with others: WeChat's answer for the code it claimed.
 type groupLogin struct {
 	appid  string
@@ -41,19 +30,19 @@ type groupLoggedIn struct {
 	entries []auditEntry
 }
 
-func newFirstLogins(s *Service) *firstLogins {
-	f := &firstLogins{s: s}
-	f.batcher = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: f.send}
-	return f
-}
-
-// send logs a group in. When the transaction fails (a unique index refuses a row: the
+// sendFirstLogins makes the first logins that come together in one transaction: the users,
+// identities, sessions and audit rows of all of them in one insert each, and their
+// codes' records in one update, in one round trip and one commit. At a campaign's peak
+// most logins are first logins, and each statement and commit costs the database about
+// as much for several rows as for one. A login that comes while no group is on its way
+// goes at once, as a group of one.
+//
+// When the transaction fails (a unique index refuses a row: the
 // same person's first logins racing, or a unionid that has a user; a claim has gone;
 // the database fails), it is rolled back and each login is told to go alone
 // (errAlone), so that none fails for another's sake. Only the group running out of
 // time fails them all.
-func (f *firstLogins) send(ctx context.Context, batch []*call[groupLogin, groupLoggedIn]) {
-	s := f.s
+func (s *Service) sendFirstLogins(ctx context.Context, batch []*call[groupLogin, groupLoggedIn]) {
 	// What WeChat said is checked, and the session_keys sealed, once for every try.
 	type member struct {
 		c       *call[groupLogin, groupLoggedIn]

@@ -23,7 +23,7 @@ import (
 //     request anywhere claims it; the others wait for its outcome, or log in again
 //     from a done claim (relogin), at most MaxLoginsPerCode times in all.
 //  3. exchangeClaimed: WeChat's code2Session, then the login goes with the logins that
-//     come with it (firstLogins, returningLogins: one transaction, one statement of
+//     come with it (sendFirstLogins, sendReturningLogins: one transaction, one statement of
 //     each kind for all of them, built in statements.go), or, when the group cannot
 //     make it, alone (alone.go, with ent's builders).
 
@@ -153,9 +153,9 @@ func (s *Service) exchangeClaimed(ctx context.Context, app wxapp.Client, claim i
 			return nil, codeRecord{}, s.busyIfLate(ctx, err)
 		}
 	}
-	group := &s.firstLogins.batcher
+	group := &s.firstLogins
 	if known {
-		group = &s.returningLogins.batcher
+		group = &s.returningLogins
 	}
 	q := groupLogin{appid, ws, claim, client}
 	g, err := group.do(ctx, q)

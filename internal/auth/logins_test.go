@@ -19,28 +19,35 @@ import (
 	"github.com/wxlogin/wxlogin/internal/wxapp"
 )
 
-// loginService is a Service on a fresh database, logging in through the fake WeChat
-// over HTTP. Its answers take a few milliseconds, as across the internet, so that
-// logins sent at once are in flight together and go in groups.
-func loginService(t *testing.T, b testdb.Backend, policy Policy) (*Service, *fakewechat.Server) {
-	t.Helper()
+// testService is a Service on a fresh database of the backend's kind, with o's
+// policy and session cache, logging in through the fake WeChat over HTTP.
+func testService(tb testing.TB, b testdb.Backend, o Options) (*Service, *fakewechat.Server) {
+	tb.Helper()
 	const appID, secret = "wxlogintest00001", "login-test-secret"
 	fake := fakewechat.New(fakewechat.Options{AppID: appID, Secret: secret})
-	fake.SetLatency(5 * time.Millisecond)
 	srv := httptest.NewServer(fake)
-	t.Cleanup(func() { srv.Close(); fake.Close() })
+	tb.Cleanup(func() { srv.Close(); fake.Close() })
 	wc, err := wechat.New(wechat.Config{BaseURL: srv.URL, AppID: appID, Secret: secret})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	ring, err := seal.NewKeyring([]byte(strings.Repeat("k", 32)))
+	if o.Keyring, err = seal.NewKeyring([]byte(strings.Repeat("k", 32))); err != nil {
+		tb.Fatal(err)
+	}
+	o.DB, o.Apps = b.Open(tb), []wxapp.App{{Client: wc}}
+	svc, err := New(o)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	svc, err := New(Options{DB: b.Open(t), Apps: []wxapp.App{{Client: wc}}, Keyring: ring, Policy: policy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return svc, fake
+}
+
+// loginService is testService whose WeChat answers take a few milliseconds, as across
+// the internet, so that logins sent at once are in flight together and go in groups.
+func loginService(t *testing.T, b testdb.Backend, policy Policy) (*Service, *fakewechat.Server) {
+	t.Helper()
+	svc, fake := testService(t, b, Options{Policy: policy})
+	fake.SetLatency(5 * time.Millisecond)
 	return svc, fake
 }
 

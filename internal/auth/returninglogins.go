@@ -9,7 +9,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 )
 
-// returningLogins makes the returning logins that come together in one transaction:
+// sendReturningLogins makes the returning logins that come together in one transaction:
 // one locked read of their identities and users, then their identities' session_keys,
 // their users' login time, their sessions, audit rows and codes' records in one
 // statement each, with a count of each user's live sessions, in one round trip; past
@@ -23,22 +23,11 @@ import (
 // (a link, perhaps a merge), or the group already logs its user in (the same person
 // twice, or two identities of one user), which keeps each user's cap to one login of
 // the transaction.
-type returningLogins struct {
-	s *Service
-	batcher[groupLogin, groupLoggedIn]
-}
-
-func newReturningLogins(s *Service) *returningLogins {
-	r := &returningLogins{s: s}
-	r.batcher = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: r.send}
-	return r
-}
-
-// send logs a group in. When the transaction fails, it is rolled back and every login
+//
+// When the transaction fails, it is rolled back and every login
 // goes alone, so that none fails for another's sake; only the group running out of time
 // fails them all.
-func (r *returningLogins) send(ctx context.Context, batch []*call[groupLogin, groupLoggedIn]) {
-	s := r.s
+func (s *Service) sendReturningLogins(ctx context.Context, batch []*call[groupLogin, groupLoggedIn]) {
 	type member struct {
 		c      *call[groupLogin, groupLoggedIn]
 		sealed []byte

@@ -128,12 +128,12 @@ type Service struct {
 	codeClaims  claim.Machine[codeRecord] // the login codes' claims
 	claims      *claims                   // their inserts, grouped when logins come together
 	exists      *existence                // whether identities exist, asked together likewise
-	firstLogins *firstLogins              // first logins that come together, in one transaction
-	// returningLogins: returning logins that come together, likewise
-	returningLogins *returningLogins
-	loginTimeout    time.Duration
-	now             func() time.Time
-	log             *slog.Logger
+	// firstLogins and returningLogins: the logins that come together, each kind in a
+	// transaction of its own (sendFirstLogins, sendReturningLogins).
+	firstLogins, returningLogins batcher[groupLogin, groupLoggedIn]
+	loginTimeout                 time.Duration
+	now                          func() time.Time
+	log                          *slog.Logger
 
 	mu      sync.Mutex
 	flights map[string]*flight // codes being exchanged by this instance, by hash
@@ -230,8 +230,8 @@ func New(o Options) (*Service, error) {
 	s.claims = newClaims(s.db)
 	s.lookupQuery = lookupQuery(s.db.Dialect)
 	s.exists = newExistence(s.db)
-	s.firstLogins = newFirstLogins(s)
-	s.returningLogins = newReturningLogins(s)
+	s.firstLogins = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: s.sendFirstLogins}
+	s.returningLogins = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: s.sendReturningLogins}
 	if s.now == nil {
 		s.now = time.Now
 	}

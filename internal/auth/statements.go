@@ -20,7 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/database"
 )
 
-// The statements of a group of logins (firstLogins, returningLogins), a single login
+// The statements of a group of logins (sendFirstLogins, sendReturningLogins), a single login
 // being a group of one: each builds one statement for every login of the group, with
 // ent's column names, and sends it with the others in one round trip.
 
