@@ -20,8 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -43,9 +46,6 @@ const (
 	// rejectedFor: a token WeChat keeps rejecting is not used or replaced for this
 	// long at least, or until the fleet may force a refresh again if that is later.
 	rejectedFor = 5 * time.Second
-	// lease bounds how long one instance holds off the others while it refreshes.
-	lease = 10 * time.Second
-	poll  = 50 * time.Millisecond
 	// refreshTimeout bounds one refresh, waiting on another instance's included.
 	refreshTimeout = 9 * time.Second
 )
@@ -81,9 +81,10 @@ type Manager struct {
 	appid   string
 	holder  string // this instance, in the lease
 
+	refreshing singleflight.Group // one refresh at a time in this instance
+
 	mu       sync.Mutex
 	cached   token
-	flight   *flight
 	rejected *rejection // the token WeChat keeps rejecting; nil: none
 }
 
@@ -126,12 +127,6 @@ func (m *Manager) newRejection(value string, forcedAt time.Time, why string, cau
 		until = next
 	}
 	return &rejection{value: value, until: until, why: why, cause: cause}
-}
-
-type flight struct {
-	done chan struct{}
-	tok  token
-	err  error
 }
 
 // New builds a Manager.
@@ -228,9 +223,8 @@ func (m *Manager) logRejection(ctx context.Context, r *rejection) {
 }
 
 // get returns a token other than bad: from this instance's cache, from the database,
-// or from WeChat. One refresh runs at a time in an instance, detached from any one
-// caller (a caller that gives up does not fail the others waiting on it); each caller
-// waits under its own context. While the cached token still works, callers get it at
+// or from WeChat. One refresh runs at a time in an instance (singleflight), detached
+// from any one caller; each caller waits under its own context. While the cached token still works, callers get it at
 // once and the refresh ahead of expiry runs in the background.
 func (m *Manager) get(ctx context.Context, bad string) (string, error) {
 	for {
@@ -245,26 +239,22 @@ func (m *Manager) get(ctx context.Context, bad string) (string, error) {
 			m.mu.Unlock()
 			return "", r // WeChat keeps rejecting it: neither use nor replace it yet
 		}
-		f := m.flight
-		if f == nil {
-			f = &flight{done: make(chan struct{})}
-			m.flight = f
-			go m.run(f, bad)
-		}
 		m.mu.Unlock()
+		refreshed := m.refreshing.DoChan("", func() (any, error) { return m.run(bad) })
 		if cached.value != bad && cached.usable(now) {
 			return cached.value, nil // still good: the refresh goes on in the background
 		}
+		var r singleflight.Result
 		select {
-		case <-f.done:
+		case r = <-refreshed:
 		case <-ctx.Done():
 			return "", fmt.Errorf("accesstoken: waiting for a token: %w", ctx.Err())
 		}
-		if f.err != nil {
-			return "", f.err
+		if r.Err != nil {
+			return "", r.Err
 		}
-		if f.tok.value != bad && f.tok.usable(m.clock()) {
-			return f.tok.value, nil
+		if tok := r.Val.(token); tok.value != bad && tok.usable(m.clock()) {
+			return tok.value, nil
 		}
 		// The refresh this caller joined had begun before the token it got ran out, or
 		// before bad was rejected, and gave it back: go round again.
@@ -278,25 +268,25 @@ func (m *Manager) rejects(value string, now time.Time) bool {
 	return r != nil && value != "" && r.value == value && now.Before(r.until)
 }
 
-// run is one refresh, with a time of its own.
-func (m *Manager) run(f *flight, bad string) {
+// run is one refresh, with a time of its own: a caller that gives up does not fail
+// the others waiting on it.
+func (m *Manager) run(bad string) (token, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 	defer cancel()
-	f.tok, f.err = m.load(ctx, bad)
+	tok, err := m.load(ctx, bad)
 	var r *rejection
 	m.mu.Lock()
-	m.flight = nil
 	switch {
-	case f.err == nil:
-		m.cached = f.tok
-	case errors.As(f.err, &r):
+	case err == nil:
+		m.cached = tok
+	case errors.As(err, &r):
 		m.rejected = r
 	}
 	m.mu.Unlock()
 	if r != nil {
 		m.logRejection(ctx, r)
 	}
-	close(f.done)
+	return tok, err
 }
 
 // load reads the shared token, or refreshes it under the lease, or waits for the
@@ -328,7 +318,7 @@ func (m *Manager) load(ctx context.Context, bad string) (token, error) {
 		select {
 		case <-ctx.Done():
 			return token{}, fmt.Errorf("accesstoken: waiting for another instance's refresh: %w", ctx.Err())
-		case <-time.After(poll):
+		case <-time.After(claim.Poll):
 		}
 	}
 }
@@ -358,7 +348,7 @@ func (m *Manager) binding() []byte { return []byte("access_token\x00" + m.appid)
 
 // takeLease makes this instance the one that refreshes, if no other holds the lease.
 func (m *Manager) takeLease(ctx context.Context, row *ent.AccessToken, now time.Time) (bool, error) {
-	until := now.Add(lease)
+	until := now.Add(claim.Lease) // the lease of every claim of wxlogin's
 	if row == nil {
 		err := m.db.AccessToken.Create().SetID(m.appid).SetLeaseUntil(until).SetLeaseHolder(m.holder).SetUpdatedAt(now).Exec(ctx)
 		if database.IsUniqueViolation(err) {
