@@ -70,7 +70,7 @@ audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev 
 # Every fuzz target of outside input, as package:FuzzName (docs/fuzzing.md).
 FUZZ_TARGETS := internal/auth:FuzzBearer internal/auth:FuzzWellFormed internal/auth:FuzzValidateCode internal/auth:FuzzClientIP \
 	internal/opendata:FuzzDecrypt internal/opendata:FuzzServiceDecrypt internal/wechat:FuzzAnswer internal/wechat:FuzzClient \
-	internal/config:FuzzLoad graph:FuzzParams graph:FuzzUnquote graph:FuzzNegotiate graph:FuzzTransport \
+	internal/config:FuzzLoad graph:FuzzParams graph:FuzzNegotiate graph:FuzzTransport \
 	internal/persisted:FuzzPersistedQuery internal/persisted:FuzzCanonical internal/persisted:FuzzParseManifest
 FUZZTIME ?= 10m
 

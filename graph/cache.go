@@ -3,7 +3,6 @@ package graph
 import (
 	"container/list"
 	"context"
-	"runtime"
 	"sync"
 	"unsafe"
 
@@ -23,20 +22,12 @@ const documentCacheBytes = 4 << 20
 // It keeps a document only when an operation of it is about to run (it is an
 // OperationInterceptor), so that it never holds one that a limit refused after gqlgen
 // validated it: gqlgen offers every document that validates (Add), and this cache
-// declines the offer. Each document it holds has a memo of the fields collected from
-// its selection sets (see collectFields), which goes when the document goes, and the
-// complexity of its operations (see documentLimits).
+// declines the offer. With each document it remembers the complexity of its
+// operations (see documentLimits).
 type documentCache struct {
-	docs *documents
-}
-
-// documents is the cache's state, apart from the cache so that a handler dropped (a
-// test's, or one rebuilt) takes its documents' memos with it: memos is shared by every
-// handler, and only evicting removes from it.
-type documents struct {
 	mu     sync.Mutex
 	budget int
-	used   int
+	bytes  int
 	order  *list.List               // of *cachedDocument, most recently used at the front
 	byText map[string]*list.Element // the document's text → its element in order
 }
@@ -56,9 +47,7 @@ var _ interface {
 } = (*documentCache)(nil)
 
 func newDocumentCache(budget int) *documentCache {
-	c := &documentCache{docs: &documents{budget: budget, order: list.New(), byText: map[string]*list.Element{}}}
-	runtime.AddCleanup(c, (*documents).dropAll, c.docs)
-	return c
+	return &documentCache{budget: budget, order: list.New(), byText: map[string]*list.Element{}}
 }
 
 func (*documentCache) ExtensionName() string { return "DocumentCache" }
@@ -67,14 +56,13 @@ func (*documentCache) Validate(graphql.ExecutableSchema) error { return nil }
 
 // Get returns the document kept for a text.
 func (c *documentCache) Get(_ context.Context, query string) (*ast.QueryDocument, bool) {
-	d := c.docs
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	el, ok := d.byText[query]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byText[query]
 	if !ok {
 		return nil, false
 	}
-	d.order.MoveToFront(el)
+	c.order.MoveToFront(el)
 	return el.Value.(*cachedDocument).doc, true
 }
 
@@ -85,26 +73,24 @@ func (*documentCache) Add(context.Context, string, *ast.QueryDocument) {}
 // about to run.
 func (c *documentCache) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	if op := graphql.GetOperationContext(ctx); op.Doc != nil {
-		c.docs.keep(op.RawQuery, op.Doc)
+		c.keep(op.RawQuery, op.Doc)
 	}
 	return next(ctx)
 }
 
 // has says whether the cache holds a document for the text, without making it recent.
 func (c *documentCache) has(query string) bool {
-	d := c.docs
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.byText[query]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byText[query]
 	return ok
 }
 
 // cost returns the complexity remembered for an operation of a kept document.
 func (c *documentCache) cost(query string, doc *ast.QueryDocument, operation string) (int, bool) {
-	d := c.docs
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if e := d.entry(query, doc); e != nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entry(query, doc); e != nil {
 		n, ok := e.costs[operation]
 		return n, ok
 	}
@@ -113,10 +99,9 @@ func (c *documentCache) cost(query string, doc *ast.QueryDocument, operation str
 
 // rememberCost remembers an operation's complexity, when its document is kept.
 func (c *documentCache) rememberCost(query string, doc *ast.QueryDocument, operation string, cost int) {
-	d := c.docs
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if e := d.entry(query, doc); e != nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entry(query, doc); e != nil {
 		if e.costs == nil {
 			e.costs = map[string]int{}
 		}
@@ -126,15 +111,14 @@ func (c *documentCache) rememberCost(query string, doc *ast.QueryDocument, opera
 
 // used returns the bytes the kept documents hold, by estimate, and how many there are.
 func (c *documentCache) used() (bytes, count int) {
-	d := c.docs
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.used, d.order.Len()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes, c.order.Len()
 }
 
 // entry is the kept document for a text, if it is doc.
-func (d *documents) entry(query string, doc *ast.QueryDocument) *cachedDocument {
-	if el, ok := d.byText[query]; ok {
+func (c *documentCache) entry(query string, doc *ast.QueryDocument) *cachedDocument {
+	if el, ok := c.byText[query]; ok {
 		if e := el.Value.(*cachedDocument); e.doc == doc {
 			return e
 		}
@@ -143,51 +127,40 @@ func (d *documents) entry(query string, doc *ast.QueryDocument) *cachedDocument 
 }
 
 // keep adds a document, unless the cache holds one for the text already (another
-// request's, which keeps its memo) or it would take more than an eighth of the budget;
+// request's) or it would take more than an eighth of the budget;
 // then it drops the least recently used documents until the rest fit.
-func (d *documents) keep(query string, doc *ast.QueryDocument) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.byText[query]; ok {
+func (c *documentCache) keep(query string, doc *ast.QueryDocument) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byText[query]; ok {
 		return
 	}
 	size := documentSize(query, doc)
-	if size > d.budget/8 {
+	if size > c.budget/8 {
 		return
 	}
-	d.byText[query] = d.order.PushFront(&cachedDocument{query: query, doc: doc, size: size})
-	d.used += size
-	memos.Store(doc, &fieldsMemo{})
-	for d.used > d.budget {
-		d.drop(d.order.Back())
+	c.byText[query] = c.order.PushFront(&cachedDocument{query: query, doc: doc, size: size})
+	c.bytes += size
+	for c.bytes > c.budget {
+		c.drop(c.order.Back())
 	}
 }
 
-func (d *documents) drop(el *list.Element) {
-	e := d.order.Remove(el).(*cachedDocument)
-	delete(d.byText, e.query)
-	d.used -= e.size
-	memos.Delete(e.doc)
-}
-
-func (d *documents) dropAll() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for d.order.Len() > 0 {
-		d.drop(d.order.Back())
-	}
+func (c *documentCache) drop(el *list.Element) {
+	e := c.order.Remove(el).(*cachedDocument)
+	delete(c.byText, e.query)
+	c.bytes -= e.size
 }
 
 // documentSize estimates the bytes a kept document holds: its text (the names in its
 // nodes are slices of it), each node the parser allocated with its position, the
-// strings it made, the cache's own entry, the remembered complexities, and the memo of
-// collected fields it may grow, one entry per selection set. The estimate follows how
+// strings it made, the cache's own entry and the remembered complexities. The estimate follows how
 // gqlparser allocates (a node's position comes with the token it was read from) and the
 // allocator's size classes; a test holds it to the heap a document really takes.
 func documentSize(query string, doc *ast.QueryDocument) int {
 	s := sizer{}
 	s.n = alloc(len(query)) + alloc(sizeOf[ast.Source]()) + alloc(sizeOf[ast.QueryDocument]()) + positionBytes +
-		alloc(sizeOf[cachedDocument]()) + cacheEntryBytes + costsBytes + max(0, len(doc.Operations)-8)*costBytes + memoBytes
+		alloc(sizeOf[cachedDocument]()) + cacheEntryBytes + costsBytes + max(0, len(doc.Operations)-8)*costBytes
 	s.comments(doc.Comment)
 	s.n += slice[*ast.OperationDefinition](cap(doc.Operations))
 	for _, op := range doc.Operations {
@@ -225,11 +198,6 @@ var (
 	// in one allocation; costBytes: each entry past them.
 	costsBytes = 256
 	costBytes  = 48
-	// memoBytes: the memo's entry in memos, and the memo.
-	memoBytes = 96 + alloc(sizeOf[fieldsMemo]())
-	// memoSetBytes: the memo's entry for one selection set (a sync.Map entry, its key
-	// and its value), before the fields it holds.
-	memoSetBytes = 96 + alloc(sizeOf[selectionKey]()) + alloc(sizeOf[collected]())
 )
 
 // sizer adds up the bytes of a document's nodes.
@@ -240,9 +208,6 @@ func (s *sizer) selections(set ast.SelectionSet) {
 		return
 	}
 	s.n += slice[ast.Selection](cap(set))
-	// The memo's entry for the set: the fields, and gqlgen's collection of them (each
-	// field with a copy of its own selections).
-	s.n += memoSetBytes + slice[*ast.Field](len(set)) + slice[graphql.CollectedField](len(set))
 	for _, sel := range set {
 		switch x := sel.(type) {
 		case *ast.Field:

@@ -44,7 +44,7 @@ func wide(seed, n int) string {
 }
 
 // TestDocumentSizeIsTheHeapItTakes: the bytes the cache accounts for its documents are
-// the heap they really take once they ran, memos filled, give or take a little: an
+// the heap they really take once they ran, give or take a little: an
 // estimate far below it would let the cache take more memory than its budget says.
 func TestDocumentSizeIsTheHeapItTakes(t *testing.T) {
 	if testing.Short() {
@@ -81,7 +81,7 @@ func TestDocumentSizeIsTheHeapItTakes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv, docs := newHandler(&Resolver{}, slog.New(slog.DiscardHandler), devOptions)
-			docs.docs.budget = 1 << 40 // keeps every document
+			docs.budget = 1 << 40 // keeps every document
 			const n = 400
 			texts := make([]string, n)
 			for i := range texts {
@@ -111,8 +111,7 @@ func TestDocumentSizeIsTheHeapItTakes(t *testing.T) {
 	}
 }
 
-// heapAfterGC is the live heap, in bytes, after a collection. A dropped handler's
-// documents stay until its cache's cleanup has run, after the first.
+// heapAfterGC is the live heap, in bytes, after a few collections.
 func heapAfterGC() uint64 {
 	for range 3 {
 		runtime.GC()
@@ -173,10 +172,10 @@ func TestDocumentCacheKeepsOnlyWhatRan(t *testing.T) {
 	}
 }
 
-// TestDocumentCacheMemos: a document's memo lives exactly as long as the cache holds the
-// document, so that no memo outlives its document (whose nodes' addresses another
-// document could then take) and the memos take no more room than the cache allows.
-func TestDocumentCacheMemos(t *testing.T) {
+// TestDocumentCacheEvictsTheLeastRecent: past its budget the cache drops the document
+// used longest ago; a second parse of a kept text does not replace the first, and a
+// document too large for the budget is not kept at all.
+func TestDocumentCacheEvictsTheLeastRecent(t *testing.T) {
 	parse := func(q string) *ast.QueryDocument {
 		doc, err := parser.ParseQuery(&ast.Source{Input: q})
 		if err != nil {
@@ -187,58 +186,28 @@ func TestDocumentCacheMemos(t *testing.T) {
 	a, b, again := parse("{ a }"), parse("{ b }"), parse("{ a }")
 	size := documentSize("{ a }", a)
 	c := newDocumentCache(8*size + size/2) // room for eight
-	has := func(doc *ast.QueryDocument) bool { _, ok := memos.Load(doc); return ok }
 
-	c.docs.keep("{ a }", a)
-	c.docs.keep("{ b }", b)
-	if !has(a) || !has(b) {
-		t.Fatal("a cached document has no memo")
+	c.keep("{ a }", a)
+	c.keep("{ b }", b)
+	c.keep("{ a }", again) // two requests parsed it at once: the first stays
+	if got, _ := c.Get(t.Context(), "{ a }"); got != a {
+		t.Error("a second parse of a cached query replaced the first")
 	}
-	c.docs.keep("{ a }", again) // two requests parsed it at once: the first stays
-	if got, _ := c.Get(t.Context(), "{ a }"); got != a || has(again) {
-		t.Error("a second parse of a cached query replaced the first, or got a memo of its own")
-	}
-	var others []*ast.QueryDocument
 	for _, q := range []string{"{ c }", "{ d }", "{ e }", "{ f }", "{ g }", "{ h }", "{ i }"} {
-		doc := parse(q)
-		others = append(others, doc)
-		c.docs.keep(q, doc) // the last evicts { b }, the least recently used
+		c.keep(q, parse(q)) // the last evicts { b }, the least recently used
 	}
-	if has(b) || c.has("{ b }") {
-		t.Error("the evicted document, or its memo, is still there")
+	if c.has("{ b }") {
+		t.Error("the least recently used document is still there")
 	}
-	if !has(a) || !has(others[6]) {
-		t.Error("a cached document lost its memo")
+	if !c.has("{ a }") || !c.has("{ i }") {
+		t.Error("a recently used document was evicted")
 	}
 	if used, n := c.used(); used > 8*size+size/2 || n != 8 {
 		t.Errorf("the cache accounts %d bytes for %d documents, want 8 within %d", used, n, 8*size+size/2)
 	}
 	long := "{ " + strings.Repeat("a ", size) + "}"
-	c.docs.keep(long, parse(long))
-	if c.has(long) || !has(a) {
+	c.keep(long, parse(long))
+	if c.has(long) || !c.has("{ a }") {
 		t.Error("a document of more than an eighth of the budget was kept")
 	}
-}
-
-// TestDroppedCacheTakesItsMemos: memos is shared by every handler; one that is dropped
-// (and its query cache with it) leaves no memo, and so no document, behind.
-func TestDroppedCacheTakesItsMemos(t *testing.T) {
-	doc := &ast.QueryDocument{}
-	func() {
-		c := newDocumentCache(1 << 20)
-		c.docs.keep("{ a }", doc)
-	}()
-	if _, ok := memos.Load(doc); !ok {
-		t.Fatal("the cached document has no memo")
-	}
-	// The cleanup runs after a collection finds the cache gone, on a goroutine of the
-	// runtime's: wait for it, within reason.
-	for range 100 {
-		runtime.GC()
-		if _, ok := memos.Load(doc); !ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Error("the memo of a dropped cache's document is still there")
 }

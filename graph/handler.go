@@ -35,10 +35,7 @@ type Options struct {
 	Manifest         *persisted.Manifest
 }
 
-// extensions are the handler's extensions, in order. None may intercept fields
-// (graphql.FieldInterceptor): the generated executor marshals plain struct fields
-// without the field middleware (tools/leanfields), so such an extension would not see
-// them; a test holds this.
+// extensions are the handler's extensions, in order.
 func extensions(o Options, docs *documentCache) []graphql.HandlerExtension {
 	var exts []graphql.HandlerExtension
 	if o.Introspection {

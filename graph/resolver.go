@@ -4,7 +4,6 @@
 package graph
 
 //go:generate go run github.com/99designs/gqlgen generate
-//go:generate go run ../tools/leanfields generated.go
 
 import (
 	"github.com/wxlogin/wxlogin/internal/auth"

@@ -193,9 +193,7 @@ func marshalResponse(resp *graphql.Response) ([]byte, error) {
 	return json.Marshal(wireResponse{Errors: resp.Errors, Data: resp.Data, Extensions: resp.Extensions})
 }
 
-// needsEscape says whether encoding/json would escape something in b. Each byte it
-// looks for is found with bytes.IndexByte, several bytes at a time: a byte-by-byte
-// loop took 0.9 µs of a `me` answer's time.
+// needsEscape says whether encoding/json would escape something in b.
 func needsEscape(b []byte) bool {
 	if bytes.IndexByte(b, '<') >= 0 || bytes.IndexByte(b, '>') >= 0 || bytes.IndexByte(b, '&') >= 0 {
 		return true
@@ -285,7 +283,7 @@ func isJSON(contentType string) bool {
 
 const msgBodyShape = `The request body must be one JSON object: {"query": "...", "operationName": "...", "variables": {...}}.`
 
-// bodyParams reads a POST body: one JSON object, each key at most once, in UTF-8.
+// bodyParams reads a POST body: one JSON object in UTF-8, each key at most once.
 func bodyParams(body io.Reader) (*graphql.RawParams, error) {
 	b, err := io.ReadAll(body)
 	if err != nil {
@@ -294,298 +292,75 @@ func bodyParams(body io.Reader) (*graphql.RawParams, error) {
 	if !utf8.Valid(b) {
 		return nil, input.Errorf("The request body is not valid UTF-8.")
 	}
-	// The usual body is one object with a few plain keys, each once: its members are
-	// found, and the text checked to be JSON, in one pass. Anything else takes the
-	// careful path below, which names what is wrong.
-	members, ok := topLevelMembers(b)
+	v, err := readJSON(b)
+	if err != nil {
+		return nil, jsonProblem(err, "The request body", msgBodyShape)
+	}
+	members, ok := v.(map[string]any)
 	if !ok {
-		return bodyParamsCarefully(b)
-	}
-	return params(func(name string) ([]byte, bool, error) {
-		for _, m := range members {
-			if string(m.key) == name {
-				return m.value, true, nil
-			}
-		}
-		return nil, false, nil
-	}, true)
-}
-
-// member is one key and its value, as text, of a JSON object.
-type member struct{ key, value []byte }
-
-// maxPlainMembers bounds the keys topLevelMembers compares pairwise.
-const maxPlainMembers = 16
-
-// topLevelMembers splits b, when it is one JSON object, into its members. It says no
-// (and the careful path takes over) when b is not JSON or not an object, when a key
-// holds an escape (two spellings of one key would compare unequal), when a key comes
-// twice, or when there are more than maxPlainMembers of them.
-//
-// It checks the text as it goes: a string value (a document, most of a body) in place,
-// any other value with json.Valid. It was json.Valid over the whole body, which took
-// 1 µs of the `me` body's 2.
-func topLevelMembers(b []byte) ([]member, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
-	}
-	var members []member
-	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
-		return members, skipSpace(b, i+1) == len(b)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return nil, false
-		}
-		end, ok := validStringEnd(b, i)
-		if !ok {
-			return nil, false
-		}
-		key := b[i+1 : end-1]
-		if bytes.IndexByte(key, '\\') >= 0 || len(members) == maxPlainMembers {
-			return nil, false
-		}
-		for _, m := range members {
-			if bytes.Equal(m.key, key) {
-				return nil, false
-			}
-		}
-		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
-			return nil, false
-		}
-		start := skipSpace(b, i+1)
-		if start >= len(b) {
-			return nil, false
-		}
-		if b[start] == '"' {
-			i, ok = validStringEnd(b, start)
-		} else {
-			i = valueEnd(b, start)
-			ok = json.Valid(b[start:i])
-		}
-		if !ok {
-			return nil, false
-		}
-		members = append(members, member{key, b[start:i]})
-		switch i = skipSpace(b, i); {
-		case i < len(b) && b[i] == ',':
-			i = skipSpace(b, i+1)
-		case i < len(b) && b[i] == '}':
-			return members, skipSpace(b, i+1) == len(b)
-		default:
-			return nil, false
-		}
-	}
-}
-
-// plainInString marks the bytes a JSON string holds as themselves: neither a quote,
-// a backslash nor a control character.
-var plainInString = func() (t [256]bool) {
-	for c := 0x20; c < len(t); c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// validStringEnd returns the index just past the string that starts at b[i], and
-// whether it is a JSON string: closed, no control character, only JSON's escapes.
-// (UTF-8 is checked over the whole body.)
-func validStringEnd(b []byte, i int) (int, bool) {
-	for i++; i < len(b); {
-		c := b[i]
-		if plainInString[c] {
-			i++
-			continue
-		}
-		switch c {
-		case '"':
-			return i + 1, true
-		case '\\':
-			if i+1 < len(b) && strings.IndexByte(`"\\/bfnrt`, b[i+1]) >= 0 {
-				i += 2
-				continue
-			}
-			if i+6 <= len(b) && b[i+1] == 'u' && isHex(b[i+2:i+6]) {
-				i += 6
-				continue
-			}
-		}
-		return 0, false // a control character, or an escape JSON has not
-	}
-	return 0, false // not closed
-}
-
-func isHex(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string that starts at b[i], in valid JSON:
-// past its first quote with an even number of backslashes before it (an odd number
-// escapes it). The quotes are found with bytes.IndexByte, not byte by byte: a document
-// is most of a request's body.
-func stringEnd(b []byte, i int) int {
-	for i++; ; i++ {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return len(b)
-		}
-		i += j
-		backslashes := 0
-		for k := i - 1; b[k] == '\\'; k-- { // the opening quote ends the run
-			backslashes++
-		}
-		if backslashes%2 == 0 {
-			return i + 1
-		}
-	}
-}
-
-// valueEnd returns the index just past the value that starts at b[i], in valid JSON.
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
-	}
-	for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
-		i++
-	}
-	return i
-}
-
-// bodyParamsCarefully reads the body token by token, to name a duplicate key or say
-// what shape the body should have.
-func bodyParamsCarefully(b []byte) (*graphql.RawParams, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, input.Errorf(msgBodyShape)
 	}
-	fields := map[string]json.RawMessage{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, input.Errorf(msgBodyShape)
-		}
-		key := t.(string) // inside an object, a token before a value is its key
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, input.Errorf(msgBodyShape)
-		}
-		if _, dup := fields[key]; dup {
-			return nil, input.Errorf(fmt.Sprintf("The request body has the key %q twice: send each once.", key))
-		}
-		fields[key] = v
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, input.Errorf(msgBodyShape)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, input.Errorf(msgBodyShape)
-	}
-	return params(func(name string) ([]byte, bool, error) {
-		v, ok := fields[name]
-		return v, ok, nil
-	}, true)
+	return params(func(name string) (any, error) { return members[name], nil })
 }
 
 // urlParams reads the parameters of a GET: query and operationName as text, variables
 // and extensions as JSON text.
 func urlParams(q url.Values) (*graphql.RawParams, error) {
-	return params(func(name string) ([]byte, bool, error) {
+	return params(func(name string) (any, error) {
 		vs, ok := q[name]
 		switch {
 		case !ok:
-			return nil, false, nil
+			return nil, nil
 		case len(vs) > 1:
-			return nil, false, input.Errorf(fmt.Sprintf("The URL has the parameter %q %d times: send it once.", name, len(vs)))
+			return nil, input.Errorf(fmt.Sprintf("The URL has the parameter %q %d times: send it once.", name, len(vs)))
 		case !utf8.ValidString(vs[0]):
-			return nil, false, input.Errorf(fmt.Sprintf("The %s parameter is not valid UTF-8.", name))
+			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid UTF-8.", name))
 		case vs[0] == "" && name != "query":
-			return nil, false, nil // some clients send variables= for none
+			return nil, nil // some clients send variables= for none
 		case name == "query" || name == "operationName":
-			b, _ := json.Marshal(vs[0])
-			return b, true, nil
+			return vs[0], nil
 		}
-		return []byte(vs[0]), true, nil
-	}, false)
+		v, err := readJSON([]byte(vs[0]))
+		if err != nil {
+			return nil, jsonProblem(err, "The "+name+" parameter", "The "+name+" parameter is not valid JSON: it must be a JSON object.")
+		}
+		return v, nil
+	})
 }
 
-// params checks and decodes the request parameters, each as JSON: query and
-// operationName strings, variables and extensions objects, any of them null or absent.
-// inBody says they are the members of a body already checked as JSON.
-func params(get func(name string) (raw []byte, ok bool, err error), inBody bool) (*graphql.RawParams, error) {
+// params checks the request parameters, decoded from JSON: query and operationName
+// strings, variables and extensions objects, any of them null or absent.
+func params(get func(name string) (any, error)) (*graphql.RawParams, error) {
 	p := &graphql.RawParams{}
 	for _, f := range []struct {
-		name   string
-		object bool
-		into   any
+		name string
+		into any
 	}{
-		{"query", false, &p.Query},
-		{"operationName", false, &p.OperationName},
-		{"variables", true, &p.Variables},
-		{"extensions", true, &p.Extensions},
+		{"query", &p.Query},
+		{"operationName", &p.OperationName},
+		{"variables", &p.Variables},
+		{"extensions", &p.Extensions},
 	} {
-		raw, ok, err := get(f.name)
+		v, err := get(f.name)
 		if err != nil {
 			return nil, err
 		}
-		if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		if v == nil {
 			continue
 		}
-		want := "a string"
-		if f.object {
-			want = "a JSON object"
-		}
-		// A body's members come from text json.Valid or the decoder took; a URL's
-		// parameters are checked here.
-		if !inBody && !json.Valid(raw) {
-			return nil, input.Errorf(fmt.Sprintf("The %s parameter is not valid JSON: it must be %s.", f.name, want))
-		}
-		if s, ok := f.into.(*string); ok {
-			if text, ok := unquote(raw); ok {
-				*s = text
-				continue
+		switch into := f.into.(type) {
+		case *string:
+			s, ok := v.(string)
+			if !ok {
+				return nil, input.Errorf(fmt.Sprintf("The %s parameter must be a string.", f.name))
 			}
-		}
-		// Numbers decode as float64, not json.Number: gqlparser takes a json.Number
-		// (a string underneath) for a String variable, and the spec says 5 is no String.
-		if err := json.Unmarshal(raw, f.into); err != nil {
-			return nil, input.Errorf(fmt.Sprintf("The %s parameter must be %s.", f.name, want))
-		}
-		// One object with a key twice means what each reader decides (the last wins
-		// here, the first in some proxies): refuse it rather than guess. Decoding kept
-		// one of each, so fewer keys decoded than the text holds means a duplicate; only
-		// then is the text read token by token, to name it.
-		if m, ok := f.into.(*map[string]any); ok && membersIn(raw) != keysIn(*m) {
-			key, _ := duplicateKey(raw)
-			return nil, input.Errorf(fmt.Sprintf("The %s parameter has the key %q twice in one object: send each once.", f.name, key))
+			*into = s
+		case *map[string]any:
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, input.Errorf(fmt.Sprintf("The %s parameter must be a JSON object.", f.name))
+			}
+			*into = m
 		}
 	}
 	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
@@ -594,131 +369,96 @@ func params(get func(name string) (raw []byte, ok bool, err error), inBody bool)
 	return p, nil
 }
 
-// unquote decodes a JSON string that json.Valid took, when its escapes are the
-// one-letter ones (a document's newlines and quotes); it says no to \u escapes, which
-// encoding/json decodes instead.
-func unquote(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	raw = raw[1 : len(raw)-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw), true // valid JSON has no control characters in a string
-	}
-	var b strings.Builder
-	b.Grow(len(raw))
-	for {
-		i := bytes.IndexByte(raw, '\\')
-		if i < 0 {
-			b.Write(raw)
-			return b.String(), true
-		}
-		b.Write(raw[:i])
-		if i+1 == len(raw) {
-			return "", false // not JSON: json.Valid let nothing like it through
-		}
-		c := raw[i+1]
-		raw = raw[i+2:]
-		switch c {
-		case '"', '\\', '/':
-			b.WriteByte(c)
-		case 'n':
-			b.WriteByte('\n')
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'b':
-			b.WriteByte('\b')
-		case 'f':
-			b.WriteByte('\f')
-		default:
-			return "", false
-		}
-	}
+// maxJSONDepth bounds how deeply a request's JSON nests: no GraphQL input comes near
+// it, and reading each level takes a call.
+const maxJSONDepth = 64
+
+// duplicateKeyError is a key sent twice in one object.
+type duplicateKeyError string
+
+func (k duplicateKeyError) Error() string {
+	return fmt.Sprintf("the key %q twice in one object", string(k))
 }
 
-// membersIn counts the members of every object in valid JSON text b: its colons
-// outside strings.
-func membersIn(b []byte) int {
-	n, inString, escaped := 0, false, false
-	for _, c := range b {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
+var errTooDeep = errors.New("nested too deeply")
+
+// readJSON decodes one JSON value, alone in b, as encoding/json decodes into any
+// (objects as map[string]any, numbers as float64: gqlparser would take a json.Number,
+// a string underneath, for a String variable, and 5 is no String). Unlike
+// encoding/json it refuses an object with a key twice, which means whatever each
+// reader decides (the last wins in encoding/json, the first in some proxies), and
+// nesting past maxJSONDepth.
+func readJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	v, err := readValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
+
+// readValue reads the value that starts at the decoder's next token.
+func readValue(dec *json.Decoder, depth int) (any, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := t.(json.Delim)
+	if !ok {
+		return t, nil // a string, a float64, a bool or nil
+	}
+	if depth == maxJSONDepth {
+		return nil, errTooDeep
+	}
+	var v any
+	if d == '{' {
+		m := map[string]any{}
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return nil, err
 			}
-		case c == '"':
-			inString = true
-		case c == ':':
-			n++
-		}
-	}
-	return n
-}
-
-// keysIn counts the keys of every object in v, as encoding/json decodes JSON into any.
-func keysIn(v any) int {
-	n := 0
-	switch v := v.(type) {
-	case map[string]any:
-		n = len(v)
-		for _, e := range v {
-			n += keysIn(e)
-		}
-	case []any:
-		for _, e := range v {
-			n += keysIn(e)
-		}
-	}
-	return n
-}
-
-// duplicateKey finds a key that appears twice in one object, at any depth, of raw,
-// which is valid JSON.
-func duplicateKey(raw []byte) (string, bool) {
-	type frame struct {
-		keys    map[string]struct{} // nil for an array
-		wantKey bool
-	}
-	var stack []*frame
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return "", false // the end
-		}
-		if d, ok := t.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		var top *frame
-		if n := len(stack); n > 0 {
-			top = stack[n-1]
-		}
-		if top != nil && top.keys != nil {
-			if top.wantKey {
-				key := t.(string) // a token where a key is due is the key
-				if _, dup := top.keys[key]; dup {
-					return key, true
-				}
-				top.keys[key] = struct{}{}
-				top.wantKey = false
-				continue
+			key := t.(string) // inside an object, the token before a value is its key
+			e, err := readValue(dec, depth+1)
+			if err != nil {
+				return nil, err
 			}
-			top.wantKey = true // t starts this member's value; the next member's key follows it
+			if _, dup := m[key]; dup {
+				return nil, duplicateKeyError(key)
+			}
+			m[key] = e
 		}
-		switch t {
-		case json.Delim('{'):
-			stack = append(stack, &frame{keys: map[string]struct{}{}, wantKey: true})
-		case json.Delim('['):
-			stack = append(stack, &frame{})
+		v = m
+	} else {
+		list := []any{}
+		for dec.More() {
+			e, err := readValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, e)
 		}
+		v = list
 	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return nil, err
+	}
+	return v, nil
+}
+
+// jsonProblem is the input error for JSON that readJSON refused, in what.
+func jsonProblem(err error, what, notJSON string) error {
+	var dup duplicateKeyError
+	switch {
+	case errors.As(err, &dup):
+		return input.Errorf(fmt.Sprintf("%s has the key %q twice in one object: send each once.", what, string(dup)))
+	case errors.Is(err, errTooDeep):
+		return input.Errorf(fmt.Sprintf("%s nests more than %d levels deep.", what, maxJSONDepth))
+	}
+	return input.Errorf(notJSON)
 }
 
 // sizeName says a byte count the way people write limits: 1 MiB, 512 KiB, 1000 bytes.

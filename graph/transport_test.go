@@ -9,55 +9,56 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// TestTopLevelMembers: the split bodyParams takes its parameters from, and the bodies it
-// leaves to the careful path, so that a key sent twice is never silently dropped.
-func TestTopLevelMembers(t *testing.T) {
-	for body, want := range map[string][]string{
-		`{}`:                                     {},
-		`{"query":"{ me { id } }"}`:              {"query", `"{ me { id } }"`},
-		` { "query" : "q" , "variables" : {} } `: {"query", `"q"`, "variables", `{}`},
-		`{"a":1,"b":{"a":2,"c":[1,{"x":"}\"a\""}]},"c":-3.5e2 }`: {"a", "1", "b", `{"a":2,"c":[1,{"x":"}\"a\""}]}`, "c", "-3.5e2"},
-		`{"v":["{","}",","],"w":"\\","x":null}`:                  {"v", `["{","}",","]`, "w", `"\\"`, "x", "null"},
-		`{"query":"\u00e9\ud83d\ude00\n\/\"\\"}`:                 {"query", `"\u00e9\ud83d\ude00\n\/\"\\"`},
-		// Left to the careful path: a key twice, a key with an escape, not an object.
-		`{"a":1,"b":2,"a":3}`:         nil,
-		`{"q\"uery":"x","query":"y"}`: nil,
-		`{"quer\u0079":"x"}`:          nil,
-		`["query"]`:                   nil,
-		`"query"`:                     nil,
-		// Left to the careful path, which names what is wrong: text that is not JSON.
-		"{\"query\":\"a\x01b\"}":             nil, // a control character in a string
-		`{"query":"\x"}`:                     nil,
-		`{"query":"\u12G4"}`:                 nil,
-		`{"query":"abc}`:                     nil,
-		`{"query" "x"}`:                      nil,
-		`{"query":"x",}`:                     nil,
-		`{"query":"x" "y":1}`:                nil,
-		`{"query":"x"} x`:                    nil,
-		`{"query":tru}`:                      nil,
-		`{"query":"x","variables":{"a":1}`:   nil,
-		`{"query":"x","variables":{"a":1,}}`: nil,
-		`{"query":}`:                         nil,
-		`{`:                                  nil,
+// TestBodyParams: a body is taken when it is one JSON object whose parameters have
+// their types; anything else is refused, with a key sent twice (at any depth) named
+// rather than one of its values silently dropped.
+func TestBodyParams(t *testing.T) {
+	for body, want := range map[string]string{
+		// Taken: the query, or "ok" for bodies without one worth comparing.
+		`{"query":"{ me { id } }"}`:                                                       "{ me { id } }",
+		` { "query" : "q" , "variables" : {} } `:                                          "q",
+		`{"query":"\u00e9\ud83d\ude00\n\/\"\\"}`:                                          "é😀\n/\"\\",
+		`{"query":"q","variables":{"a":1,"b":{"a":2,"c":[1,{"x":"}\"a\""}]},"c":-3.5e2}}`: "q",
+		`{"query":"q","variables":{"a":{"b":1},"b":{"a":1},"c":[{"a":1},{"a":2}]}}`:       "q",
+		`{"query":"q","operationName":null,"variables":null,"extensions":null}`:           "q",
+		// Refused.
+		`{"a":1,"b":2,"a":3}`:                               `has the key "a" twice`,
+		`{"query":"q","quer\u0079":"x"}`:                    `has the key "query" twice`,
+		`{"query":"q","variables":{"a":[1,{"x":1,"x":2}]}}`: `has the key "x" twice`,
+		`{"query":"q","variables":{"":1,"":2}}`:             `has the key "" twice`,
+		`["query"]`:                                         "must be one JSON object",
+		`"query"`:                                           "must be one JSON object",
+		"{\"query\":\"a\x01b\"}":                            "must be one JSON object", // a control character in a string
+		`{"query":"\x"}`:                                    "must be one JSON object",
+		`{"query":"\u12G4"}`:                                "must be one JSON object",
+		`{"query":"abc}`:                                    "must be one JSON object",
+		`{"query" "x"}`:                                     "must be one JSON object",
+		`{"query":"x",}`:                                    "must be one JSON object",
+		`{"query":"x"} x`:                                   "must be one JSON object",
+		`{"query":"x"} {}`:                                  "must be one JSON object",
+		`{"query":tru}`:                                     "must be one JSON object",
+		`{"query":"x","variables":{"a":1}`:                  "must be one JSON object",
+		`{`:                                                 "must be one JSON object",
+		``:                                                  "must be one JSON object",
+		`{"query":5}`:                                       "query parameter must be a string",
+		`{"query":"q","variables":[]}`:                      "variables parameter must be a JSON object",
+		`{"variables":{}}`:                                  "has no query",
+		`{"query":"q","variables":{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}`: "nests more than 64 levels deep",
 	} {
-		members, ok := topLevelMembers([]byte(body))
-		if want == nil {
-			if ok {
-				t.Errorf("topLevelMembers(%s) split it, want the careful path", body)
-			}
-			continue
-		}
-		var got []string
-		for _, m := range members {
-			got = append(got, string(m.key), string(m.value))
-		}
-		if !ok || strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("topLevelMembers(%s) = %q, %v; want %q", body, got, ok, want)
+		p, err := bodyParams(strings.NewReader(body))
+		switch {
+		case err != nil && !strings.Contains(err.Error(), want):
+			t.Errorf("bodyParams(%s): %v, want %q", body, err, want)
+		case err == nil && p.Query != want:
+			t.Errorf("bodyParams(%s) took the query %q, want %q", body, p.Query, want)
 		}
 	}
-	// A duplicate is refused with its name, not decoded as the last one.
-	if _, err := bodyParams(strings.NewReader(`{"query":"{ __typename }","query":"{ me { id } }"}`)); err == nil {
-		t.Error("a body with the key query twice was accepted")
+	p, err := bodyParams(strings.NewReader(`{"query":"q","variables":{"n":5,"f":[true,null,"s"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := p.Variables["n"].(float64); !ok || n != 5 {
+		t.Errorf("the number 5 decoded as %#v, want float64(5): a json.Number would pass for a String", p.Variables["n"])
 	}
 }
 
