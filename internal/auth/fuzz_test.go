@@ -11,8 +11,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -187,9 +189,11 @@ func isPrintableASCII(s string) bool {
 	return true
 }
 
-// FuzzClientIP: reading X-Forwarded-For never panics; an untrusted peer is the client
-// whatever the header says; behind trusted proxies the client is the peer or an address
-// from the header: the first, from the right, that is not a trusted proxy.
+// FuzzClientIP: the client address the middleware records, whatever the peer and
+// X-Forwarded-For: never a panic; an untrusted peer is the client whatever the header
+// says; behind trusted proxies the client is the peer or an address the header holds,
+// and nothing a client writes to the left of what its proxies wrote changes it, nor
+// does one more trusted proxy appending its hop.
 func FuzzClientIP(f *testing.F) {
 	for _, c := range []struct{ peer, xff string }{
 		{"203.0.113.7:51234", "198.51.100.1"},
@@ -215,19 +219,28 @@ func FuzzClientIP(f *testing.F) {
 		netip.MustParsePrefix("::1/128"),
 		netip.MustParsePrefix("fd00::/8"),
 	}}
-
-	f.Fuzz(func(t *testing.T, peer, xff string) {
+	// client is the address the middleware records for a request from peer whose
+	// X-Forwarded-For lines are xff.
+	client := func(peer string, xff ...string) string {
+		var got string
+		h := s.Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = ClientFrom(r.Context()).IP }))
 		r := httptest.NewRequest("GET", "/graphql", nil)
 		r.RemoteAddr = peer
-		for v := range strings.SplitSeq(xff, "\n") { // several header lines
+		for _, v := range xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		got := s.clientIP(r)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		return got
+	}
+
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		lines := strings.Split(xff, "\n") // several header lines
+		got := client(peer, lines...)
 
 		ap, err := netip.ParseAddrPort(peer)
 		if err != nil {
-			if got != peer {
-				t.Fatalf("clientIP with RemoteAddr %q = %q", peer, got)
+			if want := NewClient(peer, "").IP; got != want {
+				t.Fatalf("RemoteAddr %q that is no address gave %q, want it as it is", peer, got)
 			}
 			return
 		}
@@ -238,31 +251,28 @@ func FuzzClientIP(f *testing.F) {
 			}
 			return
 		}
-		// Behind a trusted peer: walk the chain from the right as clientIP must.
-		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-		chain := []netip.Addr{peerIP}
-		for i := len(hops) - 1; i >= 0; i-- {
-			hop := strings.TrimSpace(hops[i])
-			if hop == "" {
-				continue
-			}
-			addr, ok := parseHop(hop)
-			if !ok {
-				break
-			}
-			chain = append(chain, addr)
-		}
-		// The client is the first address, from the right, that is not a trusted proxy,
-		// or the last good one.
-		want := chain[len(chain)-1]
-		for _, addr := range chain {
-			if !s.isTrusted(addr) {
-				want = addr
-				break
+		// Behind a trusted peer the client is the peer or one of the header's hops.
+		from := []string{peerIP.String()}
+		for hop := range strings.SplitSeq(strings.Join(lines, ","), ",") {
+			if addr, ok := parseHop(strings.TrimSpace(hop)); ok {
+				from = append(from, addr.String())
 			}
 		}
-		if got != want.String() {
-			t.Fatalf("clientIP(%s, %q) = %q, want %s (chain from the right: %v)", peer, xff, got, want, chain)
+		if !slices.Contains(from, got) {
+			t.Fatalf("clientIP(%s, %q) = %q: neither the peer nor a hop of the header %v", peer, xff, got, from)
+		}
+		ip := netip.MustParseAddr(got)
+		if s.isTrusted(ip) {
+			return // the chain is all proxies (or stops at junk): the last good hop
+		}
+		// A client that is not a proxy: what was written before its hop cannot move it,
+		// and another trusted proxy appending the address it got the request from is
+		// still answered with the same client.
+		if forged := client(peer, append([]string{"203.0.113.66, junk"}, lines...)...); forged != got {
+			t.Fatalf("hops written to the left of %q moved the client from %s to %s", xff, got, forged)
+		}
+		if further := client("10.0.0.9:443", append(lines, peerIP.String())...); further != got {
+			t.Fatalf("one more trusted proxy in front of %s moved the client from %s to %s", peer, got, further)
 		}
 	})
 }

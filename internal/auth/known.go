@@ -3,9 +3,9 @@ package auth
 import (
 	"context"
 	"database/sql"
-	"sync"
 
 	entsql "entgo.io/ent/dialect/sql"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/internal/database"
@@ -15,34 +15,19 @@ import (
 const maxKnownIdentities = 50_000
 
 // knownIdentities remembers the identities this instance has seen in the database, so
-// that a returning login need not ask whether its identity exists (existence).
-// Identities are never deleted, so what it holds stays true on every instance; what it
-// lacks is asked. When full it starts afresh.
-type knownIdentities struct {
-	mu  sync.RWMutex
-	set map[identityKey]struct{}
-}
+// that a returning login need not ask whether its identity exists (existence), the
+// least recently seen forgotten first. Identities are never deleted, so what it holds
+// stays true on every instance; what it lacks is asked.
+type knownIdentities = lru.Cache[identityKey, struct{}]
 
 type identityKey struct{ appid, openid string }
 
 func newKnownIdentities() *knownIdentities {
-	return &knownIdentities{set: make(map[identityKey]struct{})}
-}
-
-func (k *knownIdentities) has(appid, openid string) bool {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	_, ok := k.set[identityKey{appid, openid}]
-	return ok
-}
-
-func (k *knownIdentities) add(appid, openid string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if len(k.set) >= maxKnownIdentities {
-		clear(k.set)
+	k, err := lru.New[identityKey, struct{}](maxKnownIdentities)
+	if err != nil {
+		panic(err) // only for a size below 1
 	}
-	k.set[identityKey{appid, openid}] = struct{}{}
+	return k
 }
 
 // existence asks the database whether identities exist, with a plain read outside any

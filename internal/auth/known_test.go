@@ -13,27 +13,26 @@ import (
 )
 
 // TestKnownIdentities: an identity is known in its own mini-program only, and the set
-// never holds more than its bound.
+// holds at most its bound, forgetting the least recently seen.
 func TestKnownIdentities(t *testing.T) {
 	k := newKnownIdentities()
-	k.add("wx1", "o1")
-	if !k.has("wx1", "o1") || k.has("wx2", "o1") || k.has("wx1", "o2") {
-		t.Errorf("after adding wx1/o1: has(wx1,o1) %v, has(wx2,o1) %v, has(wx1,o2) %v; want only the first",
-			k.has("wx1", "o1"), k.has("wx2", "o1"), k.has("wx1", "o2"))
+	k.Add(identityKey{"wx1", "o1"}, struct{}{})
+	if !k.Contains(identityKey{"wx1", "o1"}) || k.Contains(identityKey{"wx2", "o1"}) || k.Contains(identityKey{"wx1", "o2"}) {
+		t.Error("after adding wx1/o1, want it known and neither wx2/o1 nor wx1/o2")
 	}
 	for i := range maxKnownIdentities + 10 {
-		k.add("wx1", fmt.Sprint("openid-", i))
+		k.Add(identityKey{"wx1", fmt.Sprint("openid-", i)}, struct{}{})
 	}
-	if n := len(k.set); n > maxKnownIdentities {
-		t.Errorf("%d identities held, want at most %d", n, maxKnownIdentities)
+	if n := k.Len(); n != maxKnownIdentities {
+		t.Errorf("%d identities held, want %d", n, maxKnownIdentities)
 	}
-	if last := fmt.Sprint("openid-", maxKnownIdentities+9); !k.has("wx1", last) {
-		t.Errorf("the identity added last is not known")
+	if k.Contains(identityKey{"wx1", "o1"}) || k.Contains(identityKey{"wx1", "openid-0"}) || !k.Contains(identityKey{"wx1", fmt.Sprint("openid-", maxKnownIdentities+9)}) {
+		t.Error("the set forgot another than the least recently seen")
 	}
 }
 
-// Questions about identities asked together get one answer each, across apps, whether
-// sent as one batch or by logins asking at once.
+// Questions about identities asked at once (they go to the database together) get one
+// answer each, across apps.
 func TestExistenceAsksTogether(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
 		db := b.Open(t)
@@ -56,17 +55,6 @@ func TestExistenceAsksTogether(t *testing.T) {
 		asked = append(asked, identityKey{"wxapp0", "openid-01"})
 
 		e := newExistence(db)
-		var batch []*call[identityKey, bool]
-		for _, k := range asked {
-			batch = append(batch, &call[identityKey, bool]{q: k, done: make(chan struct{})})
-		}
-		e.sendBatch(batch)
-		for _, c := range batch {
-			if c.err != nil || c.a != exists[c.q] {
-				t.Errorf("%v in one batch: %v, %v; want %v", c.q, c.a, c.err, exists[c.q])
-			}
-		}
-
 		var wg sync.WaitGroup
 		for _, k := range asked {
 			wg.Go(func() {

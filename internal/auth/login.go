@@ -147,7 +147,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app wxapp.Client, claim i
 	}
 	// Identities are never deleted, so a yes stays true: an identity this instance has
 	// logged in is not asked about again.
-	known := s.known.has(appid, ws.OpenID)
+	known := s.known.Contains(identityKey{appid, ws.OpenID})
 	if !known {
 		if known, err = s.exists.do(ctx, identityKey{appid, ws.OpenID}); err != nil {
 			return nil, codeRecord{}, s.busyIfLate(ctx, err)
@@ -170,7 +170,7 @@ func (s *Service) exchangeClaimed(ctx context.Context, app wxapp.Client, claim i
 	if err != nil {
 		return nil, codeRecord{}, s.busyIfLate(ctx, err)
 	}
-	s.known.add(appid, ws.OpenID)
+	s.known.Add(identityKey{appid, ws.OpenID}, struct{}{})
 	return g.login, g.rec, nil
 }
 
