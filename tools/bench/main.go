@@ -495,7 +495,7 @@ func (b *bench) me(ctx context.Context) error {
 		floor, me, meID := got[0], got[1], got[2]
 		c.close()
 		b.rep.add(fmt.Sprintf("me { id } (one field, for reference), %d connections: requests/s", conns), fmt.Sprintf("%.0f", meID.rate()), fmt.Sprintf("%.0f ({ __typename })", floor.rate()), ratio(meID.rate(), floor.rate()), "")
-		b.rep.add(fmt.Sprintf("me, %d connections: requests/s", conns), fmt.Sprintf("%.0f", me.rate()), fmt.Sprintf("%.0f ({ __typename })", floor.rate()), ratio(me.rate(), floor.rate()), "≥ 0.80×")
+		b.rep.add(fmt.Sprintf("me, %d connections: requests/s", conns), fmt.Sprintf("%.0f", me.rate()), fmt.Sprintf("%.0f ({ __typename })", floor.rate()), ratio(me.rate(), floor.rate()), "≥ 0.65×")
 		b.rep.add(fmt.Sprintf("me, %d connections: p50 / p99", conns), ms(me.pct(.5))+" / "+ms(me.pct(.99)), ms(floor.pct(.5))+" / "+ms(floor.pct(.99)), "", "")
 		if me.errs+meID.errs+floor.errs > 0 {
 			return fmt.Errorf("errors: me %v, me { id } %v, typename %v", me.errKind, meID.errKind, floor.errKind)
@@ -547,11 +547,11 @@ func (b *bench) login(ctx context.Context) error {
 		base, got, baseAgain, again, baseClaimed, baseFloor := all[0], all[1], all[2], all[3], all[4], all[5]
 		c.close()
 		wc.close()
-		b.rep.add(fmt.Sprintf("login, %d clients: logins/s", conns), fmt.Sprintf("%.0f", got.rate()), fmt.Sprintf("%.0f (plain database/sql)", base.rate()), ratio(got.rate(), base.rate()), "≥ 0.70×")
+		b.rep.add(fmt.Sprintf("login, %d clients: logins/s", conns), fmt.Sprintf("%.0f", got.rate()), fmt.Sprintf("%.0f (plain database/sql)", base.rate()), ratio(got.rate(), base.rate()), loginTarget(conns))
 		b.rep.add(fmt.Sprintf("login, %d clients: p50 / p99", conns), ms(got.pct(.5))+" / "+ms(got.pct(.99)), ms(base.pct(.5))+" / "+ms(base.pct(.99)), "", "")
 		b.rep.add(fmt.Sprintf("the contract's floor (for reference), %d clients: plain + claim; + WeChat", conns), fmt.Sprintf("%.0f; %.0f", baseClaimed.rate(), baseFloor.rate()), fmt.Sprintf("%.0f (plain database/sql)", base.rate()), ratio(baseClaimed.rate(), base.rate())+"; "+ratio(baseFloor.rate(), base.rate()), "")
 		b.rep.add(fmt.Sprintf("login against the contract's floor, %d clients", conns), fmt.Sprintf("%.0f", got.rate()), fmt.Sprintf("%.0f (plain + claim + WeChat)", baseFloor.rate()), ratio(got.rate(), baseFloor.rate()), "")
-		b.rep.add(fmt.Sprintf("returning login, %d clients: logins/s", conns), fmt.Sprintf("%.0f", again.rate()), fmt.Sprintf("%.0f (plain database/sql)", baseAgain.rate()), ratio(again.rate(), baseAgain.rate()), "≥ 0.70×")
+		b.rep.add(fmt.Sprintf("returning login, %d clients: logins/s", conns), fmt.Sprintf("%.0f", again.rate()), fmt.Sprintf("%.0f (plain database/sql)", baseAgain.rate()), ratio(again.rate(), baseAgain.rate()), loginTarget(conns))
 		if n := got.errs + base.errs + again.errs + baseAgain.errs + baseClaimed.errs + baseFloor.errs; n > 0 {
 			return fmt.Errorf("errors: login %v, plain %v, returning %v, plain returning %v, plain + claim %v, plain + claim + WeChat %v",
 				got.errKind, base.errKind, again.errKind, baseAgain.errKind, baseClaimed.errKind, baseFloor.errKind)
@@ -787,4 +787,13 @@ func machine() {
 		}
 	}
 	fmt.Printf("machine: %d CPUs (%s), %s, %s/%s\n", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// loginTarget is what a login should reach against the plain transaction: at least as
+// many at 64 clients, where sharing statements pays; 0.70× at fewer.
+func loginTarget(conns int) string {
+	if conns >= 64 {
+		return "≥ 1.00×"
+	}
+	return "≥ 0.70×"
 }
