@@ -173,6 +173,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		},
 		Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
 		OpsListener: cfg.OpsAddr != "",
+		Introspection: server.Introspection{
+			Clients:   cfg.Introspection.Clients,
+			PerMinute: cfg.Introspection.PerMinute, Burst: cfg.Introspection.Burst,
+		},
 	}
 	srv := &http.Server{
 		Handler:           server.New(routes),

@@ -187,7 +187,7 @@ func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *audit
 			}
 		}
 	}
-	return &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: newUser}, nil
+	return &Login{Token: token, ExpiresAt: s.SessionEnds(sess), Account: acct, NewUser: newUser}, nil
 }
 
 // validIdentity checks what WeChat said against the identity's columns, before any row

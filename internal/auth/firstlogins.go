@@ -84,7 +84,7 @@ func (s *Service) sendFirstLogins(ctx context.Context, batch []*call[groupLogin,
 			entries[i] = auditEntry{event: auditevent.EventLoginSucceeded, userID: &acct.User.ID, sessionID: &sess.ID, client: m.c.q.client}
 			rec := codeRecord{id: m.c.q.claim, userID: acct.User.ID, identityID: acct.Identity.ID, newUser: true}
 			codes[i] = rec
-			done[i] = groupLoggedIn{&Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct, NewUser: true}, rec, entries[i : i+1]}
+			done[i] = groupLoggedIn{&Login{Token: token, ExpiresAt: s.SessionEnds(sess), Account: acct, NewUser: true}, rec, entries[i : i+1]}
 		}
 		n, err := s.db.ExecBatch(ctx, tx, s.insertUsers(users...), s.insertIdentities(idents...),
 			s.insertSessions(sessions...), audit.statement(entries...), s.codesDone(codes...))

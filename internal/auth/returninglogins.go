@@ -82,7 +82,7 @@ func (s *Service) sendReturningLogins(ctx context.Context, batch []*call[groupLo
 			sess, token := s.newSession(acct, q.client, now)
 			rec := codeRecord{id: q.claim, userID: u.ID, identityID: ident.ID}
 			entry := auditEntry{event: auditevent.EventLoginSucceeded, userID: &u.ID, sessionID: &sess.ID, client: q.client}
-			m.done = &groupLoggedIn{login: &Login{Token: token, ExpiresAt: s.expiresAt(sess), Account: acct}, rec: rec, entries: []auditEntry{entry}}
+			m.done = &groupLoggedIn{login: &Login{Token: token, ExpiresAt: s.SessionEnds(sess), Account: acct}, rec: rec, entries: []auditEntry{entry}}
 			in = append(in, m)
 			idents, users, userIDs = append(idents, ident), append(users, u), append(userIDs, u.ID)
 			sessions, entries, codes = append(sessions, sess), append(entries, entry), append(codes, rec)

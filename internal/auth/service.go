@@ -250,9 +250,9 @@ func (s *Service) Forget(userID uuid.UUID) {
 // clock is the current time as the database stores it: UTC, microseconds.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-// expiresAt is when a session ends unless it is used again: the sooner of its absolute
-// end and its idle timeout.
-func (s *Service) expiresAt(sess *ent.Session) time.Time {
+// SessionEnds is when a session ends unless it is used again: the sooner of its
+// absolute end and its idle timeout.
+func (s *Service) SessionEnds(sess *ent.Session) time.Time {
 	idle := sess.LastSeenAt.Add(s.policy.IdleTimeout)
 	if idle.Before(sess.ExpiresAt) {
 		return idle

@@ -53,7 +53,7 @@ func (s *Service) authenticate(ctx context.Context, token string, fresh bool) (*
 	}
 	now := s.clock()
 	sess := cur.Session
-	if sess.RevokedAt != nil || !now.Before(s.expiresAt(sess)) {
+	if sess.RevokedAt != nil || !now.Before(s.SessionEnds(sess)) {
 		return nil, errInvalidToken
 	}
 	if now.Sub(sess.LastSeenAt) >= lastSeenEvery {
@@ -147,7 +147,7 @@ func (s *Service) Sessions(ctx context.Context, cur *Current) ([]SessionView, er
 	}
 	views := make([]SessionView, len(list))
 	for i, sess := range list {
-		views[i] = SessionView{Session: sess, ExpiresAt: s.expiresAt(sess), Current: sess.ID == cur.Session.ID}
+		views[i] = SessionView{Session: sess, ExpiresAt: s.SessionEnds(sess), Current: sess.ID == cur.Session.ID}
 	}
 	return views, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/persisted"
+	"github.com/wxlogin/wxlogin/internal/verify"
 )
 
 // Defaults for settings that are not set.
@@ -64,7 +65,27 @@ type Config struct {
 	// OpsAddr, when set, serves /metrics on a listener of its own, and no longer on the
 	// public one; /healthz and /readyz are served on both.
 	OpsAddr string
+	// Introspection is who may call /oauth/introspect; no clients, no endpoint.
+	Introspection Introspection
 }
+
+// Introspection configures RFC 7662 token introspection.
+type Introspection struct {
+	Clients []verify.Client
+	// PerMinute and Burst bound each client's requests; PerMinute -1: no limit.
+	PerMinute, Burst int
+}
+
+// Introspection's defaults: per client, 6,000 a minute with bursts of 200, well above
+// what a service checking each of its requests' tokens needs behind a session cache of
+// its own, and far below what would let one client crowd out the logins.
+const (
+	DefaultIntrospectionPerMinute = 6000
+	DefaultIntrospectionBurst     = 200
+	// MinIntrospectionSecret is the shortest client secret taken: 16 bytes, such as
+	// `openssl rand -hex 16` prints twice over.
+	MinIntrospectionSecret = 16
+)
 
 // API holds the switches for exploring the API, on in dev mode and off outside it by
 // default, and the browser origins allowed to call it.
@@ -132,7 +153,17 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.String("ops_addr", c.OpsAddr),
+		slog.Any("introspection_clients", c.Introspection.ids()),
 	)
+}
+
+// ids lists the introspection clients' ids, for logs: never their secrets.
+func (i Introspection) ids() []string {
+	ids := make([]string, len(i.Clients))
+	for n, c := range i.Clients {
+		ids[n] = c.ID
+	}
+	return ids
 }
 
 // Load reads the configuration through getenv (os.Getenv in production). Every problem
@@ -338,8 +369,48 @@ func Load(getenv func(string) string) (Config, error) {
 			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
 	}
+	c.Introspection = Introspection{Burst: integer("WXLOGIN_INTROSPECTION_RATE_BURST", DefaultIntrospectionBurst, 1)}
+	if raw := env("WXLOGIN_INTROSPECTION_RATE_LIMIT", ""); raw == "off" || raw == "0" {
+		c.Introspection.PerMinute = -1
+	} else {
+		c.Introspection.PerMinute = integer("WXLOGIN_INTROSPECTION_RATE_LIMIT", DefaultIntrospectionPerMinute, 1)
+	}
+	if raw := env("WXLOGIN_INTROSPECTION_CLIENTS", ""); raw != "" {
+		seen := map[string]bool{}
+		for n, part := range strings.Split(raw, ",") {
+			// The problems name a client by its place and id, never by its secret.
+			id, secret, ok := strings.Cut(strings.TrimSpace(part), ":")
+			switch {
+			case !ok || id == "":
+				problems = append(problems, fmt.Errorf("WXLOGIN_INTROSPECTION_CLIENTS: client %d is not id:secret", n+1))
+			case !validClientID(id):
+				problems = append(problems, fmt.Errorf("WXLOGIN_INTROSPECTION_CLIENTS: client %d's id must be letters, digits, '.', '_' or '-', at most 64 of them", n+1))
+			case seen[id]:
+				problems = append(problems, fmt.Errorf("WXLOGIN_INTROSPECTION_CLIENTS: the client %q is listed twice", id))
+			case len(secret) < MinIntrospectionSecret:
+				problems = append(problems, fmt.Errorf("WXLOGIN_INTROSPECTION_CLIENTS: the client %q's secret is shorter than %d bytes: make one with `openssl rand -hex 16`", id, MinIntrospectionSecret))
+			default:
+				seen[id] = true
+				c.Introspection.Clients = append(c.Introspection.Clients, verify.Client{ID: id, Secret: secret})
+			}
+		}
+	}
 
 	return c, errors.Join(problems...)
+}
+
+// validClientID says whether an introspection client id is short and plain enough to
+// appear in a log line and a metric as it is.
+func validClientID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r == '.' || r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseKey decodes a base64 (standard or URL alphabet, padded or not) 32-byte key.

@@ -49,23 +49,27 @@ func TestStartupErrors(t *testing.T) {
 		vars map[string]string
 		want []string // every one must appear in the error
 	}{
-		"appid without secret":   {map[string]string{"WECHAT_APPID": "wx1"}, []string{"WECHAT_SECRET is not"}},
-		"secret without appid":   {map[string]string{"WECHAT_SECRET": "s"}, []string{"WECHAT_APPID is not"}},
-		"no key outside dev":     {map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s"}, []string{"WXLOGIN_SECRET_KEY is required"}},
-		"malformed key":          {map[string]string{"WXLOGIN_SECRET_KEY": "not base64!"}, []string{"WXLOGIN_SECRET_KEY: is not base64"}},
-		"short key":              {map[string]string{"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODw=="}, []string{"must be 32 bytes, got 16"}},
-		"unknown database":       {map[string]string{"WXLOGIN_DATABASE_URL": "postgres://x/y"}, []string{`scheme "postgres" is not supported`}},
-		"mysql without database": {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/"}, []string{"needs a host and a database name"}},
-		"mysql character set":    {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/wxlogin?character_set_client=gbk"}, []string{`WXLOGIN_DATABASE_URL: the URL parameter "character_set_client" is not accepted`, "accepted: allowCleartextPasswords"}},
-		"api base in dev mode":   {map[string]string{"WECHAT_API_BASE": "http://127.0.0.1:9090"}, []string{"WECHAT_API_BASE is set"}},
-		"bad ttl":                {map[string]string{"WXLOGIN_SESSION_TTL": "soon"}, []string{"WXLOGIN_SESSION_TTL"}},
-		"bad idle timeout":       {map[string]string{"WXLOGIN_SESSION_IDLE_TIMEOUT": "1s"}, []string{"WXLOGIN_SESSION_IDLE_TIMEOUT"}},
-		"bad max sessions":       {map[string]string{"WXLOGIN_MAX_SESSIONS": "0"}, []string{"WXLOGIN_MAX_SESSIONS"}},
-		"bad rate":               {map[string]string{"WXLOGIN_LOGIN_RATE_LIMIT": "lots"}, []string{"WXLOGIN_LOGIN_RATE_LIMIT"}},
-		"bad proxy":              {map[string]string{"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is not an IP`}},
-		"both forms of apps":     {map[string]string{"WECHAT_APPS": "wx1:s1", "WECHAT_APPID": "wx2"}, []string{"use one form"}},
-		"bad apps entry":         {map[string]string{"WECHAT_APPS": "wx1:s1,wx2", "WXLOGIN_SECRET_KEY": goodKey}, []string{"entry 2 is not appid:secret"}},
-		"duplicate app":          {map[string]string{"WECHAT_APPS": "wx1:s1,wx1:s2", "WXLOGIN_SECRET_KEY": goodKey}, []string{`lists appid "wx1" twice`}},
+		"appid without secret":                  {map[string]string{"WECHAT_APPID": "wx1"}, []string{"WECHAT_SECRET is not"}},
+		"secret without appid":                  {map[string]string{"WECHAT_SECRET": "s"}, []string{"WECHAT_APPID is not"}},
+		"no key outside dev":                    {map[string]string{"WECHAT_APPID": "wx1", "WECHAT_SECRET": "s"}, []string{"WXLOGIN_SECRET_KEY is required"}},
+		"malformed key":                         {map[string]string{"WXLOGIN_SECRET_KEY": "not base64!"}, []string{"WXLOGIN_SECRET_KEY: is not base64"}},
+		"short key":                             {map[string]string{"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODw=="}, []string{"must be 32 bytes, got 16"}},
+		"unknown database":                      {map[string]string{"WXLOGIN_DATABASE_URL": "postgres://x/y"}, []string{`scheme "postgres" is not supported`}},
+		"mysql without database":                {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/"}, []string{"needs a host and a database name"}},
+		"mysql character set":                   {map[string]string{"WXLOGIN_DATABASE_URL": "mysql://root@127.0.0.1:3306/wxlogin?character_set_client=gbk"}, []string{`WXLOGIN_DATABASE_URL: the URL parameter "character_set_client" is not accepted`, "accepted: allowCleartextPasswords"}},
+		"api base in dev mode":                  {map[string]string{"WECHAT_API_BASE": "http://127.0.0.1:9090"}, []string{"WECHAT_API_BASE is set"}},
+		"bad ttl":                               {map[string]string{"WXLOGIN_SESSION_TTL": "soon"}, []string{"WXLOGIN_SESSION_TTL"}},
+		"bad idle timeout":                      {map[string]string{"WXLOGIN_SESSION_IDLE_TIMEOUT": "1s"}, []string{"WXLOGIN_SESSION_IDLE_TIMEOUT"}},
+		"bad max sessions":                      {map[string]string{"WXLOGIN_MAX_SESSIONS": "0"}, []string{"WXLOGIN_MAX_SESSIONS"}},
+		"bad rate":                              {map[string]string{"WXLOGIN_LOGIN_RATE_LIMIT": "lots"}, []string{"WXLOGIN_LOGIN_RATE_LIMIT"}},
+		"bad proxy":                             {map[string]string{"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is not an IP`}},
+		"both forms of apps":                    {map[string]string{"WECHAT_APPS": "wx1:s1", "WECHAT_APPID": "wx2"}, []string{"use one form"}},
+		"bad apps entry":                        {map[string]string{"WECHAT_APPS": "wx1:s1,wx2", "WXLOGIN_SECRET_KEY": goodKey}, []string{"entry 2 is not appid:secret"}},
+		"duplicate app":                         {map[string]string{"WECHAT_APPS": "wx1:s1,wx1:s2", "WXLOGIN_SECRET_KEY": goodKey}, []string{`lists appid "wx1" twice`}},
+		"introspection client without a secret": {map[string]string{"WXLOGIN_INTROSPECTION_CLIENTS": "orders"}, []string{"client 1 is not id:secret"}},
+		"introspection secret too short":        {map[string]string{"WXLOGIN_INTROSPECTION_CLIENTS": "orders:0123456789abcdef,pay:short"}, []string{`the client "pay"'s secret is shorter than 16 bytes`}},
+		"introspection client twice":            {map[string]string{"WXLOGIN_INTROSPECTION_CLIENTS": "a:0123456789abcdef,a:fedcba9876543210"}, []string{`the client "a" is listed twice`}},
+		"introspection client id":               {map[string]string{"WXLOGIN_INTROSPECTION_CLIENTS": "a b:0123456789abcdef"}, []string{"client 1's id must be"}},
 		"every problem at once": {map[string]string{"WECHAT_APPID": "wx1", "WXLOGIN_DATABASE_URL": "redis://x"}, []string{
 			"WECHAT_SECRET is not", "redis", "WXLOGIN_SECRET_KEY is required",
 		}},
@@ -100,6 +104,29 @@ func TestSecretsStayOutOfTheLogValue(t *testing.T) {
 	}
 	if !strings.Contains(shown, "wx123") || strings.Contains(shown, "app-secret-value") {
 		t.Errorf("log value %q lacks the appid", shown)
+	}
+}
+
+// TestIntrospectionClients: the clients are id:secret pairs, a secret may hold colons,
+// and neither a good nor a refused secret is ever shown.
+func TestIntrospectionClients(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"WXLOGIN_INTROSPECTION_CLIENTS": "orders:0123456789abcdef, pay:a:b:c:d:e:f:g:h:i", "WXLOGIN_INTROSPECTION_RATE_LIMIT": "60"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Introspection.Clients) != 2 || c.Introspection.Clients[1].ID != "pay" || c.Introspection.Clients[1].Secret != "a:b:c:d:e:f:g:h:i" ||
+		c.Introspection.PerMinute != 60 || c.Introspection.Burst != config.DefaultIntrospectionBurst {
+		t.Errorf("introspection = %+v", c.Introspection)
+	}
+	if shown := c.LogValue().String(); strings.Contains(shown, "0123456789abcdef") || !strings.Contains(shown, "orders") {
+		t.Errorf("log value %q shows a secret, or not the client ids", shown)
+	}
+	_, err = config.Load(env(map[string]string{"WXLOGIN_INTROSPECTION_CLIENTS": "orders:tooshort,x"}))
+	if err == nil || strings.Contains(err.Error(), "tooshort") {
+		t.Errorf("a refused client's error %q shows its secret", err)
+	}
+	if dev, _ := config.Load(env(nil)); len(dev.Introspection.Clients) != 0 || dev.Introspection.PerMinute != config.DefaultIntrospectionPerMinute {
+		t.Errorf("default introspection = %+v", dev.Introspection)
 	}
 }
 

@@ -49,6 +49,8 @@ WXLOGIN_DATABASE_URL=sqlite://wxlogin.db`,
 WECHAT_APPID=wxaaaa
 WXLOGIN_SECRET_KEY=AAECAwQFBgcICQoLDA0ODw==
 WXLOGIN_DATABASE_URL=mysql://root:hunter2@/wxlogin`,
+	`WXLOGIN_INTROSPECTION_CLIENTS=orders:0123456789abcdef, pay:short,:nosecret,x y:0123456789abcdef,orders:again-0123456789
+WXLOGIN_INTROSPECTION_RATE_LIMIT=off`,
 	`WECHAT_SECRET=only-the-secret
 WXLOGIN_SECRET_KEY=not base64!
 WXLOGIN_DATABASE_URL=postgres://user:hunter2@db/x`,
@@ -77,7 +79,7 @@ WXLOGIN_DATABASE_URL=mysql://u:pw\n@db/x`,
 // FuzzLoad: Load never panics, and gives a Config or an error listing problems, one a
 // line. No secret shows in the error or the Config's log line: Load is run again with
 // every secret (WXLOGIN_SECRET_KEY, WXLOGIN_OLD_SECRET_KEYS, WECHAT_SECRET, the secrets
-// of WECHAT_APPS, a password in the database URL or in WECHAT_API_BASE) replaced by a
+// of WECHAT_APPS and WXLOGIN_INTROSPECTION_CLIENTS, a password in the database URL or in WECHAT_API_BASE) replaced by a
 // twin of the same shape, and both runs must read the same, word for word.
 func FuzzLoad(f *testing.F) {
 	for _, e := range fuzzEnvs {
@@ -139,7 +141,7 @@ func twinSecrets(name, value string) string {
 	switch name {
 	case "WXLOGIN_SECRET_KEY", "WXLOGIN_OLD_SECRET_KEYS", "WECHAT_SECRET":
 		return twin(value)
-	case "WECHAT_APPS": // appid:secret, …
+	case "WECHAT_APPS", "WXLOGIN_INTROSPECTION_CLIENTS": // id:secret, …
 		entries := strings.Split(value, ",")
 		for i, e := range entries {
 			if id, secret, ok := strings.Cut(e, ":"); ok {

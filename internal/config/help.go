@@ -37,6 +37,9 @@ var settings = []setting{
 	{"WXLOGIN_PLAYGROUND", "on in dev mode, else off", "the GraphiQL playground at / (on/off)"},
 	{"WXLOGIN_PERSISTED_QUERIES", "apq", "apq: any document, and known ones by hash; allowlist: only the manifest's documents; off: no hashes"},
 	{"WXLOGIN_PERSISTED_QUERY_MANIFEST", "built in", "the allow-list: a persisted query manifest (Apollo's format); built in: clients/documents"},
+	{"WXLOGIN_INTROSPECTION_CLIENTS", "none (no /oauth/introspect)", "services allowed RFC 7662 token introspection, by HTTP Basic: id:secret,id:secret (secrets of at least 16 bytes)"},
+	{"WXLOGIN_INTROSPECTION_RATE_LIMIT", "6000", "introspection requests per minute per client, per instance; off disables"},
+	{"WXLOGIN_INTROSPECTION_RATE_BURST", "200", "introspection requests at once per client"},
 	{"WXLOGIN_CORS_ORIGINS", "none", "comma-separated browser origins allowed to call /graphql, such as https://admin.example.com"},
 }
 

@@ -34,6 +34,7 @@ type Metrics struct {
 	operationLatency *prometheus.HistogramVec
 	wechatCalls      *prometheus.CounterVec
 	wechatLatency    *prometheus.HistogramVec
+	verifications    *prometheus.CounterVec
 
 	mu     sync.Mutex
 	known  map[string]bool // the client documents' operation names
@@ -75,11 +76,15 @@ func New() *Metrics {
 			Help:    "Latency of HTTP attempts at WeChat's API, by API.",
 			Buckets: latencyBuckets,
 		}, []string{"api"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxlogin_verifications_total",
+			Help: "Session checks for other services, by endpoint (forward_auth, introspection) and outcome (valid, invalid, unavailable, error; for introspection also unauthorized_client, rate_limited, bad_request).",
+		}, []string{"endpoint", "outcome"}),
 		known:  map[string]bool{},
 		others: map[string]bool{},
 	}
 	m.registry.MustRegister(
-		m.logins, m.requests, m.requestLatency, m.operations, m.operationLatency, m.wechatCalls, m.wechatLatency,
+		m.logins, m.requests, m.requestLatency, m.operations, m.operationLatency, m.wechatCalls, m.wechatLatency, m.verifications,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -141,6 +146,11 @@ func (m *Metrics) operationLabel(name string) string {
 func (m *Metrics) WeChat(api, result string, d time.Duration) {
 	m.wechatCalls.WithLabelValues(api, result).Inc()
 	m.wechatLatency.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// Verification counts one session check made for another service.
+func (m *Metrics) Verification(endpoint, outcome string) {
+	m.verifications.WithLabelValues(endpoint, outcome).Inc()
 }
 
 // Handler serves the metrics in Prometheus text format.

@@ -85,6 +85,24 @@ func (l *Limiter) Take(key string, now time.Time) *Error {
 	return &Error{RetryAfter: time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), First: first}
 }
 
+// Peek refuses as Take would, without spending a token: for limits that count only
+// failures, checked before the attempt and taken after a failed one.
+func (l *Limiter) Peek(key string, now time.Time) *Error {
+	if l.rate <= 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return nil
+	}
+	if tokens := min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate); tokens < 1 {
+		return &Error{RetryAfter: time.Duration((1 - tokens) / l.rate * float64(time.Second))}
+	}
+	return nil
+}
+
 // Prune forgets buckets that have refilled.
 func (l *Limiter) Prune(now time.Time) {
 	l.mu.Lock()

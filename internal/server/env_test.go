@@ -30,6 +30,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/server"
 	"github.com/wxlogin/wxlogin/internal/testdb"
+	"github.com/wxlogin/wxlogin/internal/verify"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 	"github.com/wxlogin/wxlogin/internal/wxapp"
@@ -71,9 +72,11 @@ type env struct {
 	loginTimeout time.Duration
 	policy       auth.Policy
 	trusted      []netip.Prefix
-	instances    []*httptest.Server
-	handlers     []http.Handler // each instance's handler, for benchmarks that skip the network
-	services     []*auth.Service
+	// introspection is /oauth/introspect's clients and limits.
+	introspection server.Introspection
+	instances     []*httptest.Server
+	handlers      []http.Handler // each instance's handler, for benchmarks that skip the network
+	services      []*auth.Service
 	// productionLog logs as the server does in production (JSON at Info) into
 	// io.Discard, for benchmarks; tests capture every line at Debug instead.
 	productionLog bool
@@ -94,6 +97,14 @@ func withSecondApp() envOption {
 
 // withDB serves from db, opened by the test, instead of a fresh database of the backend.
 func withDB(db *database.DB) envOption { return func(e *env) { e.db = db } }
+
+// withIntrospection serves /oauth/introspect to the clients, each limited to perMinute
+// requests with bursts of burst.
+func withIntrospection(perMinute, burst int, clients ...verify.Client) envOption {
+	return func(e *env) {
+		e.introspection = server.Introspection{Clients: clients, PerMinute: perMinute, Burst: burst, Now: e.clock.Now}
+	}
+}
 
 // withWeChat adjusts the WeChat client's configuration.
 func withWeChat(f func(*wechat.Config)) envOption { return func(e *env) { f(&e.wcfg) } }
@@ -187,7 +198,7 @@ func (e *env) addInstance() *httptest.Server {
 	openData := opendata.New(opendata.Options{Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	h := server.New(server.Options{
 		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: meter, Logger: e.logger(),
-		API: e.api, Playground: e.playground, CORSOrigins: e.cors,
+		API: e.api, Playground: e.playground, CORSOrigins: e.cors, Introspection: e.introspection,
 	})
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)

@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/playground"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/reqlog"
+	"github.com/wxlogin/wxlogin/internal/verify"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -56,6 +57,16 @@ type Options struct {
 	// (/fake/wx.login, /fake/phonecode) are served under /dev, so that a person in the
 	// playground can mint codes.
 	DevFake http.Handler
+	// Introspection is who may call /oauth/introspect, and how often; without clients
+	// the endpoint is not served (404).
+	Introspection Introspection
+}
+
+// Introspection configures /oauth/introspect.
+type Introspection struct {
+	Clients          []verify.Client
+	PerMinute, Burst int              // each client's limit; PerMinute <= 0: none
+	Now              func() time.Time // the limits' clock; nil: time.Now
 }
 
 // New returns the handler for every route of the contract.
@@ -68,6 +79,17 @@ func New(o Options) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", cors(o.CORSOrigins, deadline(requestDeadline, o.Auth.Middleware(gql))))
+	// Other services' checks of a token: any method, at /auth/verify and under it (a
+	// gateway may append the original path), and RFC 7662 introspection.
+	verified := deadline(requestDeadline, o.Auth.Middleware(verify.Forward(o.Metrics, log)))
+	mux.Handle("/auth/verify", verified)
+	mux.Handle("/auth/verify/", verified)
+	if len(o.Introspection.Clients) > 0 {
+		mux.Handle("/oauth/introspect", deadline(requestDeadline, o.Auth.Middleware(verify.Introspection(verify.IntrospectionOptions{
+			Auth: o.Auth, Clients: o.Introspection.Clients, PerMinute: o.Introspection.PerMinute, Burst: o.Introspection.Burst,
+			Metrics: o.Metrics, Logger: log, Now: o.Introspection.Now,
+		}))))
+	}
 	if o.Playground {
 		pg := playground.Handler(playground.Options{Endpoint: "/graphql", DevMode: o.DevMode})
 		mux.Handle("GET /{$}", pg)
