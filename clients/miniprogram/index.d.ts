@@ -126,8 +126,34 @@ export interface Client {
   login(): Promise<LoginResult>;
   /** Ends the session on the server and forgets it here; false when there was none. */
   logout(): Promise<boolean>;
+  /**
+   * wx.request to another of the team's services behind a gateway that checks the
+   * token with wxlogin (/auth/verify): with the session's token (logging in first when
+   * there is none); a 401 logs in again, once, and retries once. Resolves with
+   * wx.request's answer whatever its status; rejects with NETWORK_ERROR when the
+   * request cannot be made.
+   */
+  request(options: ServiceRequest): Promise<ServiceResponse>;
   /** The session token, or null: for wx.uploadFile and other requests made by hand. */
   token(): string | null;
+}
+
+/** What request takes: wx.request's options, without its callbacks. */
+export interface ServiceRequest {
+  url: string;
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'OPTIONS';
+  data?: unknown;
+  header?: Record<string, string>;
+  dataType?: string;
+  responseType?: string;
+  timeout?: number;
+}
+
+/** wx.request's answer. */
+export interface ServiceResponse {
+  statusCode: number;
+  data: unknown;
+  header: Record<string, string>;
 }
 
 export function createClient(options: ClientOptions): Client;

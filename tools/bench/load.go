@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,6 +187,26 @@ func newGQLClient(base string, conns int) *gqlClient {
 }
 
 func (c *gqlClient) close() { c.hc.CloseIdleConnections() }
+
+// verify asks the server's forward auth (/auth/verify) about token, as a gateway does:
+// anything but a 200 with the user's header is an error.
+func (c *gqlClient) verify(ctx context.Context, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.url, "/graphql")+"/auth/verify", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return gqlError{"transport: " + shortErr(err)}
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("X-Wxlogin-User-Id") == "" {
+		return gqlError{fmt.Sprintf("verify: HTTP %d", res.StatusCode)}
+	}
+	return nil
+}
 
 // gqlError is an answer that was not a clean 200 with data; its string is what the
 // harness counts errors by.

@@ -116,11 +116,12 @@ function device(server, { user = 'alice', codes = [], stripAuthorization = false
       if (stripAuthorization) {
         delete headers.Authorization;
       }
-      const entry = { query: data.query, variables: data.variables, authorization: header.Authorization };
+      const entry = { url, query: data && data.query, variables: data && data.variables, authorization: header.Authorization };
       seen.requests.push(entry);
       const origin = new URL(url).origin;
       const target = hosts[origin] ? hosts[origin] + url.slice(origin.length) : url;
-      fetch(target, { method, headers, body: JSON.stringify(data) }).then(async (res) => {
+      const body = data === undefined || method === 'GET' || method === 'HEAD' ? undefined : JSON.stringify(data);
+      fetch(target, { method: method || 'GET', headers, body }).then(async (res) => {
         const text = await res.text();
         let body = text;
         if (dataType === 'json') {
@@ -162,9 +163,11 @@ function device(server, { user = 'alice', codes = [], stripAuthorization = false
     seen,
     sleep,
     /** The login mutations this device sent, in order. */
-    logins: () => seen.requests.filter((r) => loginDocument.test(r.query)),
-    /** The other requests it sent. */
-    calls: () => seen.requests.filter((r) => !loginDocument.test(r.query)),
+    logins: () => seen.requests.filter((r) => r.query && loginDocument.test(r.query)),
+    /** The other GraphQL requests it sent. */
+    calls: () => seen.requests.filter((r) => r.query && !loginDocument.test(r.query)),
+    /** The requests it sent to other services than wxlogin's GraphQL. */
+    services: () => seen.requests.filter((r) => !r.query),
   };
 }
 
