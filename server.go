@@ -165,7 +165,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	routes := server.Options{
-		Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Metrics: meter, Logger: log,
+		Auth: authn, Profile: profile.New(db.Client), Phone: phones, DB: db, Ent: db.Client, Metrics: meter, Logger: log,
 		OpenData: openData, DevFake: devFake,
 		API: graph.Options{
 			Introspection: cfg.API.Introspection, Suggestions: cfg.API.Suggestions,

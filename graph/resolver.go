@@ -6,6 +6,7 @@ package graph
 //go:generate go run github.com/99designs/gqlgen generate
 
 import (
+	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
 	"github.com/wxlogin/wxlogin/internal/opendata"
@@ -20,4 +21,7 @@ type Resolver struct {
 	Phone    *phone.Service
 	OpenData *opendata.Service
 	Metrics  *metrics.Metrics
+	// Ent is the database, for the resolvers of types a team adds to the schema
+	// (docs/extending.md); wxlogin's own go through the services above.
+	Ent *ent.Client
 }

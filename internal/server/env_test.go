@@ -197,7 +197,7 @@ func (e *env) addInstance() *httptest.Server {
 	phones := phone.New(phone.Options{DB: e.db, Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	openData := opendata.New(opendata.Options{Apps: platform, Keyring: ring, Now: e.clock.Now, Logger: e.logger()})
 	h := server.New(server.Options{
-		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Metrics: meter, Logger: e.logger(),
+		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Ent: e.db.Client, Metrics: meter, Logger: e.logger(),
 		API: e.api, Playground: e.playground, CORSOrigins: e.cors, Introspection: e.introspection,
 	})
 	srv := httptest.NewServer(h)

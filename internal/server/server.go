@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/auth"
 	"github.com/wxlogin/wxlogin/internal/metrics"
@@ -42,8 +43,10 @@ type Options struct {
 	Phone    *phone.Service
 	OpenData *opendata.Service
 	DB       Pinger
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	// Ent is the database for resolvers a team adds to the schema (docs/extending.md).
+	Ent     *ent.Client
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 	// API switches introspection and suggestions; Playground serves GraphiQL at /.
 	API        graph.Options
 	Playground bool
@@ -75,7 +78,7 @@ func New(o Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics}, log, o.API)
+	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics, Ent: o.Ent}, log, o.API)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", cors(o.CORSOrigins, deadline(requestDeadline, o.Auth.Middleware(gql))))
