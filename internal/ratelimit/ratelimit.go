@@ -73,8 +73,7 @@ func (l *Limiter) Take(key string, now time.Time) *Error {
 		b = &bucket{tokens: l.burst, at: now}
 		l.buckets[key] = b
 	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
+	b.tokens, b.at = l.refilled(b, now), now
 	if b.tokens >= 1 {
 		b.tokens--
 		b.refusing = false
@@ -82,7 +81,7 @@ func (l *Limiter) Take(key string, now time.Time) *Error {
 	}
 	first := !b.refusing
 	b.refusing = true
-	return &Error{RetryAfter: time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), First: first}
+	return &Error{RetryAfter: l.until(b.tokens), First: first}
 }
 
 // Peek refuses as Take would, without spending a token: for limits that count only
@@ -93,14 +92,22 @@ func (l *Limiter) Peek(key string, now time.Time) *Error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[key]
-	if b == nil {
-		return nil
-	}
-	if tokens := min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate); tokens < 1 {
-		return &Error{RetryAfter: time.Duration((1 - tokens) / l.rate * float64(time.Second))}
+	if b := l.buckets[key]; b != nil {
+		if tokens := l.refilled(b, now); tokens < 1 {
+			return &Error{RetryAfter: l.until(tokens)}
+		}
 	}
 	return nil
+}
+
+// refilled is what a bucket holds at now.
+func (l *Limiter) refilled(b *bucket, now time.Time) float64 {
+	return min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+}
+
+// until is how long a bucket holding tokens takes to hold one.
+func (l *Limiter) until(tokens float64) time.Duration {
+	return time.Duration((1 - tokens) / l.rate * float64(time.Second))
 }
 
 // Prune forgets buckets that have refilled.

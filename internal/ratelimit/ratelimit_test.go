@@ -86,3 +86,25 @@ func TestMemoryIsBounded(t *testing.T) {
 		t.Errorf("%d buckets, want at most %d", n, MaxKeys)
 	}
 }
+
+// TestPeekSpendsNothing: Peek refuses exactly when Take would, and never spends.
+func TestPeekSpendsNothing(t *testing.T) {
+	l := New(60, time.Minute, 2)
+	now := time.Unix(1_700_000_000, 0)
+	for range 5 {
+		if err := l.Peek("k", now); err != nil {
+			t.Fatalf("peeking at a full bucket: %v", err)
+		}
+	}
+	l.Take("k", now)
+	l.Take("k", now)
+	if err := l.Peek("k", now); err == nil || err.RetryAfterSeconds() != 1 {
+		t.Fatalf("peeking at an empty bucket: %v, want a refusal for 1 s", err)
+	}
+	if err := l.Peek("k", now.Add(time.Second)); err != nil {
+		t.Errorf("peeking after a second's refill: %v", err)
+	}
+	if err := l.Take("k", now.Add(time.Second)); err != nil {
+		t.Errorf("the refilled token was spent by peeking: %v", err)
+	}
+}

@@ -62,15 +62,7 @@ func TestRequestEndedBeforeItRan(t *testing.T) {
 // request.
 func TestRefusedConnectionsAreUnavailable(t *testing.T) {
 	const limit, clients, rounds = 3, 24, 30
-	var b testdb.Backend
-	for _, one := range testdb.Backends(t) {
-		if one.Name == "mysql" {
-			b = one
-		}
-	}
-	if b.Name == "" {
-		t.Skip("needs MySQL")
-	}
+	b := mysqlBackend(t)
 	ctx := context.Background()
 	rootURL := b.URL(t)
 	root, err := database.Open(ctx, rootURL, nil)

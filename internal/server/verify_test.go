@@ -152,15 +152,7 @@ func (e *env) metrics(i int) string {
 // unreachableDatabase is an env on MariaDB behind a fault proxy, with a user logged
 // in; cut cuts the database off. It skips without MariaDB.
 func unreachableDatabase(t *testing.T, opts ...envOption) (e *env, token string, cut func()) {
-	var b testdb.Backend
-	for _, one := range testdb.Backends(t) {
-		if one.Name == "mysql" {
-			b = one
-		}
-	}
-	if b.Name == "" {
-		t.Skip("needs MySQL")
-	}
+	b := mysqlBackend(t)
 	u, err := url.Parse(b.URL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +172,17 @@ func unreachableDatabase(t *testing.T, opts ...envOption) (e *env, token string,
 	token = e.mustLogin(0, e.fake.IssueCode(fakewechat.User{OpenID: "oCut00000000000000000000001"})).Token
 	e.clock.Advance(5 * time.Second) // past the session cache: the next check reads the database
 	return e, token, proxy.Cut
+}
+
+// mysqlBackend is MariaDB's backend; it skips the test without one.
+func mysqlBackend(t *testing.T) testdb.Backend {
+	for _, b := range testdb.Backends(t) {
+		if b.Name == "mysql" {
+			return b
+		}
+	}
+	t.Skip("needs MySQL")
+	return testdb.Backend{}
 }
 
 // TestForwardAuthWithoutTheDatabase: a token that cannot be checked is 503, not a 401
