@@ -33,7 +33,9 @@ type AuditEvent struct {
 	// ErrorCode holds the value of the "error_code" field.
 	ErrorCode *string `json:"error_code,omitempty"`
 	// Sessions holds the value of the "sessions" field.
-	Sessions     *int `json:"sessions,omitempty"`
+	Sessions *int `json:"sessions,omitempty"`
+	// Reason holds the value of the "reason" field.
+	Reason       *string `json:"reason,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -46,7 +48,7 @@ func (*AuditEvent) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case auditevent.FieldSessions:
 			values[i] = new(sql.NullInt64)
-		case auditevent.FieldEvent, auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode:
+		case auditevent.FieldEvent, auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldReason:
 			values[i] = new(sql.NullString)
 		case auditevent.FieldAt:
 			values[i] = new(sql.NullTime)
@@ -127,6 +129,13 @@ func (_m *AuditEvent) assignValues(columns []string, values []any) error {
 				_m.Sessions = new(int)
 				*_m.Sessions = int(value.Int64)
 			}
+		case auditevent.FieldReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field reason", values[i])
+			} else if value.Valid {
+				_m.Reason = new(string)
+				*_m.Reason = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -197,6 +206,11 @@ func (_m *AuditEvent) String() string {
 	if v := _m.Sessions; v != nil {
 		builder.WriteString("sessions=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.Reason; v != nil {
+		builder.WriteString("reason=")
+		builder.WriteString(*v)
 	}
 	builder.WriteByte(')')
 	return builder.String()

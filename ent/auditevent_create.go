@@ -128,6 +128,20 @@ func (_c *AuditEventCreate) SetNillableSessions(v *int) *AuditEventCreate {
 	return _c
 }
 
+// SetReason sets the "reason" field.
+func (_c *AuditEventCreate) SetReason(v string) *AuditEventCreate {
+	_c.mutation.SetReason(v)
+	return _c
+}
+
+// SetNillableReason sets the "reason" field if the given value is not nil.
+func (_c *AuditEventCreate) SetNillableReason(v *string) *AuditEventCreate {
+	if v != nil {
+		_c.SetReason(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AuditEventCreate) SetID(v uuid.UUID) *AuditEventCreate {
 	_c.mutation.SetID(v)
@@ -215,6 +229,11 @@ func (_c *AuditEventCreate) check() error {
 			return &ValidationError{Name: "error_code", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.error_code": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.Reason(); ok {
+		if err := auditevent.ReasonValidator(v); err != nil {
+			return &ValidationError{Name: "reason", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.reason": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -283,6 +302,10 @@ func (_c *AuditEventCreate) createSpec() (*AuditEvent, *sqlgraph.CreateSpec) {
 		_spec.SetField(auditevent.FieldSessions, field.TypeInt, value)
 		_node.Sessions = &value
 	}
+	if value, ok := _c.mutation.Reason(); ok {
+		_spec.SetField(auditevent.FieldReason, field.TypeString, value)
+		_node.Reason = &value
+	}
 	return _node, _spec
 }
 
@@ -335,6 +358,42 @@ type (
 	}
 )
 
+// SetIP sets the "ip" field.
+func (u *AuditEventUpsert) SetIP(v string) *AuditEventUpsert {
+	u.Set(auditevent.FieldIP, v)
+	return u
+}
+
+// UpdateIP sets the "ip" field to the value that was provided on create.
+func (u *AuditEventUpsert) UpdateIP() *AuditEventUpsert {
+	u.SetExcluded(auditevent.FieldIP)
+	return u
+}
+
+// ClearIP clears the value of the "ip" field.
+func (u *AuditEventUpsert) ClearIP() *AuditEventUpsert {
+	u.SetNull(auditevent.FieldIP)
+	return u
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (u *AuditEventUpsert) SetUserAgent(v string) *AuditEventUpsert {
+	u.Set(auditevent.FieldUserAgent, v)
+	return u
+}
+
+// UpdateUserAgent sets the "user_agent" field to the value that was provided on create.
+func (u *AuditEventUpsert) UpdateUserAgent() *AuditEventUpsert {
+	u.SetExcluded(auditevent.FieldUserAgent)
+	return u
+}
+
+// ClearUserAgent clears the value of the "user_agent" field.
+func (u *AuditEventUpsert) ClearUserAgent() *AuditEventUpsert {
+	u.SetNull(auditevent.FieldUserAgent)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -364,17 +423,14 @@ func (u *AuditEventUpsertOne) UpdateNewValues() *AuditEventUpsertOne {
 		if _, exists := u.create.mutation.SessionID(); exists {
 			s.SetIgnore(auditevent.FieldSessionID)
 		}
-		if _, exists := u.create.mutation.IP(); exists {
-			s.SetIgnore(auditevent.FieldIP)
-		}
-		if _, exists := u.create.mutation.UserAgent(); exists {
-			s.SetIgnore(auditevent.FieldUserAgent)
-		}
 		if _, exists := u.create.mutation.ErrorCode(); exists {
 			s.SetIgnore(auditevent.FieldErrorCode)
 		}
 		if _, exists := u.create.mutation.Sessions(); exists {
 			s.SetIgnore(auditevent.FieldSessions)
+		}
+		if _, exists := u.create.mutation.Reason(); exists {
+			s.SetIgnore(auditevent.FieldReason)
 		}
 	}))
 	return u
@@ -405,6 +461,48 @@ func (u *AuditEventUpsertOne) Update(set func(*AuditEventUpsert)) *AuditEventUps
 		set(&AuditEventUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetIP sets the "ip" field.
+func (u *AuditEventUpsertOne) SetIP(v string) *AuditEventUpsertOne {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.SetIP(v)
+	})
+}
+
+// UpdateIP sets the "ip" field to the value that was provided on create.
+func (u *AuditEventUpsertOne) UpdateIP() *AuditEventUpsertOne {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.UpdateIP()
+	})
+}
+
+// ClearIP clears the value of the "ip" field.
+func (u *AuditEventUpsertOne) ClearIP() *AuditEventUpsertOne {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.ClearIP()
+	})
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (u *AuditEventUpsertOne) SetUserAgent(v string) *AuditEventUpsertOne {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.SetUserAgent(v)
+	})
+}
+
+// UpdateUserAgent sets the "user_agent" field to the value that was provided on create.
+func (u *AuditEventUpsertOne) UpdateUserAgent() *AuditEventUpsertOne {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.UpdateUserAgent()
+	})
+}
+
+// ClearUserAgent clears the value of the "user_agent" field.
+func (u *AuditEventUpsertOne) ClearUserAgent() *AuditEventUpsertOne {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.ClearUserAgent()
+	})
 }
 
 // Exec executes the query.
@@ -602,17 +700,14 @@ func (u *AuditEventUpsertBulk) UpdateNewValues() *AuditEventUpsertBulk {
 			if _, exists := b.mutation.SessionID(); exists {
 				s.SetIgnore(auditevent.FieldSessionID)
 			}
-			if _, exists := b.mutation.IP(); exists {
-				s.SetIgnore(auditevent.FieldIP)
-			}
-			if _, exists := b.mutation.UserAgent(); exists {
-				s.SetIgnore(auditevent.FieldUserAgent)
-			}
 			if _, exists := b.mutation.ErrorCode(); exists {
 				s.SetIgnore(auditevent.FieldErrorCode)
 			}
 			if _, exists := b.mutation.Sessions(); exists {
 				s.SetIgnore(auditevent.FieldSessions)
+			}
+			if _, exists := b.mutation.Reason(); exists {
+				s.SetIgnore(auditevent.FieldReason)
 			}
 		}
 	}))
@@ -644,6 +739,48 @@ func (u *AuditEventUpsertBulk) Update(set func(*AuditEventUpsert)) *AuditEventUp
 		set(&AuditEventUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetIP sets the "ip" field.
+func (u *AuditEventUpsertBulk) SetIP(v string) *AuditEventUpsertBulk {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.SetIP(v)
+	})
+}
+
+// UpdateIP sets the "ip" field to the value that was provided on create.
+func (u *AuditEventUpsertBulk) UpdateIP() *AuditEventUpsertBulk {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.UpdateIP()
+	})
+}
+
+// ClearIP clears the value of the "ip" field.
+func (u *AuditEventUpsertBulk) ClearIP() *AuditEventUpsertBulk {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.ClearIP()
+	})
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (u *AuditEventUpsertBulk) SetUserAgent(v string) *AuditEventUpsertBulk {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.SetUserAgent(v)
+	})
+}
+
+// UpdateUserAgent sets the "user_agent" field to the value that was provided on create.
+func (u *AuditEventUpsertBulk) UpdateUserAgent() *AuditEventUpsertBulk {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.UpdateUserAgent()
+	})
+}
+
+// ClearUserAgent clears the value of the "user_agent" field.
+func (u *AuditEventUpsertBulk) ClearUserAgent() *AuditEventUpsertBulk {
+	return u.Update(func(s *AuditEventUpsert) {
+		s.ClearUserAgent()
+	})
 }
 
 // Exec executes the query.

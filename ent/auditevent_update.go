@@ -27,6 +27,46 @@ func (_u *AuditEventUpdate) Where(ps ...predicate.AuditEvent) *AuditEventUpdate 
 	return _u
 }
 
+// SetIP sets the "ip" field.
+func (_u *AuditEventUpdate) SetIP(v string) *AuditEventUpdate {
+	_u.mutation.SetIP(v)
+	return _u
+}
+
+// SetNillableIP sets the "ip" field if the given value is not nil.
+func (_u *AuditEventUpdate) SetNillableIP(v *string) *AuditEventUpdate {
+	if v != nil {
+		_u.SetIP(*v)
+	}
+	return _u
+}
+
+// ClearIP clears the value of the "ip" field.
+func (_u *AuditEventUpdate) ClearIP() *AuditEventUpdate {
+	_u.mutation.ClearIP()
+	return _u
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (_u *AuditEventUpdate) SetUserAgent(v string) *AuditEventUpdate {
+	_u.mutation.SetUserAgent(v)
+	return _u
+}
+
+// SetNillableUserAgent sets the "user_agent" field if the given value is not nil.
+func (_u *AuditEventUpdate) SetNillableUserAgent(v *string) *AuditEventUpdate {
+	if v != nil {
+		_u.SetUserAgent(*v)
+	}
+	return _u
+}
+
+// ClearUserAgent clears the value of the "user_agent" field.
+func (_u *AuditEventUpdate) ClearUserAgent() *AuditEventUpdate {
+	_u.mutation.ClearUserAgent()
+	return _u
+}
+
 // Mutation returns the AuditEventMutation object of the builder.
 func (_u *AuditEventUpdate) Mutation() *AuditEventMutation {
 	return _u.mutation
@@ -59,7 +99,25 @@ func (_u *AuditEventUpdate) ExecX(ctx context.Context) {
 	}
 }
 
+// check runs all checks and user-defined validators on the builder.
+func (_u *AuditEventUpdate) check() error {
+	if v, ok := _u.mutation.IP(); ok {
+		if err := auditevent.IPValidator(v); err != nil {
+			return &ValidationError{Name: "ip", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.ip": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.UserAgent(); ok {
+		if err := auditevent.UserAgentValidator(v); err != nil {
+			return &ValidationError{Name: "user_agent", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.user_agent": %w`, err)}
+		}
+	}
+	return nil
+}
+
 func (_u *AuditEventUpdate) sqlSave(ctx context.Context) (_node int, err error) {
+	if err := _u.check(); err != nil {
+		return _node, err
+	}
 	_spec := sqlgraph.NewUpdateSpec(auditevent.Table, auditevent.Columns, sqlgraph.NewFieldSpec(auditevent.FieldID, field.TypeUUID))
 	if ps := _u.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
@@ -74,8 +132,14 @@ func (_u *AuditEventUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.SessionIDCleared() {
 		_spec.ClearField(auditevent.FieldSessionID, field.TypeUUID)
 	}
+	if value, ok := _u.mutation.IP(); ok {
+		_spec.SetField(auditevent.FieldIP, field.TypeString, value)
+	}
 	if _u.mutation.IPCleared() {
 		_spec.ClearField(auditevent.FieldIP, field.TypeString)
+	}
+	if value, ok := _u.mutation.UserAgent(); ok {
+		_spec.SetField(auditevent.FieldUserAgent, field.TypeString, value)
 	}
 	if _u.mutation.UserAgentCleared() {
 		_spec.ClearField(auditevent.FieldUserAgent, field.TypeString)
@@ -85,6 +149,9 @@ func (_u *AuditEventUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if _u.mutation.SessionsCleared() {
 		_spec.ClearField(auditevent.FieldSessions, field.TypeInt)
+	}
+	if _u.mutation.ReasonCleared() {
+		_spec.ClearField(auditevent.FieldReason, field.TypeString)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -104,6 +171,46 @@ type AuditEventUpdateOne struct {
 	fields   []string
 	hooks    []Hook
 	mutation *AuditEventMutation
+}
+
+// SetIP sets the "ip" field.
+func (_u *AuditEventUpdateOne) SetIP(v string) *AuditEventUpdateOne {
+	_u.mutation.SetIP(v)
+	return _u
+}
+
+// SetNillableIP sets the "ip" field if the given value is not nil.
+func (_u *AuditEventUpdateOne) SetNillableIP(v *string) *AuditEventUpdateOne {
+	if v != nil {
+		_u.SetIP(*v)
+	}
+	return _u
+}
+
+// ClearIP clears the value of the "ip" field.
+func (_u *AuditEventUpdateOne) ClearIP() *AuditEventUpdateOne {
+	_u.mutation.ClearIP()
+	return _u
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (_u *AuditEventUpdateOne) SetUserAgent(v string) *AuditEventUpdateOne {
+	_u.mutation.SetUserAgent(v)
+	return _u
+}
+
+// SetNillableUserAgent sets the "user_agent" field if the given value is not nil.
+func (_u *AuditEventUpdateOne) SetNillableUserAgent(v *string) *AuditEventUpdateOne {
+	if v != nil {
+		_u.SetUserAgent(*v)
+	}
+	return _u
+}
+
+// ClearUserAgent clears the value of the "user_agent" field.
+func (_u *AuditEventUpdateOne) ClearUserAgent() *AuditEventUpdateOne {
+	_u.mutation.ClearUserAgent()
+	return _u
 }
 
 // Mutation returns the AuditEventMutation object of the builder.
@@ -151,7 +258,25 @@ func (_u *AuditEventUpdateOne) ExecX(ctx context.Context) {
 	}
 }
 
+// check runs all checks and user-defined validators on the builder.
+func (_u *AuditEventUpdateOne) check() error {
+	if v, ok := _u.mutation.IP(); ok {
+		if err := auditevent.IPValidator(v); err != nil {
+			return &ValidationError{Name: "ip", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.ip": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.UserAgent(); ok {
+		if err := auditevent.UserAgentValidator(v); err != nil {
+			return &ValidationError{Name: "user_agent", err: fmt.Errorf(`ent: validator failed for field "AuditEvent.user_agent": %w`, err)}
+		}
+	}
+	return nil
+}
+
 func (_u *AuditEventUpdateOne) sqlSave(ctx context.Context) (_node *AuditEvent, err error) {
+	if err := _u.check(); err != nil {
+		return _node, err
+	}
 	_spec := sqlgraph.NewUpdateSpec(auditevent.Table, auditevent.Columns, sqlgraph.NewFieldSpec(auditevent.FieldID, field.TypeUUID))
 	id, ok := _u.mutation.ID()
 	if !ok {
@@ -183,8 +308,14 @@ func (_u *AuditEventUpdateOne) sqlSave(ctx context.Context) (_node *AuditEvent, 
 	if _u.mutation.SessionIDCleared() {
 		_spec.ClearField(auditevent.FieldSessionID, field.TypeUUID)
 	}
+	if value, ok := _u.mutation.IP(); ok {
+		_spec.SetField(auditevent.FieldIP, field.TypeString, value)
+	}
 	if _u.mutation.IPCleared() {
 		_spec.ClearField(auditevent.FieldIP, field.TypeString)
+	}
+	if value, ok := _u.mutation.UserAgent(); ok {
+		_spec.SetField(auditevent.FieldUserAgent, field.TypeString, value)
 	}
 	if _u.mutation.UserAgentCleared() {
 		_spec.ClearField(auditevent.FieldUserAgent, field.TypeString)
@@ -194,6 +325,9 @@ func (_u *AuditEventUpdateOne) sqlSave(ctx context.Context) (_node *AuditEvent, 
 	}
 	if _u.mutation.SessionsCleared() {
 		_spec.ClearField(auditevent.FieldSessions, field.TypeInt)
+	}
+	if _u.mutation.ReasonCleared() {
+		_spec.ClearField(auditevent.FieldReason, field.TypeString)
 	}
 	_node = &AuditEvent{config: _u.config}
 	_spec.Assign = _node.assignValues

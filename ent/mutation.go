@@ -845,6 +845,7 @@ type AuditEventMutation struct {
 	error_code    *string
 	sessions      *int
 	addsessions   *int
+	reason        *string
 	clearedFields map[string]struct{}
 	done          bool
 	oldValue      func(context.Context) (*AuditEvent, error)
@@ -1342,6 +1343,55 @@ func (m *AuditEventMutation) ResetSessions() {
 	delete(m.clearedFields, auditevent.FieldSessions)
 }
 
+// SetReason sets the "reason" field.
+func (m *AuditEventMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *AuditEventMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the AuditEvent entity.
+// If the AuditEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEventMutation) OldReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ClearReason clears the value of the "reason" field.
+func (m *AuditEventMutation) ClearReason() {
+	m.reason = nil
+	m.clearedFields[auditevent.FieldReason] = struct{}{}
+}
+
+// ReasonCleared returns if the "reason" field was cleared in this mutation.
+func (m *AuditEventMutation) ReasonCleared() bool {
+	_, ok := m.clearedFields[auditevent.FieldReason]
+	return ok
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *AuditEventMutation) ResetReason() {
+	m.reason = nil
+	delete(m.clearedFields, auditevent.FieldReason)
+}
+
 // Where appends a list predicates to the AuditEventMutation builder.
 func (m *AuditEventMutation) Where(ps ...predicate.AuditEvent) {
 	m.predicates = append(m.predicates, ps...)
@@ -1376,7 +1426,7 @@ func (m *AuditEventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuditEventMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.at != nil {
 		fields = append(fields, auditevent.FieldAt)
 	}
@@ -1400,6 +1450,9 @@ func (m *AuditEventMutation) Fields() []string {
 	}
 	if m.sessions != nil {
 		fields = append(fields, auditevent.FieldSessions)
+	}
+	if m.reason != nil {
+		fields = append(fields, auditevent.FieldReason)
 	}
 	return fields
 }
@@ -1425,6 +1478,8 @@ func (m *AuditEventMutation) Field(name string) (ent.Value, bool) {
 		return m.ErrorCode()
 	case auditevent.FieldSessions:
 		return m.Sessions()
+	case auditevent.FieldReason:
+		return m.Reason()
 	}
 	return nil, false
 }
@@ -1450,6 +1505,8 @@ func (m *AuditEventMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldErrorCode(ctx)
 	case auditevent.FieldSessions:
 		return m.OldSessions(ctx)
+	case auditevent.FieldReason:
+		return m.OldReason(ctx)
 	}
 	return nil, fmt.Errorf("unknown AuditEvent field %s", name)
 }
@@ -1515,6 +1572,13 @@ func (m *AuditEventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSessions(v)
 		return nil
+	case auditevent.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuditEvent field %s", name)
 }
@@ -1578,6 +1642,9 @@ func (m *AuditEventMutation) ClearedFields() []string {
 	if m.FieldCleared(auditevent.FieldSessions) {
 		fields = append(fields, auditevent.FieldSessions)
 	}
+	if m.FieldCleared(auditevent.FieldReason) {
+		fields = append(fields, auditevent.FieldReason)
+	}
 	return fields
 }
 
@@ -1610,6 +1677,9 @@ func (m *AuditEventMutation) ClearField(name string) error {
 	case auditevent.FieldSessions:
 		m.ClearSessions()
 		return nil
+	case auditevent.FieldReason:
+		m.ClearReason()
+		return nil
 	}
 	return fmt.Errorf("unknown AuditEvent nullable field %s", name)
 }
@@ -1641,6 +1711,9 @@ func (m *AuditEventMutation) ResetField(name string) error {
 		return nil
 	case auditevent.FieldSessions:
 		m.ResetSessions()
+		return nil
+	case auditevent.FieldReason:
+		m.ResetReason()
 		return nil
 	}
 	return fmt.Errorf("unknown AuditEvent field %s", name)
@@ -4942,6 +5015,8 @@ type UserMutation struct {
 	nickname          *string
 	avatar_url        *string
 	phone_number      *[]byte
+	blocked_at        *time.Time
+	blocked_reason    *string
 	clearedFields     map[string]struct{}
 	identities        map[uuid.UUID]struct{}
 	removedidentities map[uuid.UUID]struct{}
@@ -5326,6 +5401,104 @@ func (m *UserMutation) ResetPhoneNumber() {
 	delete(m.clearedFields, user.FieldPhoneNumber)
 }
 
+// SetBlockedAt sets the "blocked_at" field.
+func (m *UserMutation) SetBlockedAt(t time.Time) {
+	m.blocked_at = &t
+}
+
+// BlockedAt returns the value of the "blocked_at" field in the mutation.
+func (m *UserMutation) BlockedAt() (r time.Time, exists bool) {
+	v := m.blocked_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBlockedAt returns the old "blocked_at" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldBlockedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBlockedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBlockedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBlockedAt: %w", err)
+	}
+	return oldValue.BlockedAt, nil
+}
+
+// ClearBlockedAt clears the value of the "blocked_at" field.
+func (m *UserMutation) ClearBlockedAt() {
+	m.blocked_at = nil
+	m.clearedFields[user.FieldBlockedAt] = struct{}{}
+}
+
+// BlockedAtCleared returns if the "blocked_at" field was cleared in this mutation.
+func (m *UserMutation) BlockedAtCleared() bool {
+	_, ok := m.clearedFields[user.FieldBlockedAt]
+	return ok
+}
+
+// ResetBlockedAt resets all changes to the "blocked_at" field.
+func (m *UserMutation) ResetBlockedAt() {
+	m.blocked_at = nil
+	delete(m.clearedFields, user.FieldBlockedAt)
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (m *UserMutation) SetBlockedReason(s string) {
+	m.blocked_reason = &s
+}
+
+// BlockedReason returns the value of the "blocked_reason" field in the mutation.
+func (m *UserMutation) BlockedReason() (r string, exists bool) {
+	v := m.blocked_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBlockedReason returns the old "blocked_reason" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldBlockedReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBlockedReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBlockedReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBlockedReason: %w", err)
+	}
+	return oldValue.BlockedReason, nil
+}
+
+// ClearBlockedReason clears the value of the "blocked_reason" field.
+func (m *UserMutation) ClearBlockedReason() {
+	m.blocked_reason = nil
+	m.clearedFields[user.FieldBlockedReason] = struct{}{}
+}
+
+// BlockedReasonCleared returns if the "blocked_reason" field was cleared in this mutation.
+func (m *UserMutation) BlockedReasonCleared() bool {
+	_, ok := m.clearedFields[user.FieldBlockedReason]
+	return ok
+}
+
+// ResetBlockedReason resets all changes to the "blocked_reason" field.
+func (m *UserMutation) ResetBlockedReason() {
+	m.blocked_reason = nil
+	delete(m.clearedFields, user.FieldBlockedReason)
+}
+
 // AddIdentityIDs adds the "identities" edge to the Identity entity by ids.
 func (m *UserMutation) AddIdentityIDs(ids ...uuid.UUID) {
 	if m.identities == nil {
@@ -5468,7 +5641,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -5486,6 +5659,12 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.phone_number != nil {
 		fields = append(fields, user.FieldPhoneNumber)
+	}
+	if m.blocked_at != nil {
+		fields = append(fields, user.FieldBlockedAt)
+	}
+	if m.blocked_reason != nil {
+		fields = append(fields, user.FieldBlockedReason)
 	}
 	return fields
 }
@@ -5507,6 +5686,10 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.AvatarURL()
 	case user.FieldPhoneNumber:
 		return m.PhoneNumber()
+	case user.FieldBlockedAt:
+		return m.BlockedAt()
+	case user.FieldBlockedReason:
+		return m.BlockedReason()
 	}
 	return nil, false
 }
@@ -5528,6 +5711,10 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldAvatarURL(ctx)
 	case user.FieldPhoneNumber:
 		return m.OldPhoneNumber(ctx)
+	case user.FieldBlockedAt:
+		return m.OldBlockedAt(ctx)
+	case user.FieldBlockedReason:
+		return m.OldBlockedReason(ctx)
 	}
 	return nil, fmt.Errorf("unknown User field %s", name)
 }
@@ -5579,6 +5766,20 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPhoneNumber(v)
 		return nil
+	case user.FieldBlockedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBlockedAt(v)
+		return nil
+	case user.FieldBlockedReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBlockedReason(v)
+		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)
 }
@@ -5621,6 +5822,12 @@ func (m *UserMutation) ClearedFields() []string {
 	if m.FieldCleared(user.FieldPhoneNumber) {
 		fields = append(fields, user.FieldPhoneNumber)
 	}
+	if m.FieldCleared(user.FieldBlockedAt) {
+		fields = append(fields, user.FieldBlockedAt)
+	}
+	if m.FieldCleared(user.FieldBlockedReason) {
+		fields = append(fields, user.FieldBlockedReason)
+	}
 	return fields
 }
 
@@ -5647,6 +5854,12 @@ func (m *UserMutation) ClearField(name string) error {
 	case user.FieldPhoneNumber:
 		m.ClearPhoneNumber()
 		return nil
+	case user.FieldBlockedAt:
+		m.ClearBlockedAt()
+		return nil
+	case user.FieldBlockedReason:
+		m.ClearBlockedReason()
+		return nil
 	}
 	return fmt.Errorf("unknown User nullable field %s", name)
 }
@@ -5672,6 +5885,12 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldPhoneNumber:
 		m.ResetPhoneNumber()
+		return nil
+	case user.FieldBlockedAt:
+		m.ResetBlockedAt()
+		return nil
+	case user.FieldBlockedReason:
+		m.ResetBlockedReason()
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)

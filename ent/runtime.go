@@ -70,6 +70,10 @@ func init() {
 	auditeventDescErrorCode := auditeventFields[7].Descriptor()
 	// auditevent.ErrorCodeValidator is a validator for the "error_code" field. It is called by the builders before save.
 	auditevent.ErrorCodeValidator = auditeventDescErrorCode.Validators[0].(func(string) error)
+	// auditeventDescReason is the schema descriptor for reason field.
+	auditeventDescReason := auditeventFields[9].Descriptor()
+	// auditevent.ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
+	auditevent.ReasonValidator = auditeventDescReason.Validators[0].(func(string) error)
 	// auditeventDescID is the schema descriptor for id field.
 	auditeventDescID := auditeventFields[0].Descriptor()
 	// auditevent.DefaultID holds the default value on creation for the id field.
@@ -256,6 +260,10 @@ func init() {
 	userDescAvatarURL := userFields[5].Descriptor()
 	// user.AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
 	user.AvatarURLValidator = userDescAvatarURL.Validators[0].(func(string) error)
+	// userDescBlockedReason is the schema descriptor for blocked_reason field.
+	userDescBlockedReason := userFields[8].Descriptor()
+	// user.BlockedReasonValidator is a validator for the "blocked_reason" field. It is called by the builders before save.
+	user.BlockedReasonValidator = userDescBlockedReason.Validators[0].(func(string) error)
 	// userDescID is the schema descriptor for id field.
 	userDescID := userFields[0].Descriptor()
 	// user.DefaultID holds the default value on creation for the id field.

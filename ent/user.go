@@ -30,6 +30,10 @@ type User struct {
 	AvatarURL *string `json:"avatar_url,omitempty"`
 	// PhoneNumber holds the value of the "phone_number" field.
 	PhoneNumber *[]byte `json:"-"`
+	// BlockedAt holds the value of the "blocked_at" field.
+	BlockedAt *time.Time `json:"blocked_at,omitempty"`
+	// BlockedReason holds the value of the "blocked_reason" field.
+	BlockedReason *string `json:"blocked_reason,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UserQuery when eager-loading is set.
 	Edges        UserEdges `json:"edges"`
@@ -72,9 +76,9 @@ func (*User) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case user.FieldPhoneNumber:
 			values[i] = new([]byte)
-		case user.FieldUnionid, user.FieldNickname, user.FieldAvatarURL:
+		case user.FieldUnionid, user.FieldNickname, user.FieldAvatarURL, user.FieldBlockedReason:
 			values[i] = new(sql.NullString)
-		case user.FieldCreatedAt, user.FieldLastLoginAt:
+		case user.FieldCreatedAt, user.FieldLastLoginAt, user.FieldBlockedAt:
 			values[i] = new(sql.NullTime)
 		case user.FieldID:
 			values[i] = new(uuid.UUID)
@@ -137,6 +141,20 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field phone_number", values[i])
 			} else if value != nil {
 				_m.PhoneNumber = value
+			}
+		case user.FieldBlockedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field blocked_at", values[i])
+			} else if value.Valid {
+				_m.BlockedAt = new(time.Time)
+				*_m.BlockedAt = value.Time
+			}
+		case user.FieldBlockedReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field blocked_reason", values[i])
+			} else if value.Valid {
+				_m.BlockedReason = new(string)
+				*_m.BlockedReason = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -206,6 +224,16 @@ func (_m *User) String() string {
 	}
 	builder.WriteString(", ")
 	builder.WriteString("phone_number=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.BlockedAt; v != nil {
+		builder.WriteString("blocked_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.BlockedReason; v != nil {
+		builder.WriteString("blocked_reason=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

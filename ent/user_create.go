@@ -102,6 +102,34 @@ func (_c *UserCreate) SetPhoneNumber(v []byte) *UserCreate {
 	return _c
 }
 
+// SetBlockedAt sets the "blocked_at" field.
+func (_c *UserCreate) SetBlockedAt(v time.Time) *UserCreate {
+	_c.mutation.SetBlockedAt(v)
+	return _c
+}
+
+// SetNillableBlockedAt sets the "blocked_at" field if the given value is not nil.
+func (_c *UserCreate) SetNillableBlockedAt(v *time.Time) *UserCreate {
+	if v != nil {
+		_c.SetBlockedAt(*v)
+	}
+	return _c
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (_c *UserCreate) SetBlockedReason(v string) *UserCreate {
+	_c.mutation.SetBlockedReason(v)
+	return _c
+}
+
+// SetNillableBlockedReason sets the "blocked_reason" field if the given value is not nil.
+func (_c *UserCreate) SetNillableBlockedReason(v *string) *UserCreate {
+	if v != nil {
+		_c.SetBlockedReason(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *UserCreate) SetID(v uuid.UUID) *UserCreate {
 	_c.mutation.SetID(v)
@@ -218,6 +246,11 @@ func (_c *UserCreate) check() error {
 			return &ValidationError{Name: "avatar_url", err: fmt.Errorf(`ent: validator failed for field "User.avatar_url": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.BlockedReason(); ok {
+		if err := user.BlockedReasonValidator(v); err != nil {
+			return &ValidationError{Name: "blocked_reason", err: fmt.Errorf(`ent: validator failed for field "User.blocked_reason": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -277,6 +310,14 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.PhoneNumber(); ok {
 		_spec.SetField(user.FieldPhoneNumber, field.TypeBytes, value)
 		_node.PhoneNumber = &value
+	}
+	if value, ok := _c.mutation.BlockedAt(); ok {
+		_spec.SetField(user.FieldBlockedAt, field.TypeTime, value)
+		_node.BlockedAt = &value
+	}
+	if value, ok := _c.mutation.BlockedReason(); ok {
+		_spec.SetField(user.FieldBlockedReason, field.TypeString, value)
+		_node.BlockedReason = &value
 	}
 	if nodes := _c.mutation.IdentitiesIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -446,6 +487,42 @@ func (u *UserUpsert) ClearPhoneNumber() *UserUpsert {
 	return u
 }
 
+// SetBlockedAt sets the "blocked_at" field.
+func (u *UserUpsert) SetBlockedAt(v time.Time) *UserUpsert {
+	u.Set(user.FieldBlockedAt, v)
+	return u
+}
+
+// UpdateBlockedAt sets the "blocked_at" field to the value that was provided on create.
+func (u *UserUpsert) UpdateBlockedAt() *UserUpsert {
+	u.SetExcluded(user.FieldBlockedAt)
+	return u
+}
+
+// ClearBlockedAt clears the value of the "blocked_at" field.
+func (u *UserUpsert) ClearBlockedAt() *UserUpsert {
+	u.SetNull(user.FieldBlockedAt)
+	return u
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (u *UserUpsert) SetBlockedReason(v string) *UserUpsert {
+	u.Set(user.FieldBlockedReason, v)
+	return u
+}
+
+// UpdateBlockedReason sets the "blocked_reason" field to the value that was provided on create.
+func (u *UserUpsert) UpdateBlockedReason() *UserUpsert {
+	u.SetExcluded(user.FieldBlockedReason)
+	return u
+}
+
+// ClearBlockedReason clears the value of the "blocked_reason" field.
+func (u *UserUpsert) ClearBlockedReason() *UserUpsert {
+	u.SetNull(user.FieldBlockedReason)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -592,6 +669,48 @@ func (u *UserUpsertOne) UpdatePhoneNumber() *UserUpsertOne {
 func (u *UserUpsertOne) ClearPhoneNumber() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearPhoneNumber()
+	})
+}
+
+// SetBlockedAt sets the "blocked_at" field.
+func (u *UserUpsertOne) SetBlockedAt(v time.Time) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetBlockedAt(v)
+	})
+}
+
+// UpdateBlockedAt sets the "blocked_at" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateBlockedAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBlockedAt()
+	})
+}
+
+// ClearBlockedAt clears the value of the "blocked_at" field.
+func (u *UserUpsertOne) ClearBlockedAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBlockedAt()
+	})
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (u *UserUpsertOne) SetBlockedReason(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetBlockedReason(v)
+	})
+}
+
+// UpdateBlockedReason sets the "blocked_reason" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateBlockedReason() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBlockedReason()
+	})
+}
+
+// ClearBlockedReason clears the value of the "blocked_reason" field.
+func (u *UserUpsertOne) ClearBlockedReason() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBlockedReason()
 	})
 }
 
@@ -908,6 +1027,48 @@ func (u *UserUpsertBulk) UpdatePhoneNumber() *UserUpsertBulk {
 func (u *UserUpsertBulk) ClearPhoneNumber() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearPhoneNumber()
+	})
+}
+
+// SetBlockedAt sets the "blocked_at" field.
+func (u *UserUpsertBulk) SetBlockedAt(v time.Time) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetBlockedAt(v)
+	})
+}
+
+// UpdateBlockedAt sets the "blocked_at" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateBlockedAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBlockedAt()
+	})
+}
+
+// ClearBlockedAt clears the value of the "blocked_at" field.
+func (u *UserUpsertBulk) ClearBlockedAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBlockedAt()
+	})
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (u *UserUpsertBulk) SetBlockedReason(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetBlockedReason(v)
+	})
+}
+
+// UpdateBlockedReason sets the "blocked_reason" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateBlockedReason() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBlockedReason()
+	})
+}
+
+// ClearBlockedReason clears the value of the "blocked_reason" field.
+func (u *UserUpsertBulk) ClearBlockedReason() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBlockedReason()
 	})
 }
 

@@ -117,6 +117,46 @@ func (_u *UserUpdate) ClearPhoneNumber() *UserUpdate {
 	return _u
 }
 
+// SetBlockedAt sets the "blocked_at" field.
+func (_u *UserUpdate) SetBlockedAt(v time.Time) *UserUpdate {
+	_u.mutation.SetBlockedAt(v)
+	return _u
+}
+
+// SetNillableBlockedAt sets the "blocked_at" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableBlockedAt(v *time.Time) *UserUpdate {
+	if v != nil {
+		_u.SetBlockedAt(*v)
+	}
+	return _u
+}
+
+// ClearBlockedAt clears the value of the "blocked_at" field.
+func (_u *UserUpdate) ClearBlockedAt() *UserUpdate {
+	_u.mutation.ClearBlockedAt()
+	return _u
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (_u *UserUpdate) SetBlockedReason(v string) *UserUpdate {
+	_u.mutation.SetBlockedReason(v)
+	return _u
+}
+
+// SetNillableBlockedReason sets the "blocked_reason" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableBlockedReason(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetBlockedReason(*v)
+	}
+	return _u
+}
+
+// ClearBlockedReason clears the value of the "blocked_reason" field.
+func (_u *UserUpdate) ClearBlockedReason() *UserUpdate {
+	_u.mutation.ClearBlockedReason()
+	return _u
+}
+
 // AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
 func (_u *UserUpdate) AddIdentityIDs(ids ...uuid.UUID) *UserUpdate {
 	_u.mutation.AddIdentityIDs(ids...)
@@ -238,6 +278,11 @@ func (_u *UserUpdate) check() error {
 			return &ValidationError{Name: "avatar_url", err: fmt.Errorf(`ent: validator failed for field "User.avatar_url": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.BlockedReason(); ok {
+		if err := user.BlockedReasonValidator(v); err != nil {
+			return &ValidationError{Name: "blocked_reason", err: fmt.Errorf(`ent: validator failed for field "User.blocked_reason": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -279,6 +324,18 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.PhoneNumberCleared() {
 		_spec.ClearField(user.FieldPhoneNumber, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.BlockedAt(); ok {
+		_spec.SetField(user.FieldBlockedAt, field.TypeTime, value)
+	}
+	if _u.mutation.BlockedAtCleared() {
+		_spec.ClearField(user.FieldBlockedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.BlockedReason(); ok {
+		_spec.SetField(user.FieldBlockedReason, field.TypeString, value)
+	}
+	if _u.mutation.BlockedReasonCleared() {
+		_spec.ClearField(user.FieldBlockedReason, field.TypeString)
 	}
 	if _u.mutation.IdentitiesCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -476,6 +533,46 @@ func (_u *UserUpdateOne) ClearPhoneNumber() *UserUpdateOne {
 	return _u
 }
 
+// SetBlockedAt sets the "blocked_at" field.
+func (_u *UserUpdateOne) SetBlockedAt(v time.Time) *UserUpdateOne {
+	_u.mutation.SetBlockedAt(v)
+	return _u
+}
+
+// SetNillableBlockedAt sets the "blocked_at" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableBlockedAt(v *time.Time) *UserUpdateOne {
+	if v != nil {
+		_u.SetBlockedAt(*v)
+	}
+	return _u
+}
+
+// ClearBlockedAt clears the value of the "blocked_at" field.
+func (_u *UserUpdateOne) ClearBlockedAt() *UserUpdateOne {
+	_u.mutation.ClearBlockedAt()
+	return _u
+}
+
+// SetBlockedReason sets the "blocked_reason" field.
+func (_u *UserUpdateOne) SetBlockedReason(v string) *UserUpdateOne {
+	_u.mutation.SetBlockedReason(v)
+	return _u
+}
+
+// SetNillableBlockedReason sets the "blocked_reason" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableBlockedReason(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetBlockedReason(*v)
+	}
+	return _u
+}
+
+// ClearBlockedReason clears the value of the "blocked_reason" field.
+func (_u *UserUpdateOne) ClearBlockedReason() *UserUpdateOne {
+	_u.mutation.ClearBlockedReason()
+	return _u
+}
+
 // AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
 func (_u *UserUpdateOne) AddIdentityIDs(ids ...uuid.UUID) *UserUpdateOne {
 	_u.mutation.AddIdentityIDs(ids...)
@@ -610,6 +707,11 @@ func (_u *UserUpdateOne) check() error {
 			return &ValidationError{Name: "avatar_url", err: fmt.Errorf(`ent: validator failed for field "User.avatar_url": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.BlockedReason(); ok {
+		if err := user.BlockedReasonValidator(v); err != nil {
+			return &ValidationError{Name: "blocked_reason", err: fmt.Errorf(`ent: validator failed for field "User.blocked_reason": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -668,6 +770,18 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if _u.mutation.PhoneNumberCleared() {
 		_spec.ClearField(user.FieldPhoneNumber, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.BlockedAt(); ok {
+		_spec.SetField(user.FieldBlockedAt, field.TypeTime, value)
+	}
+	if _u.mutation.BlockedAtCleared() {
+		_spec.ClearField(user.FieldBlockedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.BlockedReason(); ok {
+		_spec.SetField(user.FieldBlockedReason, field.TypeString, value)
+	}
+	if _u.mutation.BlockedReasonCleared() {
+		_spec.ClearField(user.FieldBlockedReason, field.TypeString)
 	}
 	if _u.mutation.IdentitiesCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -63,6 +63,7 @@ const (
 	msgDatabaseDown     = "The server cannot reach its database just now: try again in a few seconds."
 	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
 	msgInternal         = "Something went wrong on the server: try again later."
+	msgBlocked          = "This account is blocked by the service's operators: it cannot log in until they unblock it."
 )
 
 // ErrorCode gives the contract code for an error a resolver returned.
@@ -86,7 +87,7 @@ func ErrorCode(err error) string {
 		return CodeSessionKeyStale
 	case errors.Is(err, wechat.ErrInvalidCode):
 		return CodeInvalidCode
-	case errors.Is(err, wechat.ErrRiskyUser):
+	case errors.Is(err, wechat.ErrRiskyUser), errors.Is(err, auth.ErrBlocked):
 		return CodeForbidden
 	case errors.Is(err, wechat.ErrRateLimited):
 		return CodeRateLimited
@@ -139,6 +140,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			gerr.Message = msgSessionKeyStale
 		case CodeForbidden:
 			gerr.Message = msgForbidden
+			if errors.Is(gerr.Err, auth.ErrBlocked) {
+				gerr.Message = msgBlocked
+			}
 		case CodeRateLimited:
 			if limited := (*ratelimit.Error)(nil); errors.As(gerr.Err, &limited) { // the server's own limits
 				switch {

@@ -48,6 +48,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		BindPhoneNumber func(childComplexity int, code string) int
+		DeleteAccount   func(childComplexity int) int
 		Login           func(childComplexity int, code string, appid *string) int
 		Logout          func(childComplexity int) int
 		LogoutAll       func(childComplexity int, keepCurrent *bool) int
@@ -58,6 +59,7 @@ type ComplexityRoot struct {
 	Query struct {
 		DecryptOpenData func(childComplexity int, encryptedData string, iv string, rawData *string, signature *string) int
 		Me              func(childComplexity int) int
+		MyData          func(childComplexity int) int
 		Sessions        func(childComplexity int) int
 	}
 
@@ -90,6 +92,7 @@ type ComplexityRoot struct {
 type MutationResolver interface {
 	Login(ctx context.Context, code string, appid *string) (*model.LoginPayload, error)
 	Logout(ctx context.Context) (bool, error)
+	DeleteAccount(ctx context.Context) (bool, error)
 	BindPhoneNumber(ctx context.Context, code string) (*model.User, error)
 	UpdateProfile(ctx context.Context, input model.UpdateProfileInput) (*model.User, error)
 	RevokeSession(ctx context.Context, id string) (bool, error)
@@ -97,6 +100,7 @@ type MutationResolver interface {
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*model.User, error)
+	MyData(ctx context.Context) (map[string]any, error)
 	DecryptOpenData(ctx context.Context, encryptedData string, iv string, rawData *string, signature *string) (map[string]any, error)
 	Sessions(ctx context.Context) ([]*model.Session, error)
 }
@@ -155,6 +159,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BindPhoneNumber(childComplexity, args["code"].(string)), true
+	case "Mutation.deleteAccount":
+		if e.ComplexityRoot.Mutation.DeleteAccount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteAccount(childComplexity), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -224,6 +234,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.myData":
+		if e.ComplexityRoot.Query.MyData == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.MyData(childComplexity), true
 	case "Query.sessions":
 		if e.ComplexityRoot.Query.Sessions == nil {
 			break
@@ -408,7 +424,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "opendata.graphqls" "phone.graphqls" "profile.graphqls" "schema.graphqls" "sessions.graphqls"
+//go:embed "account.graphqls" "opendata.graphqls" "phone.graphqls" "profile.graphqls" "schema.graphqls" "sessions.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -420,6 +436,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "account.graphqls", Input: sourceData("account.graphqls"), BuiltIn: false},
 	{Name: "opendata.graphqls", Input: sourceData("opendata.graphqls"), BuiltIn: false},
 	{Name: "phone.graphqls", Input: sourceData("phone.graphqls"), BuiltIn: false},
 	{Name: "profile.graphqls", Input: sourceData("profile.graphqls"), BuiltIn: false},
@@ -989,6 +1006,42 @@ func (ec *executionContext) fieldContext_Mutation_logout(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
 }
 
+func (ec *executionContext) _Mutation_deleteAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().DeleteAccount(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Authenticated == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive authenticated is not implemented")
+				}
+				return ec.Directives.Authenticated(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteAccount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _Mutation_bindPhoneNumber(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1260,6 +1313,42 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_myData(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_myData(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().MyData(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Authenticated == nil {
+					var zeroVal map[string]any
+					return zeroVal, errors.New("directive authenticated is not implemented")
+				}
+				return ec.Directives.Authenticated(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNJSON2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_myData(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "JSON")
 }
 
 func (ec *executionContext) _Query_decryptOpenData(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -2996,6 +3085,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "deleteAccount":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteAccount(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "bindPhoneNumber":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_bindPhoneNumber(ctx, field)
@@ -3065,6 +3161,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
+				})
+		case "myData":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_myData(ctx, field)
 				})
 		case "decryptOpenData":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

@@ -83,6 +83,8 @@ func newHandler(r *Resolver, log *slog.Logger, o Options) (*handler.Server, *doc
 	cfg.Complexity.Mutation.UpdateProfile = func(childComplexity int, _ model.UpdateProfileInput) int { return write(childComplexity) }
 	cfg.Complexity.Query.Me = read // the session's lookup
 	cfg.Complexity.Query.Sessions = read
+	cfg.Complexity.Query.MyData = read
+	cfg.Complexity.Mutation.DeleteAccount = write
 	if o.PersistedQueries == "" {
 		o.PersistedQueries = persisted.Automatic
 	}

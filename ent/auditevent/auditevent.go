@@ -31,6 +31,8 @@ const (
 	FieldErrorCode = "error_code"
 	// FieldSessions holds the string denoting the sessions field in the database.
 	FieldSessions = "sessions"
+	// FieldReason holds the string denoting the reason field in the database.
+	FieldReason = "reason"
 	// Table holds the table name of the auditevent in the database.
 	Table = "audit_events"
 )
@@ -46,6 +48,7 @@ var Columns = []string{
 	FieldUserAgent,
 	FieldErrorCode,
 	FieldSessions,
+	FieldReason,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -67,6 +70,8 @@ var (
 	UserAgentValidator func(string) error
 	// ErrorCodeValidator is a validator for the "error_code" field. It is called by the builders before save.
 	ErrorCodeValidator func(string) error
+	// ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
+	ReasonValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -76,12 +81,17 @@ type Event string
 
 // Event values.
 const (
-	EventLoginSucceeded Event = "login_succeeded"
-	EventLoginFailed    Event = "login_failed"
-	EventLogout         Event = "logout"
-	EventSessionRevoked Event = "session_revoked"
-	EventLogoutAll      Event = "logout_all"
-	EventSessionEvicted Event = "session_evicted"
+	EventLoginSucceeded  Event = "login_succeeded"
+	EventLoginFailed     Event = "login_failed"
+	EventLogout          Event = "logout"
+	EventSessionRevoked  Event = "session_revoked"
+	EventLogoutAll       Event = "logout_all"
+	EventSessionEvicted  Event = "session_evicted"
+	EventDeleted         Event = "deleted"
+	EventIdentityDeleted Event = "identity_deleted"
+	EventProfileCleared  Event = "profile_cleared"
+	EventBlocked         Event = "blocked"
+	EventUnblocked       Event = "unblocked"
 )
 
 func (e Event) String() string {
@@ -91,7 +101,7 @@ func (e Event) String() string {
 // EventValidator is a validator for the "event" field enum values. It is called by the builders before save.
 func EventValidator(e Event) error {
 	switch e {
-	case EventLoginSucceeded, EventLoginFailed, EventLogout, EventSessionRevoked, EventLogoutAll, EventSessionEvicted:
+	case EventLoginSucceeded, EventLoginFailed, EventLogout, EventSessionRevoked, EventLogoutAll, EventSessionEvicted, EventDeleted, EventIdentityDeleted, EventProfileCleared, EventBlocked, EventUnblocked:
 		return nil
 	default:
 		return fmt.Errorf("auditevent: invalid enum value for event field: %q", e)
@@ -144,4 +154,9 @@ func ByErrorCode(opts ...sql.OrderTermOption) OrderOption {
 // BySessions orders the results by the sessions field.
 func BySessions(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSessions, opts...).ToFunc()
+}
+
+// ByReason orders the results by the reason field.
+func ByReason(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldReason, opts...).ToFunc()
 }

@@ -29,13 +29,14 @@ var (
 	AuditEventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
-		{Name: "event", Type: field.TypeEnum, Enums: []string{"login_succeeded", "login_failed", "logout", "session_revoked", "logout_all", "session_evicted"}},
+		{Name: "event", Type: field.TypeEnum, Enums: []string{"login_succeeded", "login_failed", "logout", "session_revoked", "logout_all", "session_evicted", "deleted", "identity_deleted", "profile_cleared", "blocked", "unblocked"}},
 		{Name: "user_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "session_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "ip", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "user_agent", Type: field.TypeString, Nullable: true, Size: 512},
 		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 32},
 		{Name: "sessions", Type: field.TypeInt, Nullable: true},
+		{Name: "reason", Type: field.TypeString, Nullable: true, Size: 256},
 	}
 	// AuditEventsTable holds the schema information for the "audit_events" table.
 	AuditEventsTable = &schema.Table{
@@ -207,6 +208,8 @@ var (
 		{Name: "nickname", Type: field.TypeString, Nullable: true, Size: 128},
 		{Name: "avatar_url", Type: field.TypeString, Nullable: true, Size: 1024},
 		{Name: "phone_number", Type: field.TypeBytes, Nullable: true},
+		{Name: "blocked_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "blocked_reason", Type: field.TypeString, Nullable: true, Size: 256},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{

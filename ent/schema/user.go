@@ -28,6 +28,10 @@ func (User) Fields() []ent.Field {
 		// phone_number from WeChat's getuserphonenumber, sealed with AES-256-GCM under
 		// WXLOGIN_SECRET_KEY and bound to the user's id.
 		field.Bytes("phone_number").Optional().Nillable().Sensitive(),
+		// blocked_at is when an operator blocked the user (wxlogin admin block): their
+		// sessions ended then, and their logins answer FORBIDDEN until unblocked.
+		field.Time("blocked_at").SchemaType(datetime6).Optional().Nillable(),
+		field.String("blocked_reason").MaxLen(256).Optional().Nillable(),
 	}
 }
 

@@ -27,6 +27,10 @@ const (
 	FieldAvatarURL = "avatar_url"
 	// FieldPhoneNumber holds the string denoting the phone_number field in the database.
 	FieldPhoneNumber = "phone_number"
+	// FieldBlockedAt holds the string denoting the blocked_at field in the database.
+	FieldBlockedAt = "blocked_at"
+	// FieldBlockedReason holds the string denoting the blocked_reason field in the database.
+	FieldBlockedReason = "blocked_reason"
 	// EdgeIdentities holds the string denoting the identities edge name in mutations.
 	EdgeIdentities = "identities"
 	// EdgeSessions holds the string denoting the sessions edge name in mutations.
@@ -58,6 +62,8 @@ var Columns = []string{
 	FieldNickname,
 	FieldAvatarURL,
 	FieldPhoneNumber,
+	FieldBlockedAt,
+	FieldBlockedReason,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -81,6 +87,8 @@ var (
 	NicknameValidator func(string) error
 	// AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
 	AvatarURLValidator func(string) error
+	// BlockedReasonValidator is a validator for the "blocked_reason" field. It is called by the builders before save.
+	BlockedReasonValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -116,6 +124,16 @@ func ByNickname(opts ...sql.OrderTermOption) OrderOption {
 // ByAvatarURL orders the results by the avatar_url field.
 func ByAvatarURL(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAvatarURL, opts...).ToFunc()
+}
+
+// ByBlockedAt orders the results by the blocked_at field.
+func ByBlockedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBlockedAt, opts...).ToFunc()
+}
+
+// ByBlockedReason orders the results by the blocked_reason field.
+func ByBlockedReason(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBlockedReason, opts...).ToFunc()
 }
 
 // ByIdentitiesCount orders the results by identities count.

@@ -86,6 +86,16 @@ func PhoneNumber(v []byte) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldPhoneNumber, v))
 }
 
+// BlockedAt applies equality check predicate on the "blocked_at" field. It's identical to BlockedAtEQ.
+func BlockedAt(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBlockedAt, v))
+}
+
+// BlockedReason applies equality check predicate on the "blocked_reason" field. It's identical to BlockedReasonEQ.
+func BlockedReason(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBlockedReason, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldCreatedAt, v))
@@ -439,6 +449,131 @@ func PhoneNumberIsNil() predicate.User {
 // PhoneNumberNotNil applies the NotNil predicate on the "phone_number" field.
 func PhoneNumberNotNil() predicate.User {
 	return predicate.User(sql.FieldNotNull(FieldPhoneNumber))
+}
+
+// BlockedAtEQ applies the EQ predicate on the "blocked_at" field.
+func BlockedAtEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBlockedAt, v))
+}
+
+// BlockedAtNEQ applies the NEQ predicate on the "blocked_at" field.
+func BlockedAtNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldBlockedAt, v))
+}
+
+// BlockedAtIn applies the In predicate on the "blocked_at" field.
+func BlockedAtIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldBlockedAt, vs...))
+}
+
+// BlockedAtNotIn applies the NotIn predicate on the "blocked_at" field.
+func BlockedAtNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldBlockedAt, vs...))
+}
+
+// BlockedAtGT applies the GT predicate on the "blocked_at" field.
+func BlockedAtGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldBlockedAt, v))
+}
+
+// BlockedAtGTE applies the GTE predicate on the "blocked_at" field.
+func BlockedAtGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldBlockedAt, v))
+}
+
+// BlockedAtLT applies the LT predicate on the "blocked_at" field.
+func BlockedAtLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldBlockedAt, v))
+}
+
+// BlockedAtLTE applies the LTE predicate on the "blocked_at" field.
+func BlockedAtLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldBlockedAt, v))
+}
+
+// BlockedAtIsNil applies the IsNil predicate on the "blocked_at" field.
+func BlockedAtIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldBlockedAt))
+}
+
+// BlockedAtNotNil applies the NotNil predicate on the "blocked_at" field.
+func BlockedAtNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldBlockedAt))
+}
+
+// BlockedReasonEQ applies the EQ predicate on the "blocked_reason" field.
+func BlockedReasonEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBlockedReason, v))
+}
+
+// BlockedReasonNEQ applies the NEQ predicate on the "blocked_reason" field.
+func BlockedReasonNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldBlockedReason, v))
+}
+
+// BlockedReasonIn applies the In predicate on the "blocked_reason" field.
+func BlockedReasonIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldBlockedReason, vs...))
+}
+
+// BlockedReasonNotIn applies the NotIn predicate on the "blocked_reason" field.
+func BlockedReasonNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldBlockedReason, vs...))
+}
+
+// BlockedReasonGT applies the GT predicate on the "blocked_reason" field.
+func BlockedReasonGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldBlockedReason, v))
+}
+
+// BlockedReasonGTE applies the GTE predicate on the "blocked_reason" field.
+func BlockedReasonGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldBlockedReason, v))
+}
+
+// BlockedReasonLT applies the LT predicate on the "blocked_reason" field.
+func BlockedReasonLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldBlockedReason, v))
+}
+
+// BlockedReasonLTE applies the LTE predicate on the "blocked_reason" field.
+func BlockedReasonLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldBlockedReason, v))
+}
+
+// BlockedReasonContains applies the Contains predicate on the "blocked_reason" field.
+func BlockedReasonContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldBlockedReason, v))
+}
+
+// BlockedReasonHasPrefix applies the HasPrefix predicate on the "blocked_reason" field.
+func BlockedReasonHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldBlockedReason, v))
+}
+
+// BlockedReasonHasSuffix applies the HasSuffix predicate on the "blocked_reason" field.
+func BlockedReasonHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldBlockedReason, v))
+}
+
+// BlockedReasonIsNil applies the IsNil predicate on the "blocked_reason" field.
+func BlockedReasonIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldBlockedReason))
+}
+
+// BlockedReasonNotNil applies the NotNil predicate on the "blocked_reason" field.
+func BlockedReasonNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldBlockedReason))
+}
+
+// BlockedReasonEqualFold applies the EqualFold predicate on the "blocked_reason" field.
+func BlockedReasonEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldBlockedReason, v))
+}
+
+// BlockedReasonContainsFold applies the ContainsFold predicate on the "blocked_reason" field.
+func BlockedReasonContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldBlockedReason, v))
 }
 
 // HasIdentities applies the HasEdge predicate on the "identities" edge.

@@ -76,6 +76,9 @@ func (s *Service) accountAlone(ctx context.Context, tx *ent.Tx, audit *auditor, 
 		if u, err = s.lockedUserQuery(tx).Where(user.Unionid(*unionid)).Only(ctx); err == nil {
 			u, err = u.Update().SetLastLoginAt(now).Save(ctx)
 		}
+		if err == nil {
+			err = blocked(u)
+		}
 	}
 	if err != nil {
 		return Account{}, false, err
@@ -112,6 +115,9 @@ func (s *Service) returnAlone(ctx context.Context, tx *ent.Tx, audit *auditor, i
 		return Account{}, err
 	}
 	u, err := tx.User.UpdateOneID(ident.UserID).SetLastLoginAt(now).Save(ctx)
+	if err == nil {
+		err = blocked(u) // rolled back with the rest
+	}
 	if err != nil {
 		return Account{}, err
 	}

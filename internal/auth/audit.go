@@ -23,6 +23,7 @@ type auditEntry struct {
 	client    Client
 	code      string // a failed login's error code
 	sessions  *int   // how many sessions a logout-all ended
+	reason    string // a block's reason, or where a deletion came from
 }
 
 // auditor writes audit rows inside a transaction and logs them once it commits, so
@@ -52,10 +53,10 @@ func (a *auditor) record(ctx context.Context, e auditEntry) error {
 func (a *auditor) statement(es ...auditEntry) database.Statement {
 	ins := entsql.Dialect(a.db.Dialect).Insert(auditevent.Table).
 		Columns(auditevent.FieldID, auditevent.FieldAt, auditevent.FieldEvent, auditevent.FieldUserID, auditevent.FieldSessionID,
-			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions)
+			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions, auditevent.FieldReason)
 	for _, e := range es {
 		ins.Values(uuid.Must(uuid.NewV7()), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
-			orNull(optional(e.client.IP)), orNull(optional(e.client.UserAgent)), orNull(optional(e.code)), orNull(e.sessions))
+			orNull(optional(e.client.IP)), orNull(optional(e.client.UserAgent)), orNull(optional(e.code)), orNull(e.sessions), orNull(optional(e.reason)))
 	}
 	q, args := ins.Query()
 	return database.Statement{Query: q, Args: args}
@@ -113,6 +114,9 @@ func (s *Service) logAudit(ctx context.Context, e auditEntry) {
 	}
 	if e.sessions != nil {
 		attrs = append(attrs, slog.Int("sessions", *e.sessions))
+	}
+	if e.reason != "" {
+		attrs = append(attrs, slog.String("reason", e.reason))
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }

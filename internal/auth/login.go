@@ -205,10 +205,16 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 		// moved it to another. Read locked, as every read before the session count
 		// (openSessionAlone).
 		ident, err := s.lockedIdentityByID(ctx, tx, rec.identityID)
+		if ent.IsNotFound(err) {
+			return errCodeSpent // the account was deleted since: the code opens nothing more
+		}
 		if err != nil {
 			return err
 		}
 		u, err := tx.User.UpdateOneID(ident.UserID).SetLastLoginAt(now).Save(ctx)
+		if err == nil {
+			err = blocked(u)
+		}
 		if err != nil {
 			return err
 		}

@@ -68,7 +68,8 @@ func (s *Service) sendReturningLogins(ctx context.Context, batch []*call[groupLo
 			m.done = nil
 			q := m.c.q
 			acct, ok := accts[identityKey{q.appid, q.ws.OpenID}]
-			if m.sealed == nil || !ok || taken[acct.User.ID] || (q.ws.UnionID != "" && !sameString(acct.User.Unionid, &q.ws.UnionID)) {
+			if m.sealed == nil || !ok || taken[acct.User.ID] || (q.ws.UnionID != "" && !sameString(acct.User.Unionid, &q.ws.UnionID)) ||
+				acct.User.BlockedAt != nil { // refused alone
 				continue // alone
 			}
 			taken[acct.User.ID] = true

@@ -19,12 +19,12 @@ import (
 
 func userColumns(t *entsql.SelectTable) []string {
 	return []string{t.C(user.FieldID), t.C(user.FieldUnionid), t.C(user.FieldNickname), t.C(user.FieldAvatarURL),
-		t.C(user.FieldPhoneNumber), t.C(user.FieldCreatedAt), t.C(user.FieldLastLoginAt)}
+		t.C(user.FieldPhoneNumber), t.C(user.FieldCreatedAt), t.C(user.FieldLastLoginAt), t.C(user.FieldBlockedAt)}
 }
 
 func scanUser(u *ent.User) []any {
 	return []any{&u.ID, nullable(&u.Unionid), nullable(&u.Nickname), nullable(&u.AvatarURL),
-		nullable(&u.PhoneNumber), &u.CreatedAt, &u.LastLoginAt}
+		nullable(&u.PhoneNumber), &u.CreatedAt, &u.LastLoginAt, nullable(&u.BlockedAt)}
 }
 
 func identityColumns(t *entsql.SelectTable) []string {

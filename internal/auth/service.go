@@ -88,7 +88,7 @@ const (
 	DefaultMaxSessions     = 10
 	DefaultLoginsPerMinute = 600
 	DefaultLoginBurst      = 100
-	DefaultAuditRetention  = 90 * 24 * time.Hour
+	DefaultAuditRetention  = 183 * 24 * time.Hour
 )
 
 func (p Policy) withDefaults() Policy {

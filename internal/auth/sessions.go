@@ -53,7 +53,7 @@ func (s *Service) authenticate(ctx context.Context, token string, fresh bool) (*
 	}
 	now := s.clock()
 	sess := cur.Session
-	if sess.RevokedAt != nil || !now.Before(s.SessionEnds(sess)) {
+	if sess.RevokedAt != nil || !now.Before(s.SessionEnds(sess)) || cur.Account.User.BlockedAt != nil {
 		return nil, errInvalidToken
 	}
 	if now.Sub(sess.LastSeenAt) >= lastSeenEvery {

@@ -22,7 +22,7 @@ func TestDevModeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.DevMode || c.Addr != ":8080" || c.DatabaseURL != "sqlite://wxlogin.db" || len(c.SecretKey) != 32 || !c.SecretKeyGenerated || c.Sessions.TTL != 30*24*time.Hour || c.Sessions.IdleTimeout != 7*24*time.Hour || c.Sessions.MaxSessions != 10 || c.Sessions.LoginsPerMinute != 600 || c.Sessions.LoginBurst != 100 || c.Sessions.AuditRetention != 90*24*time.Hour || c.TrustedProxies != nil {
+	if !c.DevMode || c.Addr != ":8080" || c.DatabaseURL != "sqlite://wxlogin.db" || len(c.SecretKey) != 32 || !c.SecretKeyGenerated || c.Sessions.TTL != 30*24*time.Hour || c.Sessions.IdleTimeout != 7*24*time.Hour || c.Sessions.MaxSessions != 10 || c.Sessions.LoginsPerMinute != 600 || c.Sessions.LoginBurst != 100 || c.Sessions.AuditRetention != 183*24*time.Hour || c.TrustedProxies != nil {
 		t.Errorf("defaults = %+v", c)
 	}
 }

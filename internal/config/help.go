@@ -26,7 +26,7 @@ var settings = []setting{
 	{"WXLOGIN_LOGIN_RATE_LIMIT", "600", "logins per minute per client address, per instance; off disables"},
 	{"WXLOGIN_LOGIN_RATE_BURST", "100", "logins at once per client address"},
 	{"WXLOGIN_TRUSTED_PROXIES", "none", "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"},
-	{"WXLOGIN_AUDIT_RETENTION", "2160h", "how long audit rows are kept"},
+	{"WXLOGIN_AUDIT_RETENTION", "4392h", "how long audit rows are kept (183 days: the Cybersecurity Law asks for at least six months of network logs)"},
 	{"WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep.String(), "how often expired rows are purged"},
 	{"WXLOGIN_OPS_ADDR", "none", "address of a separate listener for operators: /metrics moves there from the public listener; /healthz and /readyz are on both (e.g. 10.0.0.5:9100)"},
 	{"WXLOGIN_DEBUG_ADDR", "none", "address of a separate listener serving Go's profiler at /debug/pprof/ (keep it private, e.g. 127.0.0.1:6060)"},
