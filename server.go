@@ -2,6 +2,8 @@
 //
 //	wxlogin              serve (configured by environment; dev mode when WeChat is not)
 //	wxlogin fakewechat   run the fake WeChat on its own, for client teams
+//	wxlogin admin …      operators' commands on users (see admin.go)
+//	wxlogin --version    the version
 package main
 
 import (
@@ -47,6 +49,13 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "fakewechat":
 		err = runFake(ctx, os.Args[2:], os.Stdout)
+	case len(os.Args) > 1 && os.Args[1] == "admin":
+		err = runAdmin(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+	case len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version" || os.Args[1] == "version"):
+		fmt.Println(versionLine())
 	case len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help"):
 		config.Help(os.Stdout)
 	case len(os.Args) > 1:

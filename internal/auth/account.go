@@ -311,3 +311,23 @@ func blocked(u *ent.User) error {
 	}
 	return nil
 }
+
+// EndSessions ends every live session of a user (wxlogin admin revoke).
+func (s *Service) EndSessions(ctx context.Context, userID uuid.UUID) (ended int, err error) {
+	err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
+		if err := s.mustLockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		now := s.clock()
+		ids, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).IDs(ctx)
+		if err != nil {
+			return err
+		}
+		if ended, err = tx.Session.Update().Where(session.IDIn(ids...)).SetRevokedAt(now).Save(ctx); err != nil {
+			return err
+		}
+		audit.forgetSessions = append(audit.forgetSessions, ids...)
+		return audit.record(ctx, auditEntry{event: auditevent.EventLogoutAll, userID: &userID, sessions: &ended, reason: ByOperator})
+	})
+	return ended, err
+}

@@ -46,7 +46,7 @@ var settings = []setting{
 // Help writes every setting with its default and meaning.
 func Help(w io.Writer) {
 	fmt.Fprintln(w, "wxlogin: silent login for WeChat mini-programs, as a GraphQL back end.")
-	fmt.Fprintln(w, "\nUsage:\n  wxlogin              serve (with WeChat unset: dev mode, SQLite and a built-in fake WeChat)\n  wxlogin fakewechat   run the fake WeChat on its own (-h for its flags)")
+	fmt.Fprintln(w, "\nUsage:\n  wxlogin              serve (with WeChat unset: dev mode, SQLite and a built-in fake WeChat)\n  wxlogin fakewechat   run the fake WeChat on its own (-h for its flags)\n  wxlogin admin        operators' commands: user, revoke, block, unblock, delete (wxlogin admin for usage)\n  wxlogin --version    the version")
 	fmt.Fprintln(w, "\nSettings, by environment:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  variable\tdefault\tmeaning")
