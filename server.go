@@ -182,6 +182,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		},
 		Playground: cfg.API.Playground, DevMode: cfg.DevMode, CORSOrigins: cfg.API.CORSOrigins,
 		OpsListener: cfg.OpsAddr != "",
+		PushToken:   cfg.WeChat.PushToken, PushAESKey: cfg.WeChat.PushAESKey,
 		Introspection: server.Introspection{
 			Clients:   cfg.Introspection.Clients,
 			PerMinute: cfg.Introspection.PerMinute, Burst: cfg.Introspection.Burst,
@@ -315,6 +316,9 @@ func devBanner(w io.Writer, cfg config.Config, addr net.Addr) {
 
 // runFake is the fakewechat subcommand.
 func runFake(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "push" {
+		return runFakePush(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("fakewechat", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
 	appid := fs.String("appid", "wxfake0000000001", "the appid the fake accepts")
@@ -332,4 +336,34 @@ func runFake(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return fakewechat.Run(ctx, *addr, fakewechat.Options{AppID: *appid, Secret: *secret, Latency: *latency, SessionKeys: mode}, stdout)
+}
+
+// runFakePush sends one of WeChat's consent pushes to a running server, signed and
+// encrypted as WeChat sends them: `wxlogin fakewechat push -event user_authorization_revoke
+// -openid … -url http://127.0.0.1:8080/wechat/events -token … -aes-key …`.
+func runFakePush(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("fakewechat push", flag.ContinueOnError)
+	p := fakewechat.Push{}
+	fs.StringVar(&p.URL, "url", "http://127.0.0.1:8080/wechat/events", "the server's push URL")
+	fs.StringVar(&p.Token, "token", os.Getenv("WECHAT_PUSH_TOKEN"), "the push token (default $WECHAT_PUSH_TOKEN)")
+	fs.StringVar(&p.AESKey, "aes-key", os.Getenv("WECHAT_PUSH_AES_KEY"), "the EncodingAESKey (default $WECHAT_PUSH_AES_KEY)")
+	fs.StringVar(&p.AppID, "appid", "wxfake0000000001", "the mini-program's appid (dev mode's fake: wxfake0000000001)")
+	fs.StringVar(&p.OpenID, "openid", "", "the user's openid (in dev mode, see me { openid })")
+	fs.StringVar(&p.Event, "event", "user_authorization_revoke", "user_authorization_revoke, user_authorization_cancellation or user_info_modified")
+	fs.BoolVar(&p.XML, "xml", false, "send the XML form instead of JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if p.OpenID == "" {
+		return errors.New("fakewechat push needs -openid")
+	}
+	_, answer, err := p.Send(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "pushed", p.Event, "for", p.OpenID, "to", p.URL+":", answer)
+	return nil
 }

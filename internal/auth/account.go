@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"entgo.io/ent/dialect"
 	"github.com/google/uuid"
@@ -102,12 +103,13 @@ func (s *Service) deleteUser(ctx context.Context, tx *ent.Tx, audit *auditor, us
 	return gone, audit.record(ctx, auditEntry{event: auditevent.EventDeleted, userID: &userID, sessions: &n, reason: by})
 }
 
-// DeleteIdentity deletes one identity (WeChat said its user withdrew their
-// authorization of that mini-program, or cancelled their WeChat account): its sessions
-// end, its login codes' records go, and so does the whole account when it was the
-// user's last identity. found is false when there is no such identity (deleted
-// already: a push sent twice is harmless).
-func (s *Service) DeleteIdentity(ctx context.Context, appid, openid string) (found, account bool, err error) {
+// DeleteIdentity deletes one identity (WeChat said at time at that its user withdrew
+// their authorization of that mini-program, or cancelled their WeChat account): its
+// sessions end, its login codes' records go, and so does the whole account when it was
+// the user's last identity. found is false when there is no such identity (deleted
+// already: a push sent twice is harmless), or only one made after at, when the person
+// authorized the mini-program again: the event was not about it.
+func (s *Service) DeleteIdentity(ctx context.Context, appid, openid string, at time.Time) (found, account bool, err error) {
 	var gone []identityKey
 	err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		found, account, gone = false, false, nil
@@ -117,6 +119,9 @@ func (s *Service) DeleteIdentity(ctx context.Context, appid, openid string) (fou
 		}
 		if err != nil {
 			return err
+		}
+		if ident.CreatedAt.Truncate(time.Second).After(at) {
+			return nil
 		}
 		found = true
 		others, err := tx.Identity.Query().Where(identity.UserID(ident.UserID), identity.IDNEQ(ident.ID)).Count(ctx)

@@ -250,6 +250,9 @@ func (s *Service) Forget(userID uuid.UUID) {
 // clock is the current time as the database stores it: UTC, microseconds.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
+// AppIDs lists the served mini-programs' appids, the default first.
+func (s *Service) AppIDs() []string { return s.apps.AppIDs() }
+
 // SessionEnds is when a session ends unless it is used again: the sooner of its
 // absolute end and its idle timeout.
 func (s *Service) SessionEnds(sess *ent.Session) time.Time {

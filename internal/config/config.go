@@ -19,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/persisted"
 	"github.com/wxlogin/wxlogin/internal/verify"
+	"github.com/wxlogin/wxlogin/internal/wechatpush"
 )
 
 // Defaults for settings that are not set.
@@ -119,6 +120,11 @@ type WeChat struct {
 	// Apps are the mini-programs served; the first is login's default.
 	Apps    []App
 	APIBase string
+	// PushToken and PushAESKey receive WeChat's message pushes (/wechat/events):
+	// the token and the decoded EncodingAESKey of the admin console's 消息推送.
+	// Both unset: the endpoints answer 404.
+	PushToken  string
+	PushAESKey []byte
 }
 
 // App is one mini-program's credentials.
@@ -154,6 +160,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("debug_addr", c.DebugAddr),
 		slog.String("ops_addr", c.OpsAddr),
 		slog.Any("introspection_clients", c.Introspection.ids()),
+		slog.Bool("wechat_push", c.WeChat.PushToken != ""),
 	)
 }
 
@@ -368,6 +375,19 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
+	}
+	switch token, key := env("WECHAT_PUSH_TOKEN", ""), env("WECHAT_PUSH_AES_KEY", ""); {
+	case token == "" && key == "":
+	case token == "" || key == "":
+		problems = append(problems, errors.New("WECHAT_PUSH_TOKEN and WECHAT_PUSH_AES_KEY go together: wxlogin takes WeChat's pushes in safe mode only (plaintext mode's signature does not cover the message)"))
+	case len(token) < 3 || len(token) > 32 || strings.Trim(token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "":
+		problems = append(problems, errors.New("WECHAT_PUSH_TOKEN must be 3 to 32 letters or digits, as the WeChat console takes"))
+	default:
+		aes, err := wechatpush.ParseAESKey(key)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("WECHAT_PUSH_AES_KEY: %v (the console's EncodingAESKey)", err))
+		}
+		c.WeChat.PushToken, c.WeChat.PushAESKey = token, aes
 	}
 	c.Introspection = Introspection{Burst: integer("WXLOGIN_INTROSPECTION_RATE_BURST", DefaultIntrospectionBurst, 1)}
 	if raw := env("WXLOGIN_INTROSPECTION_RATE_LIMIT", ""); raw == "off" || raw == "0" {

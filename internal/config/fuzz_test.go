@@ -139,7 +139,7 @@ func loadOutput(c config.Config, err error) string {
 // into a twin of the same shape.
 func twinSecrets(name, value string) string {
 	switch name {
-	case "WXLOGIN_SECRET_KEY", "WXLOGIN_OLD_SECRET_KEYS", "WECHAT_SECRET":
+	case "WXLOGIN_SECRET_KEY", "WXLOGIN_OLD_SECRET_KEYS", "WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY":
 		return twin(value)
 	case "WECHAT_APPS", "WXLOGIN_INTROSPECTION_CLIENTS": // id:secret, …
 		entries := strings.Split(value, ",")

@@ -19,6 +19,8 @@ var settings = []setting{
 	{"WECHAT_SECRET", "unset (dev mode)", "the mini-program's app secret"},
 	{"WECHAT_APPS", "unset", "several mini-programs instead: appid:secret,appid:secret (the first is login's default)"},
 	{"WECHAT_API_BASE", DefaultAPIBase, "base URL of the WeChat server API"},
+	{"WECHAT_PUSH_TOKEN", "unset (no /wechat/events)", "the Token of the mini-program console's message push (消息推送), 3 to 32 letters or digits; with WECHAT_PUSH_AES_KEY"},
+	{"WECHAT_PUSH_AES_KEY", "unset", "the console's EncodingAESKey (43 characters): pushes are taken in safe mode only"},
 	{"WXLOGIN_SESSION_TTL", "720h", "a session's absolute lifetime"},
 	{"WXLOGIN_SESSION_IDLE_TIMEOUT", "168h", "a session unused this long ends"},
 	{"WXLOGIN_MAX_SESSIONS", "10", "live sessions per user; a login ends the least recently used beyond it"},

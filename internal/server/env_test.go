@@ -72,6 +72,9 @@ type env struct {
 	loginTimeout time.Duration
 	policy       auth.Policy
 	trusted      []netip.Prefix
+	// pushToken and pushKey receive WeChat's pushes (withPush).
+	pushToken string
+	pushKey   []byte
 	// introspection is /oauth/introspect's clients and limits.
 	introspection server.Introspection
 	instances     []*httptest.Server
@@ -199,6 +202,7 @@ func (e *env) addInstance() *httptest.Server {
 	h := server.New(server.Options{
 		Auth: svc, Profile: profile.New(e.db.Client), Phone: phones, OpenData: openData, DB: e.db, Ent: e.db.Client, Metrics: meter, Logger: e.logger(),
 		API: e.api, Playground: e.playground, CORSOrigins: e.cors, Introspection: e.introspection,
+		PushToken: e.pushToken, PushAESKey: e.pushKey, Now: e.clock.Now,
 	})
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)

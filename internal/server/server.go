@@ -22,6 +22,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/reqlog"
 	"github.com/wxlogin/wxlogin/internal/verify"
+	"github.com/wxlogin/wxlogin/internal/wechatpush"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -63,6 +64,11 @@ type Options struct {
 	// Introspection is who may call /oauth/introspect, and how often; without clients
 	// the endpoint is not served (404).
 	Introspection Introspection
+	// PushToken and PushAESKey receive WeChat's message pushes at /wechat/events; unset,
+	// the endpoints are not served (404).
+	PushToken  string
+	PushAESKey []byte
+	Now        func() time.Time // the pushes' clock; nil: time.Now
 }
 
 // Introspection configures /oauth/introspect.
@@ -87,6 +93,14 @@ func New(o Options) http.Handler {
 	verified := deadline(requestDeadline, o.Auth.Middleware(verify.Forward(o.Metrics, log)))
 	mux.Handle("/auth/verify", verified)
 	mux.Handle("/auth/verify/", verified)
+	if o.PushToken != "" {
+		push := deadline(requestDeadline, wechatpush.Handler(wechatpush.Options{
+			Token: o.PushToken, AESKey: o.PushAESKey, Apps: o.Auth.AppIDs(), Default: o.Auth.AppIDs()[0],
+			Accounts: o.Auth, Logger: log, Now: o.Now,
+		}))
+		mux.Handle("/wechat/events", push)
+		mux.Handle("/wechat/events/{appid}", push)
+	}
 	if len(o.Introspection.Clients) > 0 {
 		mux.Handle("/oauth/introspect", deadline(requestDeadline, o.Auth.Middleware(verify.Introspection(verify.IntrospectionOptions{
 			Auth: o.Auth, Clients: o.Introspection.Clients, PerMinute: o.Introspection.PerMinute, Burst: o.Introspection.Burst,

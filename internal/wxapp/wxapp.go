@@ -50,6 +50,17 @@ func NewSet(apps []App) Set {
 // Default is the first app.
 func (s Set) Default() App { return s.first }
 
+// AppIDs lists the served appids, the default first.
+func (s Set) AppIDs() []string {
+	ids := []string{s.first.Client.AppID()}
+	for id := range s.byID {
+		if id != ids[0] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // Get returns the app with appid. A session's identity always names a served app,
 // unless the app was removed from the configuration since it logged in.
 func (s Set) Get(appid string) (App, error) {
