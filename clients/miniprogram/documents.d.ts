@@ -4,10 +4,12 @@ import type * as T from './operations';
 
 export declare const BindPhoneNumber: TypedDocument<T.BindPhoneNumberMutation, T.BindPhoneNumberMutationVariables>;
 export declare const DecryptOpenData: TypedDocument<T.DecryptOpenDataQuery, T.DecryptOpenDataQueryVariables>;
+export declare const DeleteAccount: TypedDocument<T.DeleteAccountMutation, T.DeleteAccountMutationVariables>;
 export declare const Login: TypedDocument<T.LoginMutation, T.LoginMutationVariables>;
 export declare const Logout: TypedDocument<T.LogoutMutation, T.LogoutMutationVariables>;
 export declare const LogoutAll: TypedDocument<T.LogoutAllMutation, T.LogoutAllMutationVariables>;
 export declare const Me: TypedDocument<T.MeQuery, T.MeQueryVariables>;
+export declare const MyData: TypedDocument<T.MyDataQuery, T.MyDataQueryVariables>;
 export declare const RevokeSession: TypedDocument<T.RevokeSessionMutation, T.RevokeSessionMutationVariables>;
 export declare const Sessions: TypedDocument<T.SessionsQuery, T.SessionsQueryVariables>;
 export declare const UpdateProfile: TypedDocument<T.UpdateProfileMutation, T.UpdateProfileMutationVariables>;

@@ -134,6 +134,16 @@ export interface Client {
    * request cannot be made.
    */
   request(options: ServiceRequest): Promise<ServiceResponse>;
+  /**
+   * Everything the server holds about the user (the myData query): user, identities,
+   * sessions, auditEvents. Logs in first when there is no session.
+   */
+  exportMyData(): Promise<Record<string, unknown>>;
+  /**
+   * Deletes the user's account on the server (every session, identity, profile field
+   * and phone number) and forgets the stored token; the next call logs in as a new user.
+   */
+  deleteAccount(): Promise<boolean>;
   /** The session token, or null: for wx.uploadFile and other requests made by hand. */
   token(): string | null;
 }

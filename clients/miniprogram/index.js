@@ -352,10 +352,26 @@ function createClient(options) {
     return res.body.data.logout === true;
   }
 
+  // exportMyData resolves with everything the server holds about the user (myData).
+  async function exportMyData() {
+    var data = await run(documents.MyData, {});
+    return data.myData;
+  }
+
+  // deleteAccount deletes the user's account on the server and forgets the token here.
+  // The next call logs in again, as a new user.
+  async function deleteAccount() {
+    var data = await run(documents.DeleteAccount, {});
+    keep(null);
+    return data.deleteAccount === true;
+  }
+
   return {
     query: run,
     mutate: run,
     request: request,
+    exportMyData: exportMyData,
+    deleteAccount: deleteAccount,
     login: login,
     logout: logout,
     token: function () { return token; },

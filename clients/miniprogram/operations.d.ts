@@ -29,6 +29,11 @@ export type DecryptOpenDataQueryVariables = Exact<{
 
 export type DecryptOpenDataQuery = { decryptOpenData: unknown };
 
+export type DeleteAccountMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type DeleteAccountMutation = { deleteAccount: boolean };
+
 export type LoginMutationVariables = Exact<{
   code: string;
   appid?: string | null | undefined;
@@ -55,6 +60,11 @@ export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
 
 export type MeQuery = { me: { id: string, openid: string, unionid: string | null, createdAt: string, lastLoginAt: string, nickname: string | null, avatarUrl: string | null, phoneNumber: string | null } };
+
+export type MyDataQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type MyDataQuery = { myData: unknown };
 
 export type RevokeSessionMutationVariables = Exact<{
   id: string | number;

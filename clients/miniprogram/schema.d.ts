@@ -36,6 +36,17 @@ export type Mutation = {
    * Safe to retry with the same code: WeChat bills each exchange, and is asked once.
    */
   bindPhoneNumber: User;
+  /**
+   * Deletes the current user's account: every session, identity, profile field and phone number.
+   * In one transaction: every session of the user ends (on other instances within 5 s), every
+   * identity of the account goes (each mini-program's, for a unionid-linked account), with the
+   * nickname, avatar and phone number, and the records of the user's login and phone codes. The
+   * audit trail keeps its rows with the user's id and the event only (their IP addresses and
+   * User-Agents are cleared), for the audit retention period. A later login with the same WeChat
+   * identity makes a new user (isNewUser: true, a new id). Returns true. The fields after it in
+   * the same request run without a session.
+   */
+  deleteAccount: Scalars['Boolean']['output'];
   /** Exchanges a wx.login code for a session. Safe to retry with the same code. */
   login: LoginPayload;
   /** Ends the current session. Errors with UNAUTHENTICATED without one. */
@@ -92,6 +103,27 @@ export type Query = {
   decryptOpenData: Scalars['JSON']['output'];
   /** The logged-in user. Errors with UNAUTHENTICATED without a valid session. */
   me: User;
+  /**
+   * Everything wxlogin holds about the current user, as JSON (no secret: no session_key, no token hash).
+   * The copy of one's data that the Personal Information Protection Law (art. 45) entitles a
+   * person to. One object:
+   *
+   * - `user`: `id`, `unionid` (or null), `nickname`, `avatarUrl`, `phoneNumber` (E.164, or null),
+   *   `createdAt`, `lastLoginAt`, `blockedAt` (null unless an operator blocked the account);
+   * - `identities`: one per mini-program the person logged in through, oldest first: `appid`,
+   *   `openid`, `unionid`, `createdAt`, `updatedAt` (when its session_key last changed; the key
+   *   itself is a secret and never shown);
+   * - `sessions`: the live sessions, newest first, as `sessions` shows them: `id`, `createdAt`,
+   *   `lastSeenAt`, `expiresAt`, `ip`, `userAgent`, `current`;
+   * - `auditEvents`: the audit trail of the account, newest first (at most 5,000): `at`,
+   *   `event` (login_succeeded, logout, session_revoked, logout_all, session_evicted, blocked,
+   *   unblocked, profile_cleared, identity_deleted), `sessionId`, `ip`, `userAgent`, `sessions`
+   *   (how many a logout-all or a block ended), `reason`;
+   * - `exportedAt`: when this copy was made.
+   *
+   * Times are RFC 3339 in UTC.
+   */
+  myData: Scalars['JSON']['output'];
   /** The current user's live sessions, newest first. */
   sessions: Array<Session>;
 };

@@ -52,6 +52,22 @@ type DecryptOpenDataResponse struct {
 // GetDecryptOpenData returns DecryptOpenDataResponse.DecryptOpenData, and is useful for accessing the field via an interface.
 func (v *DecryptOpenDataResponse) GetDecryptOpenData() json.RawMessage { return v.DecryptOpenData }
 
+// DeleteAccountResponse is returned by DeleteAccount on success.
+type DeleteAccountResponse struct {
+	// Deletes the current user's account: every session, identity, profile field and phone number.
+	// In one transaction: every session of the user ends (on other instances within 5 s), every
+	// identity of the account goes (each mini-program's, for a unionid-linked account), with the
+	// nickname, avatar and phone number, and the records of the user's login and phone codes. The
+	// audit trail keeps its rows with the user's id and the event only (their IP addresses and
+	// User-Agents are cleared), for the audit retention period. A later login with the same WeChat
+	// identity makes a new user (isNewUser: true, a new id). Returns true. The fields after it in
+	// the same request run without a session.
+	DeleteAccount bool `json:"deleteAccount"`
+}
+
+// GetDeleteAccount returns DeleteAccountResponse.DeleteAccount, and is useful for accessing the field via an interface.
+func (v *DeleteAccountResponse) GetDeleteAccount() bool { return v.DeleteAccount }
+
 // LoginLoginLoginPayload includes the requested fields of the GraphQL type LoginPayload.
 // The GraphQL type's documentation follows.
 //
@@ -252,6 +268,32 @@ type MeResponse struct {
 
 // GetMe returns MeResponse.Me, and is useful for accessing the field via an interface.
 func (v *MeResponse) GetMe() MeMeUser { return v.Me }
+
+// MyDataResponse is returned by MyData on success.
+type MyDataResponse struct {
+	// Everything wxlogin holds about the current user, as JSON (no secret: no session_key, no token hash).
+	// The copy of one's data that the Personal Information Protection Law (art. 45) entitles a
+	// person to. One object:
+	//
+	// - `user`: `id`, `unionid` (or null), `nickname`, `avatarUrl`, `phoneNumber` (E.164, or null),
+	// `createdAt`, `lastLoginAt`, `blockedAt` (null unless an operator blocked the account);
+	// - `identities`: one per mini-program the person logged in through, oldest first: `appid`,
+	// `openid`, `unionid`, `createdAt`, `updatedAt` (when its session_key last changed; the key
+	// itself is a secret and never shown);
+	// - `sessions`: the live sessions, newest first, as `sessions` shows them: `id`, `createdAt`,
+	// `lastSeenAt`, `expiresAt`, `ip`, `userAgent`, `current`;
+	// - `auditEvents`: the audit trail of the account, newest first (at most 5,000): `at`,
+	// `event` (login_succeeded, logout, session_revoked, logout_all, session_evicted, blocked,
+	// unblocked, profile_cleared, identity_deleted), `sessionId`, `ip`, `userAgent`, `sessions`
+	// (how many a logout-all or a block ended), `reason`;
+	// - `exportedAt`: when this copy was made.
+	//
+	// Times are RFC 3339 in UTC.
+	MyData json.RawMessage `json:"myData"`
+}
+
+// GetMyData returns MyDataResponse.MyData, and is useful for accessing the field via an interface.
+func (v *MyDataResponse) GetMyData() json.RawMessage { return v.MyData }
 
 // RevokeSessionResponse is returned by RevokeSession on success.
 type RevokeSessionResponse struct {
@@ -541,6 +583,35 @@ func DecryptOpenData(
 	return data_, err_
 }
 
+// The mutation executed by DeleteAccount.
+const DeleteAccount_Operation = `
+mutation DeleteAccount {
+	deleteAccount
+}
+`
+
+// Deletes the current user's account: every session, identity, profile field and phone number.
+func DeleteAccount(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *DeleteAccountResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "DeleteAccount",
+		Query:  DeleteAccount_Operation,
+	}
+
+	data_ = &DeleteAccountResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by Login.
 const Login_Operation = `
 mutation Login ($code: String!, $appid: String) {
@@ -681,6 +752,35 @@ func Me(
 	}
 
 	data_ = &MeResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by MyData.
+const MyData_Operation = `
+query MyData {
+	myData
+}
+`
+
+// A copy of everything wxlogin holds about the current user (myData).
+func MyData(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *MyDataResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "MyData",
+		Query:  MyData_Operation,
+	}
+
+	data_ = &MyDataResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

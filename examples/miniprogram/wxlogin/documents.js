@@ -6,10 +6,12 @@
 module.exports = {
   BindPhoneNumber: "mutation BindPhoneNumber ($code: String!) {\n  bindPhoneNumber(code: $code) {\n    id\n    phoneNumber\n  }\n}\n",
   DecryptOpenData: "query DecryptOpenData ($encryptedData: String!, $iv: String!, $rawData: String, $signature: String) {\n  decryptOpenData(encryptedData: $encryptedData, iv: $iv, rawData: $rawData, signature: $signature)\n}\n",
+  DeleteAccount: "mutation DeleteAccount {\n  deleteAccount\n}\n",
   Login: "mutation Login ($code: String!, $appid: String) {\n  login(code: $code, appid: $appid) {\n    token\n    expiresAt\n    isNewUser\n    user {\n      ... UserFields\n    }\n  }\n}\nfragment UserFields on User {\n  id\n  openid\n  unionid\n  createdAt\n  lastLoginAt\n  nickname\n  avatarUrl\n}\n",
   Logout: "mutation Logout {\n  logout\n}\n",
   LogoutAll: "mutation LogoutAll ($keepCurrent: Boolean) {\n  logoutAll(keepCurrent: $keepCurrent)\n}\n",
   Me: "query Me {\n  me {\n    id\n    openid\n    unionid\n    createdAt\n    lastLoginAt\n    nickname\n    avatarUrl\n    phoneNumber\n  }\n}\n",
+  MyData: "query MyData {\n  myData\n}\n",
   RevokeSession: "mutation RevokeSession ($id: ID!) {\n  revokeSession(id: $id)\n}\n",
   Sessions: "query Sessions {\n  sessions {\n    id\n    createdAt\n    lastSeenAt\n    expiresAt\n    ip\n    userAgent\n    current\n  }\n}\n",
   UpdateProfile: "mutation UpdateProfile ($input: UpdateProfileInput!) {\n  updateProfile(input: $input) {\n    id\n    nickname\n    avatarUrl\n  }\n}\n",
