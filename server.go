@@ -347,7 +347,7 @@ func runFakePush(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&p.URL, "url", "http://127.0.0.1:8080/wechat/events", "the server's push URL")
 	fs.StringVar(&p.Token, "token", os.Getenv("WECHAT_PUSH_TOKEN"), "the push token (default $WECHAT_PUSH_TOKEN)")
 	fs.StringVar(&p.AESKey, "aes-key", os.Getenv("WECHAT_PUSH_AES_KEY"), "the EncodingAESKey (default $WECHAT_PUSH_AES_KEY)")
-	fs.StringVar(&p.AppID, "appid", "wxfake0000000001", "the mini-program's appid (dev mode's fake: wxfake0000000001)")
+	fs.StringVar(&p.AppID, "appid", "wxdevfake0000001", "the mini-program's appid (the default: dev mode's)")
 	fs.StringVar(&p.OpenID, "openid", "", "the user's openid (in dev mode, see me { openid })")
 	fs.StringVar(&p.Event, "event", "user_authorization_revoke", "user_authorization_revoke, user_authorization_cancellation or user_info_modified")
 	fs.BoolVar(&p.XML, "xml", false, "send the XML form instead of JSON")

@@ -209,4 +209,3 @@ func TestForgedPushesChangeNothing(t *testing.T) {
 		}
 	})
 }
-
