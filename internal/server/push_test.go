@@ -183,12 +183,11 @@ func TestForgedPushesChangeNothing(t *testing.T) {
 			}
 		}
 		// The body changed under a genuine signature.
-		req, err := revoke.Request(context.Background())
-		if err == nil {
-			t.Fatal("a push without its settings was made")
-		}
 		revoke.URL, revoke.Token, revoke.AESKey, revoke.AppID, revoke.At = e.instances[0].URL+"/wechat/events", pushToken, pushAESKey, testAppID, e.clock.Now()
-		req, _ = revoke.Request(context.Background())
+		req, err := revoke.Request(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
 		raw, _ := io.ReadAll(req.Body)
 		tampered := strings.Replace(string(raw), `"Encrypt":"`, `"Encrypt":"AAAA`, 1)
 		tr, _ := http.NewRequest(http.MethodPost, req.URL.String(), strings.NewReader(tampered))
