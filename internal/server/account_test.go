@@ -33,35 +33,13 @@ func (e *env) postAs(i int, token, agent, query string, vars map[string]any) gql
 	return e.send(req)
 }
 
-// dump is every row of every table, as text: what a database dump would show.
+// dump is every row of the tables, as text: what a database dump would show.
 func dump(t *testing.T, db *sql.DB, tables ...string) string {
 	t.Helper()
 	var b strings.Builder
 	for _, table := range tables {
-		rows, err := db.Query("SELECT * FROM " + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprint(&b, table)
-			for _, v := range vals {
-				if raw, ok := v.([]byte); ok {
-					v = string(raw)
-				}
-				fmt.Fprintf(&b, " | %v", v)
-			}
-			b.WriteString("\n")
-		}
-		rows.Close()
+		text, _ := dumpTable(t, db, table)
+		b.WriteString(text)
 	}
 	return b.String()
 }

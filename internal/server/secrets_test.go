@@ -3,8 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -95,39 +97,48 @@ func dumpDatabase(t *testing.T, e *env) []byte {
 	t.Helper()
 	var dump bytes.Buffer
 	for _, table := range []string{"users", "identities", "sessions", "login_codes", "audit_events"} {
-		rows, err := e.db.SQL.Query("SELECT * FROM " + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		n := 0
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range vals {
-				switch v := v.(type) {
-				case []byte:
-					dump.Write(v)
-					dump.WriteString(" " + hex.EncodeToString(v))
-				case string:
-					dump.WriteString(v)
-				}
-				dump.WriteByte('|')
-			}
-			n++
-		}
-		rows.Close()
+		text, n := dumpTable(t, e.db.SQL, table)
 		if table != "login_codes" && n == 0 {
 			t.Fatalf("table %s is empty: the dump would prove nothing", table)
 		}
+		dump.WriteString(text)
 	}
 	return dump.Bytes()
+}
+
+// dumpTable is every row of a table as text, bytes also in hex, and how many rows.
+func dumpTable(t *testing.T, db *sql.DB, table string) (string, int) {
+	t.Helper()
+	rows, err := db.Query("SELECT * FROM " + table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var dump strings.Builder
+	n := 0
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		dump.WriteString(table)
+		for _, v := range vals {
+			switch v := v.(type) {
+			case []byte:
+				dump.WriteString("|" + string(v) + " " + hex.EncodeToString(v))
+			default:
+				fmt.Fprintf(&dump, "|%v", v)
+			}
+		}
+		dump.WriteByte('\n')
+		n++
+	}
+	return dump.String(), n
 }
 
 func contains(list []string, s string) bool {

@@ -143,24 +143,26 @@ func Handler(o Options) http.Handler {
 	})
 }
 
-// message is the part of a push this package reads, in JSON or XML.
-type message struct {
-	ToUserName   string `json:"ToUserName" xml:"ToUserName"`
-	FromUserName string `json:"FromUserName" xml:"FromUserName"`
-	CreateTime   int64  `json:"CreateTime" xml:"CreateTime"`
-	MsgType      string `json:"MsgType" xml:"MsgType"`
-	Event        string `json:"Event" xml:"Event"`
-	OpenID       string `json:"OpenID" xml:"OpenID"`
-	AppID        string `json:"AppID" xml:"AppID"`
-	RevokeInfo   string `json:"RevokeInfo" xml:"RevokeInfo"`
-	Encrypt      string `json:"Encrypt" xml:"Encrypt"`
+// Message is a push's body, in JSON or XML: the envelope of safe mode (ToUserName and
+// Encrypt) and the event inside it. Empty fields are left out when it is written.
+type Message struct {
+	XMLName      xml.Name `json:"-" xml:"xml"`
+	ToUserName   string   `json:"ToUserName,omitempty" xml:"ToUserName,omitempty"`
+	FromUserName string   `json:"FromUserName,omitempty" xml:"FromUserName,omitempty"`
+	CreateTime   int64    `json:"CreateTime,omitempty" xml:"CreateTime,omitempty"`
+	MsgType      string   `json:"MsgType,omitempty" xml:"MsgType,omitempty"`
+	Event        string   `json:"Event,omitempty" xml:"Event,omitempty"`
+	OpenID       string   `json:"OpenID,omitempty" xml:"OpenID,omitempty"`
+	AppID        string   `json:"AppID,omitempty" xml:"AppID,omitempty"`
+	RevokeInfo   string   `json:"RevokeInfo,omitempty" xml:"RevokeInfo,omitempty"`
+	Encrypt      string   `json:"Encrypt,omitempty" xml:"Encrypt,omitempty"`
 }
 
 // open checks and decodes a push's body: its msg_signature and its encryption, then
 // the message inside. Only safe mode is taken: in plaintext mode WeChat's signature
 // covers the timestamp and nonce but not the message, so whoever saw one push's URL
 // could send any event under it for minutes.
-func (o Options) open(body []byte, q map[string][]string, appid string) (*message, error) {
+func (o Options) open(body []byte, q map[string][]string, appid string) (*Message, error) {
 	outer, err := decode(body)
 	if err != nil {
 		return nil, err
@@ -188,8 +190,8 @@ func (o Options) open(body []byte, q map[string][]string, appid string) (*messag
 	return checked(inner, appid)
 }
 
-func decode(b []byte) (*message, error) {
-	var m message
+func decode(b []byte) (*Message, error) {
+	var m Message
 	var err error
 	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '<' {
 		err = xml.Unmarshal(t, &m)
@@ -203,7 +205,7 @@ func decode(b []byte) (*message, error) {
 }
 
 // checked is a message whose appid, when it names one, is the endpoint's.
-func checked(m *message, appid string) (*message, error) {
+func checked(m *Message, appid string) (*Message, error) {
 	if m.AppID != "" && m.AppID != appid {
 		return nil, fmt.Errorf("the message is for the mini-program %q", m.AppID)
 	}
@@ -215,7 +217,7 @@ func checked(m *message, appid string) (*message, error) {
 
 // act does what the event asks. An event of no interest, or about a user wxlogin does
 // not know, is taken and does nothing.
-func (o Options) act(ctx context.Context, appid string, m *message) error {
+func (o Options) act(ctx context.Context, appid string, m *Message) error {
 	log := o.Logger.With("appid", appid, "event", m.Event)
 	switch m.Event {
 	case EventRevoke, EventCancellation:

@@ -34,25 +34,6 @@ type Push struct {
 	At time.Time
 }
 
-// pushMessage is the message inside, in both forms.
-type pushMessage struct {
-	XMLName      xml.Name `json:"-" xml:"xml"`
-	ToUserName   string   `json:"ToUserName" xml:"ToUserName"`
-	FromUserName string   `json:"FromUserName" xml:"FromUserName"`
-	CreateTime   int64    `json:"CreateTime" xml:"CreateTime"`
-	MsgType      string   `json:"MsgType" xml:"MsgType"`
-	Event        string   `json:"Event" xml:"Event"`
-	OpenID       string   `json:"OpenID" xml:"OpenID"`
-	AppID        string   `json:"AppID" xml:"AppID"`
-	RevokeInfo   string   `json:"RevokeInfo,omitempty" xml:"RevokeInfo,omitempty"`
-}
-
-type pushEnvelope struct {
-	XMLName    xml.Name `json:"-" xml:"xml"`
-	ToUserName string   `json:"ToUserName" xml:"ToUserName"`
-	Encrypt    string   `json:"Encrypt" xml:"Encrypt"`
-}
-
 // Request builds the push's HTTP request.
 func (p Push) Request(ctx context.Context) (*http.Request, error) {
 	key, err := wechatpush.ParseAESKey(p.AESKey)
@@ -63,7 +44,7 @@ func (p Push) Request(ctx context.Context) (*http.Request, error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	msg := pushMessage{
+	msg := wechatpush.Message{
 		ToUserName: "gh_" + strings.TrimPrefix(p.AppID, "wx"), FromUserName: p.OpenID, CreateTime: at.Unix(),
 		MsgType: "event", Event: p.Event, OpenID: p.OpenID, AppID: p.AppID,
 	}
@@ -83,7 +64,7 @@ func (p Push) Request(ctx context.Context) (*http.Request, error) {
 	var random [16]byte
 	rand.Read(random[:])
 	encrypted := wechatpush.Encrypt(key, random, inner, p.AppID)
-	body, err := marshal(pushEnvelope{ToUserName: msg.ToUserName, Encrypt: encrypted})
+	body, err := marshal(wechatpush.Message{ToUserName: msg.ToUserName, Encrypt: encrypted})
 	if err != nil {
 		return nil, err
 	}
