@@ -71,7 +71,7 @@ audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev 
 FUZZ_TARGETS := internal/auth:FuzzBearer internal/auth:FuzzWellFormed internal/auth:FuzzValidateCode internal/auth:FuzzClientIP \
 	internal/opendata:FuzzDecrypt internal/opendata:FuzzServiceDecrypt internal/wechat:FuzzAnswer internal/wechat:FuzzClient \
 	internal/config:FuzzLoad graph:FuzzParams graph:FuzzNegotiate graph:FuzzTransport \
-	internal/persisted:FuzzPersistedQuery internal/persisted:FuzzCanonical internal/persisted:FuzzParseManifest
+	internal/wechatpush:FuzzOpen internal/persisted:FuzzPersistedQuery internal/persisted:FuzzCanonical internal/persisted:FuzzParseManifest
 FUZZTIME ?= 10m
 
 fuzz: ## run every fuzz target for FUZZTIME (10m) each, one after another (docs/fuzzing.md); crashers land in testdata/fuzz
