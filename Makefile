@@ -9,7 +9,7 @@ CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
+.PHONY: image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -66,6 +66,19 @@ check-generate: generate ## fail when regenerating changes any committed file
 
 audit-http: ## graphql-http's audit of the GraphQL-over-HTTP spec against a dev server (needs node)
 	bash tools/http-audit/run.sh
+
+# The image's name, and what builds it: Docker when its daemon answers, else Podman.
+IMAGE     ?= localhost/wxlogin:dev
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+
+image: ## build the container image (Dockerfile, FROM scratch around a static binary) as IMAGE (localhost/wxlogin:dev), with Docker or else Podman
+	rm -rf build/image && mkdir -p build/image/rootfs/etc/ssl/certs build/image/rootfs/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o build/image/rootfs/wxlogin .
+	cp /etc/ssl/certs/ca-certificates.crt build/image/rootfs/etc/ssl/certs/
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--format docker) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 # Every fuzz target of outside input, as package:FuzzName (docs/fuzzing.md).
 FUZZ_TARGETS := internal/auth:FuzzBearer internal/auth:FuzzWellFormed internal/auth:FuzzValidateCode internal/auth:FuzzClientIP \

@@ -3,6 +3,7 @@
 //	wxlogin              serve (configured by environment; dev mode when WeChat is not)
 //	wxlogin fakewechat   run the fake WeChat on its own, for client teams
 //	wxlogin admin …      operators' commands on users (see admin.go)
+//	wxlogin healthcheck  exit 0 when the server on WXLOGIN_ADDR answers /healthz (for images without curl)
 //	wxlogin --version    the version
 package main
 
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // time zones inside the binary: the image has no /usr/share/zoneinfo
 
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/accesstoken"
@@ -54,6 +56,8 @@ func main() {
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
+	case len(os.Args) > 1 && os.Args[1] == "healthcheck":
+		err = healthcheck(ctx, os.Getenv)
 	case len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version" || os.Args[1] == "version"):
 		fmt.Println(versionLine())
 	case len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help"):
@@ -365,5 +369,36 @@ func runFakePush(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "pushed", p.Event, "for", p.OpenID, "to", p.URL+":", answer)
+	return nil
+}
+
+// healthcheck asks the server on WXLOGIN_ADDR (on this host) for /healthz, as an
+// image's HEALTHCHECK does where there is no shell and no curl.
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	addr := getenv("WXLOGIN_ADDR")
+	if addr == "" {
+		addr = config.DefaultAddr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("WXLOGIN_ADDR %q: %v", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %d", resp.StatusCode)
+	}
 	return nil
 }
