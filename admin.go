@@ -145,9 +145,20 @@ var version = ""
 
 // versionLine is what `wxlogin --version` prints.
 func versionLine() string {
-	v, commit, goVersion := version, "", ""
+	v, _ := buildVersion()
+	goVersion := ""
 	if info, ok := debug.ReadBuildInfo(); ok {
-		goVersion = info.GoVersion
+		goVersion = " " + info.GoVersion
+	}
+	return "wxlogin " + v + goVersion
+}
+
+// buildVersion is the version (with the commit it was built from, when known), as
+// traces and --version give it.
+func buildVersion() (string, bool) {
+	v, commit := version, ""
+	info, ok := debug.ReadBuildInfo()
+	if ok {
 		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version
 		}
@@ -165,9 +176,8 @@ func versionLine() string {
 	if v == "" {
 		v = "devel"
 	}
-	line := "wxlogin " + v
 	if commit != "" {
-		line += " (" + commit + ")"
+		v += " (" + commit + ")"
 	}
-	return line + " " + goVersion
+	return v, ok
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/server"
+	"github.com/wxlogin/wxlogin/internal/tracing"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wechat/fakewechat"
 	"github.com/wxlogin/wxlogin/internal/wxapp"
@@ -111,6 +112,24 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		handler = slog.NewTextHandler(stderr, server.LogOptions())
 	}
 	log := slog.New(server.LogHandler(handler))
+
+	// Traces, when the OTEL_* variables ask for them: before the database and the
+	// WeChat clients are made, which are traced only then.
+	v, _ := buildVersion()
+	stopTracing, err := tracing.Setup(ctx, getenv, v)
+	if err != nil {
+		return fmt.Errorf("tracing (OTEL_*): %w", err)
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flush); err != nil {
+			log.Warn("tracing: the last spans were not all sent", "error", err)
+		}
+	}()
+	if tracing.On() {
+		log.Info("tracing on: spans go to the OTLP/HTTP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
 
 	db, err := database.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {

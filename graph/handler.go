@@ -7,11 +7,13 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/ravilushqa/otelgqlgen"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/wxlogin/wxlogin/graph/model"
 	"github.com/wxlogin/wxlogin/internal/persisted"
+	"github.com/wxlogin/wxlogin/internal/tracing"
 )
 
 // Query complexity: what each field costs of a request's budget. A field that calls
@@ -97,6 +99,12 @@ func newHandler(r *Resolver, log *slog.Logger, o Options) (*handler.Server, *doc
 	srv.SetQueryCache(docs)
 	for _, ext := range extensions(o, docs) {
 		srv.Use(ext)
+	}
+	if tracing.On() {
+		// A span per operation and per resolver. The variables are left out here, and
+		// the document's text and the resolvers' arguments by the exporter: a login's
+		// code may be in any of them.
+		srv.Use(otelgqlgen.Middleware(otelgqlgen.WithoutVariables()))
 	}
 	srv.SetDisableSuggestion(!o.Suggestions)
 	srv.SetValidationRulesFn(validationRules(o.Suggestions))

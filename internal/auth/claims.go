@@ -85,7 +85,7 @@ type claimRequest struct {
 
 func newClaims(db *database.DB) *claims {
 	c := &claims{db: db}
-	c.batcher = batcher[claimRequest, int]{max: maxBatch, send: c.send}
+	c.batcher = batcher[claimRequest, int]{name: "login code claims", max: maxBatch, send: c.send}
 	return c
 }
 

@@ -40,7 +40,7 @@ type existence struct {
 
 func newExistence(db *database.DB) *existence {
 	e := &existence{db: db}
-	e.batcher = batcher[identityKey, bool]{max: maxBatch, send: e.send}
+	e.batcher = batcher[identityKey, bool]{name: "identity existence", max: maxBatch, send: e.send}
 	return e
 }
 

@@ -230,8 +230,8 @@ func New(o Options) (*Service, error) {
 	s.claims = newClaims(s.db)
 	s.lookupQuery = lookupQuery(s.db.Dialect)
 	s.exists = newExistence(s.db)
-	s.firstLogins = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: s.sendFirstLogins}
-	s.returningLogins = batcher[groupLogin, groupLoggedIn]{max: maxBatch, send: s.sendReturningLogins}
+	s.firstLogins = batcher[groupLogin, groupLoggedIn]{name: "first logins", max: maxBatch, send: s.sendFirstLogins}
+	s.returningLogins = batcher[groupLogin, groupLoggedIn]{name: "returning logins", max: maxBatch, send: s.sendReturningLogins}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -21,11 +21,14 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/XSAM/otelsql"
 	"github.com/go-sql-driver/mysql"
+	"go.opentelemetry.io/otel/attribute"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/tracing"
 )
 
 // StatementTimeout bounds, on MySQL, how long the server waits for the database to
@@ -172,6 +175,9 @@ func (db *DB) migrate(ctx context.Context) error {
 // driver does by default, and unbounded drops StatementTimeout.
 func openPool(driverName, dsn string, log *slog.Logger, unbounded bool) (*sql.DB, error) {
 	if driverName != "mysql" {
+		if tracing.On() {
+			return otelsql.Open(driverName, dsn, otelsql.WithAttributes(attribute.String("db.system.name", "sqlite")))
+		}
 		return sql.Open(driverName, dsn)
 	}
 	cfg, err := mysql.ParseDSN(dsn)
@@ -188,6 +194,11 @@ func openPool(driverName, dsn string, log *slog.Logger, unbounded bool) (*sql.DB
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if tracing.On() {
+		// A span per statement: its text, with placeholders (the arguments are not
+		// recorded).
+		return otelsql.OpenDB(checkedConnector{connector}, otelsql.WithAttributes(attribute.String("db.system.name", "mysql"))), nil
 	}
 	return sql.OpenDB(checkedConnector{connector}), nil
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wxlogin/wxlogin/internal/tracing"
 )
 
 type requestIDKey struct{}
@@ -53,6 +55,11 @@ func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if tracing.On() {
+		if id := tracing.TraceID(ctx); id != "" {
+			r.AddAttrs(slog.String("trace_id", id))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/auth"
@@ -21,6 +23,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/playground"
 	"github.com/wxlogin/wxlogin/internal/profile"
 	"github.com/wxlogin/wxlogin/internal/reqlog"
+	"github.com/wxlogin/wxlogin/internal/tracing"
 	"github.com/wxlogin/wxlogin/internal/verify"
 	"github.com/wxlogin/wxlogin/internal/wechatpush"
 )
@@ -120,7 +123,24 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /dev/fake/", http.StripPrefix("/dev", o.DevFake))
 	}
 
-	return requestID(accessLog(log, o.Metrics, mux))
+	h := requestID(accessLog(log, o.Metrics, mux))
+	if tracing.On() {
+		// Outermost, so that the access line and every log line of the request carry
+		// its trace id; the span continues a traceparent the request brings.
+		h = otelhttp.NewHandler(h, "wxlogin", otelhttp.WithSpanNameFormatter(spanName))
+	}
+	return h
+}
+
+// spanName names a request's span by its route, never its own path: /auth/verify/…
+// carries a gateway's paths, which would make every span a name of its own.
+func spanName(_ string, r *http.Request) string {
+	for _, route := range []string{"/graphql", "/auth/verify", "/oauth/introspect", "/wechat/events", "/healthz", "/readyz", "/metrics"} {
+		if r.URL.Path == route || strings.HasPrefix(r.URL.Path, route+"/") {
+			return r.Method + " " + route
+		}
+	}
+	return r.Method
 }
 
 // Ops returns the handler of the operators' listener: /metrics, /healthz and /readyz.

@@ -24,6 +24,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/wxlogin/wxlogin/internal/tracing"
 )
 
 const (
@@ -132,8 +136,14 @@ func defaultHTTPClient() *http.Client {
 	// them afterwards spares the next burst its TLS handshakes.
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 256
+	var rt http.RoundTripper = t
+	if tracing.On() {
+		// A span per attempt, named by the API; the exporter drops the URL's query,
+		// which holds the app secret, a login code or the access token.
+		rt = otelhttp.NewTransport(t, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "wechat " + r.URL.Path }))
+	}
 	return &http.Client{
-		Transport: t,
+		Transport: rt,
 		// WeChat does not redirect; a redirect is an answer we do not understand.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
