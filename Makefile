@@ -9,7 +9,7 @@ CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: check-deploy image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
+.PHONY: check-deploy check-migrations migration image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,12 @@ image: ## build the container image (Dockerfile, FROM scratch around a static bi
 	cp /etc/ssl/certs/ca-certificates.crt build/image/rootfs/etc/ssl/certs/
 	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--format docker) \
 		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+
+migration: ## write the next MySQL migration file from ent/schema's change: make migration NAME=what_changed (needs MariaDB on 127.0.0.1:3306)
+	$(GO) run ./tools/migrations -name $(NAME)
+
+check-migrations: ## fail when ent/schema and internal/database/migrations disagree (needs MariaDB on 127.0.0.1:3306)
+	$(GO) run ./tools/migrations -check
 
 check-deploy: ## decode deploy/kubernetes strictly into the Kubernetes API types and check them against what wxlogin serves and reads (a module of its own: deploy/check)
 	cd deploy/check && $(GO) test -count=1 ./...

@@ -160,3 +160,44 @@ func TestVersion(t *testing.T) {
 		t.Errorf("wxlogin --version: %q, %v", out, err)
 	}
 }
+
+// TestMigrateCommands: wxlogin migrate status and up, as a process, on a database an
+// earlier version migrated automatically; a server with WXLOGIN_AUTO_MIGRATE=off
+// refuses to start on it until then, naming the command.
+func TestMigrateCommands(t *testing.T) {
+	var b testdb.Backend
+	for _, one := range testdb.Backends(t) {
+		if one.Name == "mysql" {
+			b = one
+		}
+	}
+	if b.Name == "" {
+		t.Skip("versioned migrations are MySQL's")
+	}
+	vars := map[string]string{"WXLOGIN_DATABASE_URL": b.URL(t), "WXLOGIN_AUTO_MIGRATE": "off"}
+	run := func(args ...string) (string, string, int) {
+		cmd := exec.Command(binary(t), args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for k, v := range vars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return out.String(), errOut.String(), exit.ExitCode()
+		}
+		return out.String(), errOut.String(), 0
+	}
+	if out, _, status := run("migrate", "status"); status != 0 || !strings.Contains(out, `"upToDate": false`) {
+		t.Errorf("migrate status on an empty database: %d %s", status, out)
+	}
+	vars["WXLOGIN_ADDR"] = "127.0.0.1:0"
+	if _, errOut, status := run(); status != 1 || !strings.Contains(errOut, "wxlogin migrate up") {
+		t.Errorf("serving a database that is behind with WXLOGIN_AUTO_MIGRATE=off: %d %q", status, errOut)
+	}
+	if out, errOut, status := run("migrate", "up"); status != 0 || !strings.Contains(out, `"upToDate": true`) || !strings.Contains(out, `"pending": []`) {
+		t.Errorf("migrate up: %d %s %s", status, out, errOut)
+	}
+}

@@ -3,6 +3,7 @@
 //	wxlogin              serve (configured by environment; dev mode when WeChat is not)
 //	wxlogin fakewechat   run the fake WeChat on its own, for client teams
 //	wxlogin admin …      operators' commands on users (see admin.go)
+//	wxlogin migrate …    status or up: the versioned migrations of a MySQL database
 //	wxlogin healthcheck  exit 0 when the server on WXLOGIN_ADDR answers /healthz (for images without curl)
 //	wxlogin --version    the version
 package main
@@ -11,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +59,8 @@ func main() {
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
+	case len(os.Args) > 1 && os.Args[1] == "migrate":
+		err = runMigrate(ctx, os.Args[2:], os.Getenv, os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "healthcheck":
 		err = healthcheck(ctx, os.Getenv)
 	case len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version" || os.Args[1] == "version"):
@@ -131,7 +135,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		log.Info("tracing on: spans go to the OTLP/HTTP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
 
-	db, err := database.Open(ctx, cfg.DatabaseURL, log)
+	db, err := database.OpenMigrating(ctx, cfg.DatabaseURL, log, cfg.AutoMigrate)
 	if err != nil {
 		return err
 	}
@@ -420,4 +424,32 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 		return fmt.Errorf("healthcheck: /healthz answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// runMigrate is `wxlogin migrate status` (JSON: the versions applied and pending) and
+// `wxlogin migrate up` (runs what is pending, under the instances' migration lock).
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) != 1 || (args[0] != "status" && args[0] != "up") {
+		return errors.New("usage: wxlogin migrate status|up (with the server's WXLOGIN_DATABASE_URL)")
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	if args[0] == "up" {
+		if err := database.MigrateUp(ctx, cfg.DatabaseURL, nil); err != nil {
+			return err
+		}
+	}
+	st, err := database.MigrationStatus(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{
+		"applied": append([]string{}, st.Applied...), "pending": append([]string{}, st.Pending...),
+		"upToDate": len(st.Pending) == 0,
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

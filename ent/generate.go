@@ -2,4 +2,4 @@
 // ent/schema; everything else here is produced by `make generate` and never edited.
 package ent
 
-//go:generate go run entgo.io/ent/cmd/ent generate --feature sql/upsert,sql/lock,sql/execquery ./schema
+//go:generate go run entgo.io/ent/cmd/ent generate --feature sql/upsert,sql/lock,sql/execquery,sql/versioned-migration ./schema

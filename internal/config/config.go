@@ -68,6 +68,9 @@ type Config struct {
 	OpsAddr string
 	// Introspection is who may call /oauth/introspect; no clients, no endpoint.
 	Introspection Introspection
+	// AutoMigrate runs the migration files a MySQL database lacks at start-up; off, a
+	// database that is behind stops the start with a message naming wxlogin migrate up.
+	AutoMigrate bool
 }
 
 // Introspection configures RFC 7662 token introspection.
@@ -388,6 +391,13 @@ func Load(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Errorf("WECHAT_PUSH_AES_KEY: %v (the console's EncodingAESKey)", err))
 		}
 		c.WeChat.PushToken, c.WeChat.PushAESKey = token, aes
+	}
+	switch raw := strings.ToLower(env("WXLOGIN_AUTO_MIGRATE", "on")); raw {
+	case "on", "true", "1":
+		c.AutoMigrate = true
+	case "off", "false", "0":
+	default:
+		problems = append(problems, fmt.Errorf("WXLOGIN_AUTO_MIGRATE %q must be on or off", raw))
 	}
 	c.Introspection = Introspection{Burst: integer("WXLOGIN_INTROSPECTION_RATE_BURST", DefaultIntrospectionBurst, 1)}
 	if raw := env("WXLOGIN_INTROSPECTION_RATE_LIMIT", ""); raw == "off" || raw == "0" {

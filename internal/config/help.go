@@ -29,6 +29,7 @@ var settings = []setting{
 	{"WXLOGIN_LOGIN_RATE_BURST", "100", "logins at once per client address"},
 	{"WXLOGIN_TRUSTED_PROXIES", "none", "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"},
 	{"WXLOGIN_AUDIT_RETENTION", "4392h", "how long audit rows are kept (183 days: the Cybersecurity Law asks for at least six months of network logs)"},
+	{"WXLOGIN_AUTO_MIGRATE", "on", "on: start-up runs the migration files a MySQL database lacks; off: a database that is behind stops the start (run wxlogin migrate up)"},
 	{"WXLOGIN_HOUSEKEEPING_INTERVAL", DefaultHousekeep.String(), "how often expired rows are purged"},
 	{"WXLOGIN_OPS_ADDR", "none", "address of a separate listener for operators: /metrics moves there from the public listener; /healthz and /readyz are on both (e.g. 10.0.0.5:9100)"},
 	{"WXLOGIN_DEBUG_ADDR", "none", "address of a separate listener serving Go's profiler at /debug/pprof/ (keep it private, e.g. 127.0.0.1:6060)"},
@@ -48,7 +49,7 @@ var settings = []setting{
 // Help writes every setting with its default and meaning.
 func Help(w io.Writer) {
 	fmt.Fprintln(w, "wxlogin: silent login for WeChat mini-programs, as a GraphQL back end.")
-	fmt.Fprintln(w, "\nUsage:\n  wxlogin              serve (with WeChat unset: dev mode, SQLite and a built-in fake WeChat)\n  wxlogin fakewechat   run the fake WeChat on its own (-h for its flags)\n  wxlogin admin        operators' commands: user, revoke, block, unblock, delete (wxlogin admin for usage)\n  wxlogin --version    the version")
+	fmt.Fprintln(w, "\nUsage:\n  wxlogin              serve (with WeChat unset: dev mode, SQLite and a built-in fake WeChat)\n  wxlogin fakewechat   run the fake WeChat on its own (-h for its flags)\n  wxlogin admin        operators' commands: user, revoke, block, unblock, delete (wxlogin admin for usage)\n  wxlogin migrate      status (what a MySQL database lacks) or up (run it)\n  wxlogin healthcheck  ask the local server's /healthz (for images without curl)\n  wxlogin --version    the version")
 	fmt.Fprintln(w, "\nSettings, by environment:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  variable\tdefault\tmeaning")

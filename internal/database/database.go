@@ -55,17 +55,23 @@ type DB struct {
 //	mysql://user:pass@host:port/dbname?params   (params: only acceptedParams)
 //	sqlite://path/to/file.db
 func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
+	return OpenMigrating(ctx, rawURL, log, true)
+}
+
+// OpenMigrating is Open; with auto false (WXLOGIN_AUTO_MIGRATE=off) a MySQL database
+// the migration files are ahead of is refused with ErrBehind instead of migrated.
+func OpenMigrating(ctx context.Context, rawURL string, log *slog.Logger, auto bool) (*DB, error) {
 	driverName, dsn, dia, err := DSN(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	u, _ := url.Parse(rawURL) // DSN parsed it already
-	return open(ctx, driverName, dsn, dia, u.Redacted(), log)
+	return open(ctx, driverName, dsn, dia, u.Redacted(), log, auto)
 }
 
 // open is Open on a data source name; where names the database in errors, with no
 // password.
-func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Logger) (*DB, error) {
+func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Logger, auto bool) (*DB, error) {
 	pool, err := openPool(driverName, dsn, log, false)
 	if err != nil {
 		return nil, err
@@ -94,7 +100,7 @@ func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Log
 		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
 		db.batches = cfg.MultiStatements
 	}
-	if err := migrate(ctx, driverName, dsn, log, db); err != nil {
+	if err := migrate(ctx, driverName, dsn, log, db, auto); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database: migrating the schema: %w", err)
 	}
@@ -124,9 +130,9 @@ var migrating sync.Mutex
 // table takes longer, and instances starting together on one database take turns
 // through a named lock: ent's migration is not safe to run twice at once ("table
 // already exists").
-func migrate(ctx context.Context, driverName, dsn string, log *slog.Logger, db *DB) error {
+func migrate(ctx context.Context, driverName, dsn string, log *slog.Logger, db *DB, auto bool) error {
 	if db.Dialect != dialect.MySQL {
-		return db.migrate(ctx)
+		return db.migrate(ctx, true)
 	}
 	pool, err := openPool(driverName, dsn, log, true)
 	if err != nil {
@@ -134,10 +140,22 @@ func migrate(ctx context.Context, driverName, dsn string, log *slog.Logger, db *
 	}
 	mdb := &DB{Client: ent.NewClient(ent.Driver(entsql.OpenDB(db.Dialect, pool))), SQL: pool, Dialect: db.Dialect}
 	defer mdb.Close()
-	return mdb.migrate(ctx)
+	return mdb.migrate(ctx, auto)
 }
 
-func (db *DB) migrate(ctx context.Context) error {
+// MigrateUp runs the migration files a MySQL database lacks (wxlogin migrate up),
+// under the same lock as instances starting.
+func MigrateUp(ctx context.Context, rawURL string, log *slog.Logger) error {
+	db, err := OpenMigrating(ctx, rawURL, log, true)
+	if err != nil {
+		return err
+	}
+	return db.Close()
+}
+
+// migrate brings the schema up to date: on MySQL by the versioned files
+// (versionedMigrate), on SQLite by ent's automatic migration.
+func (db *DB) migrate(ctx context.Context, auto bool) error {
 	// ent's migration rewrites its package-level table definitions as it runs: two
 	// migrations in one process must not overlap.
 	migrating.Lock()
@@ -156,7 +174,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			return errors.New("another instance held the migration lock for 60 s")
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(CONCAT('wxlogin_migrate:', DATABASE()))")
-		return db.Schema.Create(ctx)
+		return versionedMigrate(ctx, db.SQL, db, auto)
 	}
 	// SQLite has no such lock; ent inspects the file before it writes, so a process
 	// that loses the race finds the tables made and runs again, when it has nothing
