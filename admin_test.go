@@ -46,10 +46,17 @@ func binary(t *testing.T) string {
 // printed and its exit status.
 func admin(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, status int) {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"admin"}, args...)...)
+	return wxlogin(t, vars, append([]string{"admin"}, args...)...)
+}
+
+// wxlogin runs the binary with args and the settings vars (but WXLOGIN_ADDR, unless
+// it serves), and returns what it printed and its exit status.
+func wxlogin(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, status int) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range vars {
-		if k != "WXLOGIN_ADDR" {
+		if k != "WXLOGIN_ADDR" || len(args) == 0 {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
@@ -175,21 +182,7 @@ func TestMigrateCommands(t *testing.T) {
 		t.Skip("versioned migrations are MySQL's")
 	}
 	vars := map[string]string{"WXLOGIN_DATABASE_URL": b.URL(t), "WXLOGIN_AUTO_MIGRATE": "off"}
-	run := func(args ...string) (string, string, int) {
-		cmd := exec.Command(binary(t), args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for k, v := range vars {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return out.String(), errOut.String(), exit.ExitCode()
-		}
-		return out.String(), errOut.String(), 0
-	}
+	run := func(args ...string) (string, string, int) { return wxlogin(t, vars, args...) }
 	if out, _, status := run("migrate", "status"); status != 0 || !strings.Contains(out, `"upToDate": false`) {
 		t.Errorf("migrate status on an empty database: %d %s", status, out)
 	}
