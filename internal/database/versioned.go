@@ -63,13 +63,22 @@ func executor(ctx context.Context, pool *sql.DB, opts ...atlas.ExecutorOption) (
 	return ex, rev, err
 }
 
-// versionedMigrate brings a MySQL database onto the migration files, or with auto
+// versionedMigrate brings a MariaDB database onto the migration files, or with auto
 // off says what is pending. The caller holds the migration lock.
 //
 // A database without revisions but with wxlogin's tables was made by the automatic
 // migration of an earlier version: ent's migration first brings it to today's schema,
 // as it always did (it only adds), and the files are recorded as its baseline.
 func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) error {
+	// The files are MariaDB's DDL (its uuid type). On MySQL itself ent's automatic
+	// migration goes on as before, with the types MySQL has.
+	var version string
+	if err := pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return err
+	}
+	if !strings.Contains(strings.ToLower(version), "mariadb") {
+		return db.Schema.Create(ctx)
+	}
 	ex, rev, err := executor(ctx, pool)
 	if err != nil {
 		return err
@@ -142,6 +151,13 @@ func MigrationStatus(ctx context.Context, rawURL string) (*Status, error) {
 	}
 	defer pool.Close()
 	_ = dia
+	var version string
+	if err := pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return nil, err
+	}
+	if !strings.Contains(strings.ToLower(version), "mariadb") {
+		return nil, fmt.Errorf("the migration files are MariaDB's; on MySQL %s start-up migrates the schema automatically", version)
+	}
 	ex, rev, err := executor(ctx, pool)
 	if err != nil {
 		return nil, err
