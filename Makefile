@@ -9,7 +9,7 @@ CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: check-deploy check-migrations migration image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
+.PHONY: test-tidb check-deploy check-migrations migration image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ migration: ## write the next MySQL migration file from ent/schema's change: make
 
 check-migrations: ## fail when ent/schema and internal/database/migrations disagree (needs MariaDB on 127.0.0.1:3306)
 	$(GO) run ./tools/migrations -check
+
+test-tidb: ## the MySQL suite and the reliability suite on TiDB v8.5.6 (tidb-server built once per machine into ~/.cache/wxlogin-tidb: ~10 min the first time)
+	bash tools/tidb/run.sh
 
 check-deploy: ## decode deploy/kubernetes strictly into the Kubernetes API types and check them against what wxlogin serves and reads (a module of its own: deploy/check)
 	cd deploy/check && $(GO) test -count=1 ./...

@@ -181,6 +181,9 @@ func TestMigrateCommands(t *testing.T) {
 	if b.Name == "" {
 		t.Skip("versioned migrations are MySQL's")
 	}
+	if v := testdb.MySQLServerVersion(t); !strings.Contains(strings.ToLower(v), "mariadb") {
+		t.Skipf("the migration files are MariaDB's DDL; on %s start-up keeps to ent's automatic migration", v)
+	}
 	vars := map[string]string{"WXLOGIN_DATABASE_URL": b.URL(t), "WXLOGIN_AUTO_MIGRATE": "off"}
 	run := func(args ...string) (string, string, int) { return wxlogin(t, vars, args...) }
 	if out, _, status := run("migrate", "status"); status != 0 || !strings.Contains(out, `"upToDate": false`) {

@@ -622,7 +622,18 @@ func rollback(tx *ent.Tx) error {
 func retryable(err error) bool {
 	var my *mysql.MySQLError
 	if errors.As(err, &my) {
-		return my.Number == 1213 || my.Number == 1205 // deadlock; lock wait timeout
+		switch {
+		case my.Number == 1213, my.Number == 1205: // deadlock; lock wait timeout
+			return true
+		case my.Number == 9007: // TiDB: a write conflict (optimistic transactions)
+			return true
+		case my.Number == 1105 && strings.Contains(my.Message, "pessimistic lock retry limit reached"):
+			// TiDB: a pessimistic lock it retried internally past its limit, as many
+			// first logins racing for one unionid do; the transaction itself is
+			// retried from the start, as after a deadlock.
+			return true
+		}
+		return false
 	}
 	var lite *sqlite.Error
 	if errors.As(err, &lite) {

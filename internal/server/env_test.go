@@ -9,18 +9,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/wxlogin/wxlogin/internal/capture"
-
 	"github.com/google/uuid"
+
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/graph"
 	"github.com/wxlogin/wxlogin/internal/accesstoken"
 	"github.com/wxlogin/wxlogin/internal/auth"
+	"github.com/wxlogin/wxlogin/internal/capture"
 	"github.com/wxlogin/wxlogin/internal/database"
 	"github.com/wxlogin/wxlogin/internal/metrics"
 	"github.com/wxlogin/wxlogin/internal/opendata"
@@ -137,6 +138,16 @@ func newEnv(t testing.TB, b testdb.Backend, opts ...envOption) *env {
 	if e.db == nil {
 		e.db = b.Open(t)
 	}
+	t.Cleanup(func() {
+		// A failed test shows the server's errors, which say why better than a code.
+		if t.Failed() {
+			for line := range strings.Lines(e.logs.String()) {
+				if strings.Contains(line, `"level":"ERROR"`) {
+					t.Log(strings.TrimSpace(line))
+				}
+			}
+		}
+	})
 	e.fake = fakewechat.New(e.fakeOpts)
 	e.wechatLog = &recorder{next: e.fake}
 	fakeSrv := httptest.NewServer(e.wechatLog)

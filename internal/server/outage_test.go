@@ -63,6 +63,9 @@ func TestRequestEndedBeforeItRan(t *testing.T) {
 func TestRefusedConnectionsAreUnavailable(t *testing.T) {
 	const limit, clients, rounds = 3, 24, 30
 	b := mysqlBackend(t)
+	if v := testdb.MySQLServerVersion(t); strings.Contains(v, "TiDB") {
+		t.Skipf("%s does not enforce MAX_USER_CONNECTIONS, which this test refuses connections with; the refused-connection path is tested on MariaDB", v)
+	}
 	ctx := context.Background()
 	rootURL := b.URL(t)
 	root, err := database.Open(ctx, rootURL, nil)

@@ -178,3 +178,22 @@ func redacted(raw string) string {
 	}
 	return "(unparseable URL)"
 }
+
+// MySQLServerVersion is VERSION() of the MySQL server the tests use ("" without
+// one): some tests are MariaDB's only, and say so on another engine (TiDB).
+func MySQLServerVersion(t testing.TB) string {
+	t.Helper()
+	if !mysqlReachable(t) {
+		return ""
+	}
+	db, err := adminConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRow("SELECT VERSION()").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
