@@ -53,9 +53,9 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stderr, adminUsage)
 		return errUsage
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return err
 	}
 	// Warnings and errors only: stdout is the command's JSON, stderr stays quiet.
 	log := slog.New(server.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -111,9 +111,23 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		out = map[string]any{"user": userID.String(), "deleted": true}
 	}
-	enc := json.NewEncoder(stdout)
+	return printJSON(stdout, out)
+}
+
+// loadConfig reads the configuration, with its problems one a line.
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return cfg, fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return cfg, nil
+}
+
+// printJSON writes a command's answer, indented for a person to read.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return enc.Encode(v)
 }
 
 // adminService is the auth service on the server's database and key, with the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,15 +77,9 @@ func wxlogin(t *testing.T, vars map[string]string, args ...string) (stdout, stde
 // ends the account; an unknown user is exit status 1 and one line.
 func TestAdminCommands(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
-		fake := fakewechat.New(fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret"})
-		fakeSrv := httptest.NewServer(fake)
-		defer fakeSrv.Close()
-		vars := map[string]string{
-			"WECHAT_APPID": "wxprod0000000001", "WECHAT_SECRET": "prod-secret", "WECHAT_API_BASE": fakeSrv.URL,
-			"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "WXLOGIN_DATABASE_URL": b.URL(t),
-			// Another process changes the sessions: every request reads them afresh.
-			"WXLOGIN_SESSION_CACHE_TTL": "0",
-		}
+		fake, vars := configured(t, b.URL(t), fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret"})
+		// Another process changes the sessions: every request reads them afresh.
+		vars["WXLOGIN_SESSION_CACHE_TTL"] = "0"
 		s := start(t, vars)
 		person := fakewechat.User{OpenID: "oAdmin00000000000000000000001", UnionID: "uAdmin0000000000000000000001"}
 		login := func() map[string]any {

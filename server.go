@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,9 +105,9 @@ func tuneGC(getenv func(string) string) {
 
 // serve reads the configuration, wires the parts, serves, and drains on signal.
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return err
 	}
 	// Text for a person in dev mode, JSON for log collectors everywhere else.
 	var handler slog.Handler = slog.NewJSONHandler(stderr, server.LogOptions())
@@ -432,9 +431,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if len(args) != 1 || (args[0] != "status" && args[0] != "up") {
 		return errors.New("usage: wxlogin migrate status|up (with the server's WXLOGIN_DATABASE_URL)")
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("the configuration has problems:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return err
 	}
 	if args[0] == "up" {
 		if err := database.MigrateUp(ctx, cfg.DatabaseURL, nil); err != nil {
@@ -449,7 +448,5 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		"applied": append([]string{}, st.Applied...), "pending": append([]string{}, st.Pending...),
 		"upToDate": len(st.Pending) == 0,
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return printJSON(stdout, out)
 }

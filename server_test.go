@@ -73,6 +73,22 @@ func (s *started) stop(t *testing.T) {
 	}
 }
 
+// testSecretKey is the WXLOGIN_SECRET_KEY of the configured servers the tests start.
+const testSecretKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// configured is a fake WeChat for the app in o, serving until the test ends, and the
+// settings of a server configured for it (not in dev mode) on the database dbURL.
+func configured(t *testing.T, dbURL string, o fakewechat.Options) (*fakewechat.Server, map[string]string) {
+	t.Helper()
+	fake := fakewechat.New(o)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return fake, map[string]string{
+		"WECHAT_APPID": o.AppID, "WECHAT_SECRET": o.Secret, "WECHAT_API_BASE": srv.URL,
+		"WXLOGIN_SECRET_KEY": testSecretKey, "WXLOGIN_DATABASE_URL": dbURL,
+	}
+}
+
 func (s *started) graphql(t *testing.T, token, doc string) map[string]any {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"query": doc})
@@ -153,13 +169,7 @@ func TestDevModeWithNothingConfigured(t *testing.T) {
 
 func TestConfiguredServerMigratesAndLogsIn(t *testing.T) {
 	testdb.Run(t, func(t *testing.T, b testdb.Backend) {
-		fake := fakewechat.New(fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret"})
-		fakeSrv := httptest.NewServer(fake)
-		defer fakeSrv.Close()
-		vars := map[string]string{
-			"WECHAT_APPID": "wxprod0000000001", "WECHAT_SECRET": "prod-secret", "WECHAT_API_BASE": fakeSrv.URL,
-			"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "WXLOGIN_DATABASE_URL": b.URL(t),
-		}
+		fake, vars := configured(t, b.URL(t), fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret"})
 		var token string
 		for round := range 2 { // the second start finds the schema in place
 			s := start(t, vars)
@@ -259,14 +269,8 @@ func waitFor(t *testing.T, logs *capture.Buffer, want string) {
 }
 
 func TestDrainsInFlightLoginOnShutdown(t *testing.T) {
-	fake := fakewechat.New(fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret", SlowDelay: 300 * time.Millisecond})
-	fakeSrv := httptest.NewServer(fake)
-	defer fakeSrv.Close()
-	s := start(t, map[string]string{
-		"WECHAT_APPID": "wxprod0000000001", "WECHAT_SECRET": "prod-secret", "WECHAT_API_BASE": fakeSrv.URL,
-		"WXLOGIN_SECRET_KEY":   "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"WXLOGIN_DATABASE_URL": "sqlite://" + t.TempDir() + "/wxlogin.db",
-	})
+	fake, vars := configured(t, "sqlite://"+t.TempDir()+"/wxlogin.db", fakewechat.Options{AppID: "wxprod0000000001", Secret: "prod-secret", SlowDelay: 300 * time.Millisecond})
+	s := start(t, vars)
 	fake.InjectFault(fakewechat.FaultSlow, 1)
 	code := fake.IssueCode(fakewechat.User{OpenID: "oDrain00000000000000000000001"})
 	var login map[string]any

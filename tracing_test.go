@@ -70,17 +70,11 @@ func (rc *receiver) all() []*tracepb.Span {
 func TestLoginTrace(t *testing.T) {
 	b := testdb.Backends(t)[0]
 	const secret = "trace-test-app-secret"
-	fake := fakewechat.New(fakewechat.Options{AppID: "wxtrace000000001", Secret: secret})
-	fakeSrv := httptest.NewServer(fake)
-	defer fakeSrv.Close()
+	fake, vars := configured(t, b.URL(t), fakewechat.Options{AppID: "wxtrace000000001", Secret: secret})
 	rc := &receiver{}
 	collector := httptest.NewServer(rc)
 	defer collector.Close()
-	vars := map[string]string{
-		"WECHAT_APPID": "wxtrace000000001", "WECHAT_SECRET": secret, "WECHAT_API_BASE": fakeSrv.URL,
-		"WXLOGIN_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "WXLOGIN_DATABASE_URL": b.URL(t),
-		"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_BSP_SCHEDULE_DELAY": "50",
-	}
+	vars["OTEL_EXPORTER_OTLP_ENDPOINT"], vars["OTEL_BSP_SCHEDULE_DELAY"] = collector.URL, "50"
 	// The exporter and the SDK read the OTEL_* variables themselves, from the process.
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")

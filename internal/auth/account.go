@@ -182,29 +182,51 @@ func (s *Service) ClearProfile(ctx context.Context, appid, openid string) (found
 // Block ends every session of a user and makes their logins answer FORBIDDEN until
 // Unblock; reason is kept with the user and in the audit row.
 func (s *Service) Block(ctx context.Context, userID uuid.UUID, reason string) (ended int, err error) {
+	reason = clip(reason, 256)
 	err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
 		if err := s.mustLockUser(ctx, tx, userID); err != nil {
 			return err
 		}
-		now := s.clock()
-		upd := tx.User.UpdateOneID(userID).SetBlockedAt(now).ClearBlockedReason()
+		upd := tx.User.UpdateOneID(userID).SetBlockedAt(s.clock()).ClearBlockedReason()
 		if reason != "" {
-			upd.SetBlockedReason(clip(reason, 256))
+			upd.SetBlockedReason(reason)
 		}
 		if err := upd.Exec(ctx); err != nil {
 			return err
 		}
-		ids, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).IDs(ctx)
-		if err != nil {
-			return err
-		}
-		if ended, err = tx.Session.Update().Where(session.IDIn(ids...)).SetRevokedAt(now).Save(ctx); err != nil {
-			return err
-		}
-		audit.forgetSessions = append(audit.forgetSessions, ids...)
-		return audit.record(ctx, auditEntry{event: auditevent.EventBlocked, userID: &userID, sessions: &ended, reason: clip(reason, 256)})
+		ended, err = s.endSessions(ctx, tx, audit, userID, auditEntry{event: auditevent.EventBlocked, reason: reason})
+		return err
 	})
 	return ended, err
+}
+
+// EndSessions ends every live session of a user (wxlogin admin revoke).
+func (s *Service) EndSessions(ctx context.Context, userID uuid.UUID) (ended int, err error) {
+	err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
+		if err := s.mustLockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		ended, err = s.endSessions(ctx, tx, audit, userID, auditEntry{event: auditevent.EventLogoutAll, reason: ByOperator})
+		return err
+	})
+	return ended, err
+}
+
+// endSessions ends a user's live sessions, whose row the caller has locked, and
+// records entry for the user with how many ended.
+func (s *Service) endSessions(ctx context.Context, tx *ent.Tx, audit *auditor, userID uuid.UUID, entry auditEntry) (int, error) {
+	now := s.clock()
+	ids, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).IDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ended, err := tx.Session.Update().Where(session.IDIn(ids...)).SetRevokedAt(now).Save(ctx)
+	if err != nil {
+		return 0, err
+	}
+	audit.forgetSessions = append(audit.forgetSessions, ids...)
+	entry.userID, entry.sessions = &userID, &ended
+	return ended, audit.record(ctx, entry)
 }
 
 // Unblock lets a blocked user log in again.
@@ -315,24 +337,4 @@ func blocked(u *ent.User) error {
 		return ErrBlocked
 	}
 	return nil
-}
-
-// EndSessions ends every live session of a user (wxlogin admin revoke).
-func (s *Service) EndSessions(ctx context.Context, userID uuid.UUID) (ended int, err error) {
-	err = s.inTx(ctx, func(tx *ent.Tx, audit *auditor) error {
-		if err := s.mustLockUser(ctx, tx, userID); err != nil {
-			return err
-		}
-		now := s.clock()
-		ids, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).IDs(ctx)
-		if err != nil {
-			return err
-		}
-		if ended, err = tx.Session.Update().Where(session.IDIn(ids...)).SetRevokedAt(now).Save(ctx); err != nil {
-			return err
-		}
-		audit.forgetSessions = append(audit.forgetSessions, ids...)
-		return audit.record(ctx, auditEntry{event: auditevent.EventLogoutAll, userID: &userID, sessions: &ended, reason: ByOperator})
-	})
-	return ended, err
 }

@@ -70,14 +70,16 @@ func executor(ctx context.Context, pool *sql.DB, opts ...atlas.ExecutorOption) (
 // migration of an earlier version: ent's migration first brings it to today's schema,
 // as it always did (it only adds), and the files are recorded as its baseline.
 func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) error {
-	// The files are MariaDB's DDL (its uuid type). On MySQL itself ent's automatic
-	// migration goes on as before, with the types MySQL has.
-	var version string
-	if err := pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
-		return err
-	}
-	if !strings.Contains(strings.ToLower(version), "mariadb") {
+	// The files are MariaDB's DDL (its uuid type). On MySQL itself and TiDB ent's
+	// automatic migration goes on as before, with the types they have.
+	if _, ok, err := mariaDB(ctx, pool); err != nil || !ok {
+		if err != nil {
+			return err
+		}
 		return db.Schema.Create(ctx)
+	}
+	if err := createRevisionsTable(ctx, pool); err != nil {
+		return err
 	}
 	ex, rev, err := executor(ctx, pool)
 	if err != nil {
@@ -115,9 +117,15 @@ func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) erro
 	case err != nil:
 		return err
 	case !auto:
-		return fmt.Errorf("%w (%s pending): run `wxlogin migrate up` first, or set WXLOGIN_AUTO_MIGRATE=on", ErrBehind, versions(pending))
+		return fmt.Errorf("%w (%s pending): run `wxlogin migrate up` first, or set WXLOGIN_AUTO_MIGRATE=on", ErrBehind, strings.Join(versionList(pending), ", "))
 	}
 	return ex.ExecuteN(ctx, 0)
+}
+
+// mariaDB says whether the server is MariaDB, and what VERSION() it gives.
+func mariaDB(ctx context.Context, pool *sql.DB) (version string, ok bool, err error) {
+	err = pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
+	return version, strings.Contains(strings.ToLower(version), "mariadb"), err
 }
 
 func migrationDirFiles() ([]atlas.File, error) {
@@ -128,17 +136,18 @@ func migrationDirFiles() ([]atlas.File, error) {
 	return dir.Files()
 }
 
-func versions(files []atlas.File) string {
-	vs := make([]string, len(files))
-	for i, f := range files {
-		vs[i] = f.Version()
+func versionList(files []atlas.File) []string {
+	var vs []string
+	for _, f := range files {
+		vs = append(vs, f.Version())
 	}
-	return strings.Join(vs, ", ")
+	return vs
 }
 
-// MigrationStatus reads where a MySQL database stands against the migration files.
+// MigrationStatus reads where a MariaDB database stands against the migration files.
+// It changes nothing: a database without the revisions table has applied none.
 func MigrationStatus(ctx context.Context, rawURL string) (*Status, error) {
-	driverName, dsn, dia, err := DSN(rawURL)
+	driverName, dsn, _, err := DSN(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -150,19 +159,29 @@ func MigrationStatus(ctx context.Context, rawURL string) (*Status, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	_ = dia
-	var version string
-	if err := pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+	if version, ok, err := mariaDB(ctx, pool); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the migration files are MariaDB's; on %s start-up migrates the schema automatically", version)
+	}
+	st := &Status{}
+	var tables int
+	if err := pool.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", revisionsTable).Scan(&tables); err != nil {
 		return nil, err
 	}
-	if !strings.Contains(strings.ToLower(version), "mariadb") {
-		return nil, fmt.Errorf("the migration files are MariaDB's; on MySQL %s start-up migrates the schema automatically", version)
+	if tables == 0 {
+		files, err := migrationDirFiles()
+		if err != nil {
+			return nil, err
+		}
+		st.Pending = versionList(files)
+		return st, nil
 	}
 	ex, rev, err := executor(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{}
 	revs, err := rev.ReadRevisions(ctx)
 	if err != nil {
 		return nil, err
@@ -172,19 +191,15 @@ func MigrationStatus(ctx context.Context, rawURL string) (*Status, error) {
 	}
 	pending, err := ex.Pending(ctx)
 	if err != nil && !errors.Is(err, atlas.ErrNoPendingFiles) {
-		if len(revs) == 0 {
-			files, ferr := migrationDirFiles()
-			if ferr != nil {
-				return nil, ferr
-			}
-			pending = files // an earlier version's automatic migration made it
-		} else {
+		if len(revs) > 0 {
+			return nil, err
+		}
+		// No revisions, but tables: an earlier version's automatic migration made it.
+		if pending, err = migrationDirFiles(); err != nil {
 			return nil, err
 		}
 	}
-	for _, f := range pending {
-		st.Pending = append(st.Pending, f.Version())
-	}
+	st.Pending = versionList(pending)
 	return st, nil
 }
 
@@ -196,9 +211,11 @@ type revisions struct {
 
 func openRevisions(ctx context.Context, pool *sql.DB) (*revisions, error) {
 	r := &revisions{pool: pool}
-	if err := pool.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&r.schema); err != nil {
-		return nil, err
-	}
+	return r, pool.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&r.schema)
+}
+
+// createRevisionsTable makes the revisions table, in Atlas's columns, if it is not there.
+func createRevisionsTable(ctx context.Context, pool *sql.DB) error {
 	_, err := pool.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+revisionsTable+` (
   version varchar(255) NOT NULL PRIMARY KEY,
   description varchar(255) NOT NULL,
@@ -213,7 +230,7 @@ func openRevisions(ctx context.Context, pool *sql.DB) (*revisions, error) {
   partial_hashes json NULL,
   operator_version varchar(255) NOT NULL
 ) CHARSET utf8mb4 COLLATE utf8mb4_bin`)
-	return r, err
+	return err
 }
 
 func (r *revisions) Ident() *atlas.TableIdent {

@@ -32,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,7 +163,7 @@ type Message struct {
 // the message inside. Only safe mode is taken: in plaintext mode WeChat's signature
 // covers the timestamp and nonce but not the message, so whoever saw one push's URL
 // could send any event under it for minutes.
-func (o Options) open(body []byte, q map[string][]string, appid string) (*Message, error) {
+func (o Options) open(body []byte, q url.Values, appid string) (*Message, error) {
 	outer, err := decode(body)
 	if err != nil {
 		return nil, err
@@ -170,13 +171,7 @@ func (o Options) open(body []byte, q map[string][]string, appid string) (*Messag
 	if outer.Encrypt == "" {
 		return nil, errors.New("a plaintext push: wxlogin takes safe-mode pushes only (set the console's 消息加密方式 to 安全模式)")
 	}
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	if !validSignature(get("msg_signature"), o.Token, get("timestamp"), get("nonce"), outer.Encrypt) {
+	if !validSignature(q.Get("msg_signature"), o.Token, q.Get("timestamp"), q.Get("nonce"), outer.Encrypt) {
 		return nil, errors.New("msg_signature does not verify")
 	}
 	plain, err := Decrypt(o.AESKey, outer.Encrypt, appid)
