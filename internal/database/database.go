@@ -167,7 +167,12 @@ func (db *DB) migrate(ctx context.Context, auto bool) error {
 		}
 		defer conn.Close()
 		var got sql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT('wxlogin_migrate:', DATABASE()), 60)").Scan(&got); err != nil {
+		// Retried: TiDB's GET_LOCK is a pessimistic lock on a row of its own, which
+		// instances starting together can push past its retry limit.
+		err = Retry(ctx, func() error {
+			return conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT('wxlogin_migrate:', DATABASE()), 60)").Scan(&got)
+		})
+		if err != nil {
 			return err
 		}
 		if got.Int64 != 1 {
