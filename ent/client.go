@@ -734,7 +734,7 @@ func (c *LoginCodeClient) UpdateOne(_m *LoginCode) *LoginCodeUpdateOne {
 }
 
 // UpdateOneID returns an update builder for the given id.
-func (c *LoginCodeClient) UpdateOneID(id int) *LoginCodeUpdateOne {
+func (c *LoginCodeClient) UpdateOneID(id uuid.UUID) *LoginCodeUpdateOne {
 	mutation := newLoginCodeMutation(c.config, OpUpdateOne, withLoginCodeID(id))
 	return &LoginCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
@@ -751,7 +751,7 @@ func (c *LoginCodeClient) DeleteOne(_m *LoginCode) *LoginCodeDeleteOne {
 }
 
 // DeleteOneID returns a builder for deleting the given entity by its id.
-func (c *LoginCodeClient) DeleteOneID(id int) *LoginCodeDeleteOne {
+func (c *LoginCodeClient) DeleteOneID(id uuid.UUID) *LoginCodeDeleteOne {
 	builder := c.Delete().Where(logincode.ID(id))
 	builder.mutation.id = &id
 	builder.mutation.op = OpDeleteOne
@@ -768,12 +768,12 @@ func (c *LoginCodeClient) Query() *LoginCodeQuery {
 }
 
 // Get returns a LoginCode entity by its id.
-func (c *LoginCodeClient) Get(ctx context.Context, id int) (*LoginCode, error) {
+func (c *LoginCodeClient) Get(ctx context.Context, id uuid.UUID) (*LoginCode, error) {
 	return c.Query().Where(logincode.ID(id)).Only(ctx)
 }
 
 // GetX is like Get, but panics if an error occurs.
-func (c *LoginCodeClient) GetX(ctx context.Context, id int) *LoginCode {
+func (c *LoginCodeClient) GetX(ctx context.Context, id uuid.UUID) *LoginCode {
 	obj, err := c.Get(ctx, id)
 	if err != nil {
 		panic(err)
@@ -867,7 +867,7 @@ func (c *PhoneCodeClient) UpdateOne(_m *PhoneCode) *PhoneCodeUpdateOne {
 }
 
 // UpdateOneID returns an update builder for the given id.
-func (c *PhoneCodeClient) UpdateOneID(id int) *PhoneCodeUpdateOne {
+func (c *PhoneCodeClient) UpdateOneID(id uuid.UUID) *PhoneCodeUpdateOne {
 	mutation := newPhoneCodeMutation(c.config, OpUpdateOne, withPhoneCodeID(id))
 	return &PhoneCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
@@ -884,7 +884,7 @@ func (c *PhoneCodeClient) DeleteOne(_m *PhoneCode) *PhoneCodeDeleteOne {
 }
 
 // DeleteOneID returns a builder for deleting the given entity by its id.
-func (c *PhoneCodeClient) DeleteOneID(id int) *PhoneCodeDeleteOne {
+func (c *PhoneCodeClient) DeleteOneID(id uuid.UUID) *PhoneCodeDeleteOne {
 	builder := c.Delete().Where(phonecode.ID(id))
 	builder.mutation.id = &id
 	builder.mutation.op = OpDeleteOne
@@ -901,12 +901,12 @@ func (c *PhoneCodeClient) Query() *PhoneCodeQuery {
 }
 
 // Get returns a PhoneCode entity by its id.
-func (c *PhoneCodeClient) Get(ctx context.Context, id int) (*PhoneCode, error) {
+func (c *PhoneCodeClient) Get(ctx context.Context, id uuid.UUID) (*PhoneCode, error) {
 	return c.Query().Where(phonecode.ID(id)).Only(ctx)
 }
 
 // GetX is like Get, but panics if an error occurs.
-func (c *PhoneCodeClient) GetX(ctx context.Context, id int) *PhoneCode {
+func (c *PhoneCodeClient) GetX(ctx context.Context, id uuid.UUID) *PhoneCode {
 	obj, err := c.Get(ctx, id)
 	if err != nil {
 		panic(err)

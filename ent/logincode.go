@@ -17,7 +17,7 @@ import (
 type LoginCode struct {
 	config `json:"-"`
 	// ID of the ent.
-	ID int `json:"id,omitempty"`
+	ID uuid.UUID `json:"id,omitempty"`
 	// CodeHash holds the value of the "code_hash" field.
 	CodeHash []byte `json:"-"`
 	// State holds the value of the "state" field.
@@ -52,12 +52,14 @@ func (*LoginCode) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case logincode.FieldNewUser:
 			values[i] = new(sql.NullBool)
-		case logincode.FieldID, logincode.FieldLogins:
+		case logincode.FieldLogins:
 			values[i] = new(sql.NullInt64)
 		case logincode.FieldState, logincode.FieldFailure:
 			values[i] = new(sql.NullString)
 		case logincode.FieldLeaseUntil, logincode.FieldExpiresAt, logincode.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
+		case logincode.FieldID:
+			values[i] = new(uuid.UUID)
 		default:
 			values[i] = new(sql.UnknownType)
 		}
@@ -74,11 +76,11 @@ func (_m *LoginCode) assignValues(columns []string, values []any) error {
 	for i := range columns {
 		switch columns[i] {
 		case logincode.FieldID:
-			value, ok := values[i].(*sql.NullInt64)
-			if !ok {
-				return fmt.Errorf("unexpected type %T for field id", value)
+			if value, ok := values[i].(*uuid.UUID); !ok {
+				return fmt.Errorf("unexpected type %T for field id", values[i])
+			} else if value != nil {
+				_m.ID = *value
 			}
-			_m.ID = int(value.Int64)
 		case logincode.FieldCodeHash:
 			if value, ok := values[i].(*[]byte); !ok {
 				return fmt.Errorf("unexpected type %T for field code_hash", values[i])

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
@@ -139,6 +140,20 @@ func (_c *LoginCodeCreate) SetNillableCreatedAt(v *time.Time) *LoginCodeCreate {
 	return _c
 }
 
+// SetID sets the "id" field.
+func (_c *LoginCodeCreate) SetID(v uuid.UUID) *LoginCodeCreate {
+	_c.mutation.SetID(v)
+	return _c
+}
+
+// SetNillableID sets the "id" field if the given value is not nil.
+func (_c *LoginCodeCreate) SetNillableID(v *uuid.UUID) *LoginCodeCreate {
+	if v != nil {
+		_c.SetID(*v)
+	}
+	return _c
+}
+
 // Mutation returns the LoginCodeMutation object of the builder.
 func (_c *LoginCodeCreate) Mutation() *LoginCodeMutation {
 	return _c.mutation
@@ -189,6 +204,10 @@ func (_c *LoginCodeCreate) defaults() {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := logincode.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
+	}
+	if _, ok := _c.mutation.ID(); !ok {
+		v := logincode.DefaultID()
+		_c.mutation.SetID(v)
 	}
 }
 
@@ -249,8 +268,13 @@ func (_c *LoginCodeCreate) sqlSave(ctx context.Context) (*LoginCode, error) {
 		}
 		return nil, err
 	}
-	id := _spec.ID.Value.(int64)
-	_node.ID = int(id)
+	if _spec.ID.Value != nil {
+		if id, ok := _spec.ID.Value.(*uuid.UUID); ok {
+			_node.ID = *id
+		} else if err := _node.ID.Scan(_spec.ID.Value); err != nil {
+			return nil, err
+		}
+	}
 	_c.mutation.id = &_node.ID
 	_c.mutation.done = true
 	return _node, nil
@@ -259,9 +283,13 @@ func (_c *LoginCodeCreate) sqlSave(ctx context.Context) (*LoginCode, error) {
 func (_c *LoginCodeCreate) createSpec() (*LoginCode, *sqlgraph.CreateSpec) {
 	var (
 		_node = &LoginCode{config: _c.config}
-		_spec = sqlgraph.NewCreateSpec(logincode.Table, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeInt))
+		_spec = sqlgraph.NewCreateSpec(logincode.Table, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeUUID))
 	)
 	_spec.OnConflict = _c.conflict
+	if id, ok := _c.mutation.ID(); ok {
+		_node.ID = id
+		_spec.ID.Value = &id
+	}
 	if value, ok := _c.mutation.CodeHash(); ok {
 		_spec.SetField(logincode.FieldCodeHash, field.TypeBytes, value)
 		_node.CodeHash = value
@@ -474,17 +502,23 @@ func (u *LoginCodeUpsert) AddLogins(v int) *LoginCodeUpsert {
 	return u
 }
 
-// UpdateNewValues updates the mutable fields using the new values that were set on create.
+// UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
 //	client.LoginCode.Create().
 //		OnConflict(
 //			sql.ResolveWithNewValues(),
+//			sql.ResolveWith(func(u *sql.UpdateSet) {
+//				u.SetIgnore(logincode.FieldID)
+//			}),
 //		).
 //		Exec(ctx)
 func (u *LoginCodeUpsertOne) UpdateNewValues() *LoginCodeUpsertOne {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWithNewValues())
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
+		if _, exists := u.create.mutation.ID(); exists {
+			s.SetIgnore(logincode.FieldID)
+		}
 		if _, exists := u.create.mutation.CodeHash(); exists {
 			s.SetIgnore(logincode.FieldCodeHash)
 		}
@@ -678,7 +712,12 @@ func (u *LoginCodeUpsertOne) ExecX(ctx context.Context) {
 }
 
 // Exec executes the UPSERT query and returns the inserted/updated ID.
-func (u *LoginCodeUpsertOne) ID(ctx context.Context) (id int, err error) {
+func (u *LoginCodeUpsertOne) ID(ctx context.Context) (id uuid.UUID, err error) {
+	if u.create.driver.Dialect() == dialect.MySQL {
+		// In case of "ON CONFLICT", there is no way to get back non-numeric ID
+		// fields from the database since MySQL does not support the RETURNING clause.
+		return id, errors.New("ent: LoginCodeUpsertOne.ID is not supported by MySQL driver. Use LoginCodeUpsertOne.Exec instead")
+	}
 	node, err := u.create.Save(ctx)
 	if err != nil {
 		return id, err
@@ -687,7 +726,7 @@ func (u *LoginCodeUpsertOne) ID(ctx context.Context) (id int, err error) {
 }
 
 // IDX is like ID, but panics if an error occurs.
-func (u *LoginCodeUpsertOne) IDX(ctx context.Context) int {
+func (u *LoginCodeUpsertOne) IDX(ctx context.Context) uuid.UUID {
 	id, err := u.ID(ctx)
 	if err != nil {
 		panic(err)
@@ -742,10 +781,6 @@ func (_c *LoginCodeCreateBulk) Save(ctx context.Context) ([]*LoginCode, error) {
 					return nil, err
 				}
 				mutation.id = &nodes[i].ID
-				if specs[i].ID.Value != nil {
-					id := specs[i].ID.Value.(int64)
-					nodes[i].ID = int(id)
-				}
 				mutation.done = true
 				return nodes[i], nil
 			})
@@ -832,12 +867,18 @@ type LoginCodeUpsertBulk struct {
 //	client.LoginCode.Create().
 //		OnConflict(
 //			sql.ResolveWithNewValues(),
+//			sql.ResolveWith(func(u *sql.UpdateSet) {
+//				u.SetIgnore(logincode.FieldID)
+//			}),
 //		).
 //		Exec(ctx)
 func (u *LoginCodeUpsertBulk) UpdateNewValues() *LoginCodeUpsertBulk {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWithNewValues())
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
 		for _, b := range u.create.builders {
+			if _, exists := b.mutation.ID(); exists {
+				s.SetIgnore(logincode.FieldID)
+			}
 			if _, exists := b.mutation.CodeHash(); exists {
 				s.SetIgnore(logincode.FieldCodeHash)
 			}

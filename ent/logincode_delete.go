@@ -40,7 +40,7 @@ func (_d *LoginCodeDelete) ExecX(ctx context.Context) int {
 }
 
 func (_d *LoginCodeDelete) sqlExec(ctx context.Context) (int, error) {
-	_spec := sqlgraph.NewDeleteSpec(logincode.Table, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewDeleteSpec(logincode.Table, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeUUID))
 	if ps := _d.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
 			for i := range ps {

@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 )
@@ -84,8 +85,8 @@ func (_q *LoginCodeQuery) FirstX(ctx context.Context) *LoginCode {
 
 // FirstID returns the first LoginCode ID from the query.
 // Returns a *NotFoundError when no LoginCode ID was found.
-func (_q *LoginCodeQuery) FirstID(ctx context.Context) (id int, err error) {
-	var ids []int
+func (_q *LoginCodeQuery) FirstID(ctx context.Context) (id uuid.UUID, err error) {
+	var ids []uuid.UUID
 	if ids, err = _q.Limit(1).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryFirstID)); err != nil {
 		return
 	}
@@ -97,7 +98,7 @@ func (_q *LoginCodeQuery) FirstID(ctx context.Context) (id int, err error) {
 }
 
 // FirstIDX is like FirstID, but panics if an error occurs.
-func (_q *LoginCodeQuery) FirstIDX(ctx context.Context) int {
+func (_q *LoginCodeQuery) FirstIDX(ctx context.Context) uuid.UUID {
 	id, err := _q.FirstID(ctx)
 	if err != nil && !IsNotFound(err) {
 		panic(err)
@@ -135,8 +136,8 @@ func (_q *LoginCodeQuery) OnlyX(ctx context.Context) *LoginCode {
 // OnlyID is like Only, but returns the only LoginCode ID in the query.
 // Returns a *NotSingularError when more than one LoginCode ID is found.
 // Returns a *NotFoundError when no entities are found.
-func (_q *LoginCodeQuery) OnlyID(ctx context.Context) (id int, err error) {
-	var ids []int
+func (_q *LoginCodeQuery) OnlyID(ctx context.Context) (id uuid.UUID, err error) {
+	var ids []uuid.UUID
 	if ids, err = _q.Limit(2).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryOnlyID)); err != nil {
 		return
 	}
@@ -152,7 +153,7 @@ func (_q *LoginCodeQuery) OnlyID(ctx context.Context) (id int, err error) {
 }
 
 // OnlyIDX is like OnlyID, but panics if an error occurs.
-func (_q *LoginCodeQuery) OnlyIDX(ctx context.Context) int {
+func (_q *LoginCodeQuery) OnlyIDX(ctx context.Context) uuid.UUID {
 	id, err := _q.OnlyID(ctx)
 	if err != nil {
 		panic(err)
@@ -180,7 +181,7 @@ func (_q *LoginCodeQuery) AllX(ctx context.Context) []*LoginCode {
 }
 
 // IDs executes the query and returns a list of LoginCode IDs.
-func (_q *LoginCodeQuery) IDs(ctx context.Context) (ids []int, err error) {
+func (_q *LoginCodeQuery) IDs(ctx context.Context) (ids []uuid.UUID, err error) {
 	if _q.ctx.Unique == nil && _q.path != nil {
 		_q.Unique(true)
 	}
@@ -192,7 +193,7 @@ func (_q *LoginCodeQuery) IDs(ctx context.Context) (ids []int, err error) {
 }
 
 // IDsX is like IDs, but panics if an error occurs.
-func (_q *LoginCodeQuery) IDsX(ctx context.Context) []int {
+func (_q *LoginCodeQuery) IDsX(ctx context.Context) []uuid.UUID {
 	ids, err := _q.IDs(ctx)
 	if err != nil {
 		panic(err)
@@ -373,7 +374,7 @@ func (_q *LoginCodeQuery) sqlCount(ctx context.Context) (int, error) {
 }
 
 func (_q *LoginCodeQuery) querySpec() *sqlgraph.QuerySpec {
-	_spec := sqlgraph.NewQuerySpec(logincode.Table, logincode.Columns, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewQuerySpec(logincode.Table, logincode.Columns, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeUUID))
 	_spec.From = _q.sql
 	if unique := _q.ctx.Unique; unique != nil {
 		_spec.Unique = *unique

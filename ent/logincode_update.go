@@ -222,7 +222,7 @@ func (_u *LoginCodeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if err := _u.check(); err != nil {
 		return _node, err
 	}
-	_spec := sqlgraph.NewUpdateSpec(logincode.Table, logincode.Columns, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewUpdateSpec(logincode.Table, logincode.Columns, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeUUID))
 	if ps := _u.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
 			for i := range ps {
@@ -492,7 +492,7 @@ func (_u *LoginCodeUpdateOne) sqlSave(ctx context.Context) (_node *LoginCode, er
 	if err := _u.check(); err != nil {
 		return _node, err
 	}
-	_spec := sqlgraph.NewUpdateSpec(logincode.Table, logincode.Columns, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewUpdateSpec(logincode.Table, logincode.Columns, sqlgraph.NewFieldSpec(logincode.FieldID, field.TypeUUID))
 	id, ok := _u.mutation.ID()
 	if !ok {
 		return nil, &ValidationError{Name: "id", err: errors.New(`ent: missing "LoginCode.id" for update`)}

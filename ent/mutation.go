@@ -2504,7 +2504,7 @@ type LoginCodeMutation struct {
 	config
 	op            Op
 	typ           string
-	id            *int
+	id            *uuid.UUID
 	code_hash     *[]byte
 	state         *logincode.State
 	failure       *string
@@ -2542,7 +2542,7 @@ func newLoginCodeMutation(c config, op Op, opts ...logincodeOption) *LoginCodeMu
 }
 
 // withLoginCodeID sets the ID field of the mutation.
-func withLoginCodeID(id int) logincodeOption {
+func withLoginCodeID(id uuid.UUID) logincodeOption {
 	return func(m *LoginCodeMutation) {
 		var (
 			err   error
@@ -2592,9 +2592,15 @@ func (m LoginCodeMutation) Tx() (*Tx, error) {
 	return tx, nil
 }
 
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of LoginCode entities.
+func (m *LoginCodeMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
 // ID returns the ID value in the mutation. Note that the ID is only available
 // if it was provided to the builder or after it was returned from the database.
-func (m *LoginCodeMutation) ID() (id int, exists bool) {
+func (m *LoginCodeMutation) ID() (id uuid.UUID, exists bool) {
 	if m.id == nil {
 		return
 	}
@@ -2605,12 +2611,12 @@ func (m *LoginCodeMutation) ID() (id int, exists bool) {
 // That means, if the mutation is applied within a transaction with an isolation level such
 // as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
 // or updated by the mutation.
-func (m *LoginCodeMutation) IDs(ctx context.Context) ([]int, error) {
+func (m *LoginCodeMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
 	switch {
 	case m.op.Is(OpUpdateOne | OpDeleteOne):
 		id, exists := m.ID()
 		if exists {
-			return []int{id}, nil
+			return []uuid.UUID{id}, nil
 		}
 		fallthrough
 	case m.op.Is(OpUpdate | OpDelete):
@@ -3412,7 +3418,7 @@ type PhoneCodeMutation struct {
 	config
 	op            Op
 	typ           string
-	id            *int
+	id            *uuid.UUID
 	code_hash     *[]byte
 	user_id       *uuid.UUID
 	state         *phonecode.State
@@ -3446,7 +3452,7 @@ func newPhoneCodeMutation(c config, op Op, opts ...phonecodeOption) *PhoneCodeMu
 }
 
 // withPhoneCodeID sets the ID field of the mutation.
-func withPhoneCodeID(id int) phonecodeOption {
+func withPhoneCodeID(id uuid.UUID) phonecodeOption {
 	return func(m *PhoneCodeMutation) {
 		var (
 			err   error
@@ -3496,9 +3502,15 @@ func (m PhoneCodeMutation) Tx() (*Tx, error) {
 	return tx, nil
 }
 
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of PhoneCode entities.
+func (m *PhoneCodeMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
 // ID returns the ID value in the mutation. Note that the ID is only available
 // if it was provided to the builder or after it was returned from the database.
-func (m *PhoneCodeMutation) ID() (id int, exists bool) {
+func (m *PhoneCodeMutation) ID() (id uuid.UUID, exists bool) {
 	if m.id == nil {
 		return
 	}
@@ -3509,12 +3521,12 @@ func (m *PhoneCodeMutation) ID() (id int, exists bool) {
 // That means, if the mutation is applied within a transaction with an isolation level such
 // as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
 // or updated by the mutation.
-func (m *PhoneCodeMutation) IDs(ctx context.Context) ([]int, error) {
+func (m *PhoneCodeMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
 	switch {
 	case m.op.Is(OpUpdateOne | OpDeleteOne):
 		id, exists := m.ID()
 		if exists {
-			return []int{id}, nil
+			return []uuid.UUID{id}, nil
 		}
 		fallthrough
 	case m.op.Is(OpUpdate | OpDelete):

@@ -17,7 +17,7 @@ import (
 type PhoneCode struct {
 	config `json:"-"`
 	// ID of the ent.
-	ID int `json:"id,omitempty"`
+	ID uuid.UUID `json:"id,omitempty"`
 	// CodeHash holds the value of the "code_hash" field.
 	CodeHash []byte `json:"-"`
 	// UserID holds the value of the "user_id" field.
@@ -42,13 +42,11 @@ func (*PhoneCode) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case phonecode.FieldCodeHash:
 			values[i] = new([]byte)
-		case phonecode.FieldID:
-			values[i] = new(sql.NullInt64)
 		case phonecode.FieldState, phonecode.FieldFailure:
 			values[i] = new(sql.NullString)
 		case phonecode.FieldLeaseUntil, phonecode.FieldExpiresAt, phonecode.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
-		case phonecode.FieldUserID:
+		case phonecode.FieldID, phonecode.FieldUserID:
 			values[i] = new(uuid.UUID)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -66,11 +64,11 @@ func (_m *PhoneCode) assignValues(columns []string, values []any) error {
 	for i := range columns {
 		switch columns[i] {
 		case phonecode.FieldID:
-			value, ok := values[i].(*sql.NullInt64)
-			if !ok {
-				return fmt.Errorf("unexpected type %T for field id", value)
+			if value, ok := values[i].(*uuid.UUID); !ok {
+				return fmt.Errorf("unexpected type %T for field id", values[i])
+			} else if value != nil {
+				_m.ID = *value
 			}
-			_m.ID = int(value.Int64)
 		case phonecode.FieldCodeHash:
 			if value, ok := values[i].(*[]byte); !ok {
 				return fmt.Errorf("unexpected type %T for field code_hash", values[i])

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
@@ -89,6 +90,20 @@ func (_c *PhoneCodeCreate) SetNillableCreatedAt(v *time.Time) *PhoneCodeCreate {
 	return _c
 }
 
+// SetID sets the "id" field.
+func (_c *PhoneCodeCreate) SetID(v uuid.UUID) *PhoneCodeCreate {
+	_c.mutation.SetID(v)
+	return _c
+}
+
+// SetNillableID sets the "id" field if the given value is not nil.
+func (_c *PhoneCodeCreate) SetNillableID(v *uuid.UUID) *PhoneCodeCreate {
+	if v != nil {
+		_c.SetID(*v)
+	}
+	return _c
+}
+
 // Mutation returns the PhoneCodeMutation object of the builder.
 func (_c *PhoneCodeCreate) Mutation() *PhoneCodeMutation {
 	return _c.mutation
@@ -131,6 +146,10 @@ func (_c *PhoneCodeCreate) defaults() {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := phonecode.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
+	}
+	if _, ok := _c.mutation.ID(); !ok {
+		v := phonecode.DefaultID()
+		_c.mutation.SetID(v)
 	}
 }
 
@@ -183,8 +202,13 @@ func (_c *PhoneCodeCreate) sqlSave(ctx context.Context) (*PhoneCode, error) {
 		}
 		return nil, err
 	}
-	id := _spec.ID.Value.(int64)
-	_node.ID = int(id)
+	if _spec.ID.Value != nil {
+		if id, ok := _spec.ID.Value.(*uuid.UUID); ok {
+			_node.ID = *id
+		} else if err := _node.ID.Scan(_spec.ID.Value); err != nil {
+			return nil, err
+		}
+	}
 	_c.mutation.id = &_node.ID
 	_c.mutation.done = true
 	return _node, nil
@@ -193,9 +217,13 @@ func (_c *PhoneCodeCreate) sqlSave(ctx context.Context) (*PhoneCode, error) {
 func (_c *PhoneCodeCreate) createSpec() (*PhoneCode, *sqlgraph.CreateSpec) {
 	var (
 		_node = &PhoneCode{config: _c.config}
-		_spec = sqlgraph.NewCreateSpec(phonecode.Table, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeInt))
+		_spec = sqlgraph.NewCreateSpec(phonecode.Table, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeUUID))
 	)
 	_spec.OnConflict = _c.conflict
+	if id, ok := _c.mutation.ID(); ok {
+		_node.ID = id
+		_spec.ID.Value = &id
+	}
 	if value, ok := _c.mutation.CodeHash(); ok {
 		_spec.SetField(phonecode.FieldCodeHash, field.TypeBytes, value)
 		_node.CodeHash = value
@@ -342,17 +370,23 @@ func (u *PhoneCodeUpsert) UpdateExpiresAt() *PhoneCodeUpsert {
 	return u
 }
 
-// UpdateNewValues updates the mutable fields using the new values that were set on create.
+// UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
 //	client.PhoneCode.Create().
 //		OnConflict(
 //			sql.ResolveWithNewValues(),
+//			sql.ResolveWith(func(u *sql.UpdateSet) {
+//				u.SetIgnore(phonecode.FieldID)
+//			}),
 //		).
 //		Exec(ctx)
 func (u *PhoneCodeUpsertOne) UpdateNewValues() *PhoneCodeUpsertOne {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWithNewValues())
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
+		if _, exists := u.create.mutation.ID(); exists {
+			s.SetIgnore(phonecode.FieldID)
+		}
 		if _, exists := u.create.mutation.CodeHash(); exists {
 			s.SetIgnore(phonecode.FieldCodeHash)
 		}
@@ -483,7 +517,12 @@ func (u *PhoneCodeUpsertOne) ExecX(ctx context.Context) {
 }
 
 // Exec executes the UPSERT query and returns the inserted/updated ID.
-func (u *PhoneCodeUpsertOne) ID(ctx context.Context) (id int, err error) {
+func (u *PhoneCodeUpsertOne) ID(ctx context.Context) (id uuid.UUID, err error) {
+	if u.create.driver.Dialect() == dialect.MySQL {
+		// In case of "ON CONFLICT", there is no way to get back non-numeric ID
+		// fields from the database since MySQL does not support the RETURNING clause.
+		return id, errors.New("ent: PhoneCodeUpsertOne.ID is not supported by MySQL driver. Use PhoneCodeUpsertOne.Exec instead")
+	}
 	node, err := u.create.Save(ctx)
 	if err != nil {
 		return id, err
@@ -492,7 +531,7 @@ func (u *PhoneCodeUpsertOne) ID(ctx context.Context) (id int, err error) {
 }
 
 // IDX is like ID, but panics if an error occurs.
-func (u *PhoneCodeUpsertOne) IDX(ctx context.Context) int {
+func (u *PhoneCodeUpsertOne) IDX(ctx context.Context) uuid.UUID {
 	id, err := u.ID(ctx)
 	if err != nil {
 		panic(err)
@@ -547,10 +586,6 @@ func (_c *PhoneCodeCreateBulk) Save(ctx context.Context) ([]*PhoneCode, error) {
 					return nil, err
 				}
 				mutation.id = &nodes[i].ID
-				if specs[i].ID.Value != nil {
-					id := specs[i].ID.Value.(int64)
-					nodes[i].ID = int(id)
-				}
 				mutation.done = true
 				return nodes[i], nil
 			})
@@ -637,12 +672,18 @@ type PhoneCodeUpsertBulk struct {
 //	client.PhoneCode.Create().
 //		OnConflict(
 //			sql.ResolveWithNewValues(),
+//			sql.ResolveWith(func(u *sql.UpdateSet) {
+//				u.SetIgnore(phonecode.FieldID)
+//			}),
 //		).
 //		Exec(ctx)
 func (u *PhoneCodeUpsertBulk) UpdateNewValues() *PhoneCodeUpsertBulk {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWithNewValues())
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
 		for _, b := range u.create.builders {
+			if _, exists := b.mutation.ID(); exists {
+				s.SetIgnore(phonecode.FieldID)
+			}
 			if _, exists := b.mutation.CodeHash(); exists {
 				s.SetIgnore(phonecode.FieldCodeHash)
 			}

@@ -40,7 +40,7 @@ func (_d *PhoneCodeDelete) ExecX(ctx context.Context) int {
 }
 
 func (_d *PhoneCodeDelete) sqlExec(ctx context.Context) (int, error) {
-	_spec := sqlgraph.NewDeleteSpec(phonecode.Table, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewDeleteSpec(phonecode.Table, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeUUID))
 	if ps := _d.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
 			for i := range ps {

@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
 	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 )
@@ -84,8 +85,8 @@ func (_q *PhoneCodeQuery) FirstX(ctx context.Context) *PhoneCode {
 
 // FirstID returns the first PhoneCode ID from the query.
 // Returns a *NotFoundError when no PhoneCode ID was found.
-func (_q *PhoneCodeQuery) FirstID(ctx context.Context) (id int, err error) {
-	var ids []int
+func (_q *PhoneCodeQuery) FirstID(ctx context.Context) (id uuid.UUID, err error) {
+	var ids []uuid.UUID
 	if ids, err = _q.Limit(1).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryFirstID)); err != nil {
 		return
 	}
@@ -97,7 +98,7 @@ func (_q *PhoneCodeQuery) FirstID(ctx context.Context) (id int, err error) {
 }
 
 // FirstIDX is like FirstID, but panics if an error occurs.
-func (_q *PhoneCodeQuery) FirstIDX(ctx context.Context) int {
+func (_q *PhoneCodeQuery) FirstIDX(ctx context.Context) uuid.UUID {
 	id, err := _q.FirstID(ctx)
 	if err != nil && !IsNotFound(err) {
 		panic(err)
@@ -135,8 +136,8 @@ func (_q *PhoneCodeQuery) OnlyX(ctx context.Context) *PhoneCode {
 // OnlyID is like Only, but returns the only PhoneCode ID in the query.
 // Returns a *NotSingularError when more than one PhoneCode ID is found.
 // Returns a *NotFoundError when no entities are found.
-func (_q *PhoneCodeQuery) OnlyID(ctx context.Context) (id int, err error) {
-	var ids []int
+func (_q *PhoneCodeQuery) OnlyID(ctx context.Context) (id uuid.UUID, err error) {
+	var ids []uuid.UUID
 	if ids, err = _q.Limit(2).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryOnlyID)); err != nil {
 		return
 	}
@@ -152,7 +153,7 @@ func (_q *PhoneCodeQuery) OnlyID(ctx context.Context) (id int, err error) {
 }
 
 // OnlyIDX is like OnlyID, but panics if an error occurs.
-func (_q *PhoneCodeQuery) OnlyIDX(ctx context.Context) int {
+func (_q *PhoneCodeQuery) OnlyIDX(ctx context.Context) uuid.UUID {
 	id, err := _q.OnlyID(ctx)
 	if err != nil {
 		panic(err)
@@ -180,7 +181,7 @@ func (_q *PhoneCodeQuery) AllX(ctx context.Context) []*PhoneCode {
 }
 
 // IDs executes the query and returns a list of PhoneCode IDs.
-func (_q *PhoneCodeQuery) IDs(ctx context.Context) (ids []int, err error) {
+func (_q *PhoneCodeQuery) IDs(ctx context.Context) (ids []uuid.UUID, err error) {
 	if _q.ctx.Unique == nil && _q.path != nil {
 		_q.Unique(true)
 	}
@@ -192,7 +193,7 @@ func (_q *PhoneCodeQuery) IDs(ctx context.Context) (ids []int, err error) {
 }
 
 // IDsX is like IDs, but panics if an error occurs.
-func (_q *PhoneCodeQuery) IDsX(ctx context.Context) []int {
+func (_q *PhoneCodeQuery) IDsX(ctx context.Context) []uuid.UUID {
 	ids, err := _q.IDs(ctx)
 	if err != nil {
 		panic(err)
@@ -373,7 +374,7 @@ func (_q *PhoneCodeQuery) sqlCount(ctx context.Context) (int, error) {
 }
 
 func (_q *PhoneCodeQuery) querySpec() *sqlgraph.QuerySpec {
-	_spec := sqlgraph.NewQuerySpec(phonecode.Table, phonecode.Columns, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewQuerySpec(phonecode.Table, phonecode.Columns, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeUUID))
 	_spec.From = _q.sql
 	if unique := _q.ctx.Unique; unique != nil {
 		_spec.Unique = *unique

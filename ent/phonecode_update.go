@@ -156,7 +156,7 @@ func (_u *PhoneCodeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if err := _u.check(); err != nil {
 		return _node, err
 	}
-	_spec := sqlgraph.NewUpdateSpec(phonecode.Table, phonecode.Columns, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewUpdateSpec(phonecode.Table, phonecode.Columns, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeUUID))
 	if ps := _u.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
 			for i := range ps {
@@ -342,7 +342,7 @@ func (_u *PhoneCodeUpdateOne) sqlSave(ctx context.Context) (_node *PhoneCode, er
 	if err := _u.check(); err != nil {
 		return _node, err
 	}
-	_spec := sqlgraph.NewUpdateSpec(phonecode.Table, phonecode.Columns, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeInt))
+	_spec := sqlgraph.NewUpdateSpec(phonecode.Table, phonecode.Columns, sqlgraph.NewFieldSpec(phonecode.FieldID, field.TypeUUID))
 	id, ok := _u.mutation.ID()
 	if !ok {
 		return nil, &ValidationError{Name: "id", err: errors.New(`ent: missing "PhoneCode.id" for update`)}

@@ -135,7 +135,7 @@ func init() {
 	logincodeFields := schema.LoginCode{}.Fields()
 	_ = logincodeFields
 	// logincodeDescCodeHash is the schema descriptor for code_hash field.
-	logincodeDescCodeHash := logincodeFields[0].Descriptor()
+	logincodeDescCodeHash := logincodeFields[1].Descriptor()
 	// logincode.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
 	logincode.CodeHashValidator = func() func([]byte) error {
 		validators := logincodeDescCodeHash.Validators
@@ -153,27 +153,31 @@ func init() {
 		}
 	}()
 	// logincodeDescFailure is the schema descriptor for failure field.
-	logincodeDescFailure := logincodeFields[2].Descriptor()
+	logincodeDescFailure := logincodeFields[3].Descriptor()
 	// logincode.FailureValidator is a validator for the "failure" field. It is called by the builders before save.
 	logincode.FailureValidator = logincodeDescFailure.Validators[0].(func(string) error)
 	// logincodeDescNewUser is the schema descriptor for new_user field.
-	logincodeDescNewUser := logincodeFields[7].Descriptor()
+	logincodeDescNewUser := logincodeFields[8].Descriptor()
 	// logincode.DefaultNewUser holds the default value on creation for the new_user field.
 	logincode.DefaultNewUser = logincodeDescNewUser.Default.(bool)
 	// logincodeDescLogins is the schema descriptor for logins field.
-	logincodeDescLogins := logincodeFields[8].Descriptor()
+	logincodeDescLogins := logincodeFields[9].Descriptor()
 	// logincode.DefaultLogins holds the default value on creation for the logins field.
 	logincode.DefaultLogins = logincodeDescLogins.Default.(int)
 	// logincode.LoginsValidator is a validator for the "logins" field. It is called by the builders before save.
 	logincode.LoginsValidator = logincodeDescLogins.Validators[0].(func(int) error)
 	// logincodeDescCreatedAt is the schema descriptor for created_at field.
-	logincodeDescCreatedAt := logincodeFields[9].Descriptor()
+	logincodeDescCreatedAt := logincodeFields[10].Descriptor()
 	// logincode.DefaultCreatedAt holds the default value on creation for the created_at field.
 	logincode.DefaultCreatedAt = logincodeDescCreatedAt.Default.(func() time.Time)
+	// logincodeDescID is the schema descriptor for id field.
+	logincodeDescID := logincodeFields[0].Descriptor()
+	// logincode.DefaultID holds the default value on creation for the id field.
+	logincode.DefaultID = logincodeDescID.Default.(func() uuid.UUID)
 	phonecodeFields := schema.PhoneCode{}.Fields()
 	_ = phonecodeFields
 	// phonecodeDescCodeHash is the schema descriptor for code_hash field.
-	phonecodeDescCodeHash := phonecodeFields[0].Descriptor()
+	phonecodeDescCodeHash := phonecodeFields[1].Descriptor()
 	// phonecode.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
 	phonecode.CodeHashValidator = func() func([]byte) error {
 		validators := phonecodeDescCodeHash.Validators
@@ -191,13 +195,17 @@ func init() {
 		}
 	}()
 	// phonecodeDescFailure is the schema descriptor for failure field.
-	phonecodeDescFailure := phonecodeFields[3].Descriptor()
+	phonecodeDescFailure := phonecodeFields[4].Descriptor()
 	// phonecode.FailureValidator is a validator for the "failure" field. It is called by the builders before save.
 	phonecode.FailureValidator = phonecodeDescFailure.Validators[0].(func(string) error)
 	// phonecodeDescCreatedAt is the schema descriptor for created_at field.
-	phonecodeDescCreatedAt := phonecodeFields[6].Descriptor()
+	phonecodeDescCreatedAt := phonecodeFields[7].Descriptor()
 	// phonecode.DefaultCreatedAt holds the default value on creation for the created_at field.
 	phonecode.DefaultCreatedAt = phonecodeDescCreatedAt.Default.(func() time.Time)
+	// phonecodeDescID is the schema descriptor for id field.
+	phonecodeDescID := phonecodeFields[0].Descriptor()
+	// phonecode.DefaultID holds the default value on creation for the id field.
+	phonecode.DefaultID = phonecodeDescID.Default.(func() uuid.UUID)
 	sessionFields := schema.Session{}.Fields()
 	_ = sessionFields
 	// sessionDescTokenHash is the schema descriptor for token_hash field.

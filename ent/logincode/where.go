@@ -11,47 +11,47 @@ import (
 )
 
 // ID filters vertices based on their ID field.
-func ID(id int) predicate.LoginCode {
+func ID(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldEQ(FieldID, id))
 }
 
 // IDEQ applies the EQ predicate on the ID field.
-func IDEQ(id int) predicate.LoginCode {
+func IDEQ(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldEQ(FieldID, id))
 }
 
 // IDNEQ applies the NEQ predicate on the ID field.
-func IDNEQ(id int) predicate.LoginCode {
+func IDNEQ(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldNEQ(FieldID, id))
 }
 
 // IDIn applies the In predicate on the ID field.
-func IDIn(ids ...int) predicate.LoginCode {
+func IDIn(ids ...uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldIn(FieldID, ids...))
 }
 
 // IDNotIn applies the NotIn predicate on the ID field.
-func IDNotIn(ids ...int) predicate.LoginCode {
+func IDNotIn(ids ...uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldNotIn(FieldID, ids...))
 }
 
 // IDGT applies the GT predicate on the ID field.
-func IDGT(id int) predicate.LoginCode {
+func IDGT(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldGT(FieldID, id))
 }
 
 // IDGTE applies the GTE predicate on the ID field.
-func IDGTE(id int) predicate.LoginCode {
+func IDGTE(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldGTE(FieldID, id))
 }
 
 // IDLT applies the LT predicate on the ID field.
-func IDLT(id int) predicate.LoginCode {
+func IDLT(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldLT(FieldID, id))
 }
 
 // IDLTE applies the LTE predicate on the ID field.
-func IDLTE(id int) predicate.LoginCode {
+func IDLTE(id uuid.UUID) predicate.LoginCode {
 	return predicate.LoginCode(sql.FieldLTE(FieldID, id))
 }
 

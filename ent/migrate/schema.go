@@ -95,7 +95,7 @@ var (
 	}
 	// LoginCodesColumns holds the columns for the "login_codes" table.
 	LoginCodesColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "id", Type: field.TypeUUID},
 		{Name: "code_hash", Type: field.TypeBytes, Unique: true, Size: 32, SchemaType: map[string]string{"mysql": "binary(32)"}},
 		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "done", "failed"}, Default: "pending"},
 		{Name: "failure", Type: field.TypeString, Nullable: true, Size: 32},
@@ -122,7 +122,7 @@ var (
 	}
 	// PhoneCodesColumns holds the columns for the "phone_codes" table.
 	PhoneCodesColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "id", Type: field.TypeUUID},
 		{Name: "code_hash", Type: field.TypeBytes, Unique: true, Size: 32, SchemaType: map[string]string{"mysql": "binary(32)"}},
 		{Name: "user_id", Type: field.TypeUUID},
 		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "done", "failed"}, Default: "pending"},

@@ -11,47 +11,47 @@ import (
 )
 
 // ID filters vertices based on their ID field.
-func ID(id int) predicate.PhoneCode {
+func ID(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldEQ(FieldID, id))
 }
 
 // IDEQ applies the EQ predicate on the ID field.
-func IDEQ(id int) predicate.PhoneCode {
+func IDEQ(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldEQ(FieldID, id))
 }
 
 // IDNEQ applies the NEQ predicate on the ID field.
-func IDNEQ(id int) predicate.PhoneCode {
+func IDNEQ(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldNEQ(FieldID, id))
 }
 
 // IDIn applies the In predicate on the ID field.
-func IDIn(ids ...int) predicate.PhoneCode {
+func IDIn(ids ...uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldIn(FieldID, ids...))
 }
 
 // IDNotIn applies the NotIn predicate on the ID field.
-func IDNotIn(ids ...int) predicate.PhoneCode {
+func IDNotIn(ids ...uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldNotIn(FieldID, ids...))
 }
 
 // IDGT applies the GT predicate on the ID field.
-func IDGT(id int) predicate.PhoneCode {
+func IDGT(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldGT(FieldID, id))
 }
 
 // IDGTE applies the GTE predicate on the ID field.
-func IDGTE(id int) predicate.PhoneCode {
+func IDGTE(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldGTE(FieldID, id))
 }
 
 // IDLT applies the LT predicate on the ID field.
-func IDLT(id int) predicate.PhoneCode {
+func IDLT(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldLT(FieldID, id))
 }
 
 // IDLTE applies the LTE predicate on the ID field.
-func IDLTE(id int) predicate.PhoneCode {
+func IDLTE(id uuid.UUID) predicate.PhoneCode {
 	return predicate.PhoneCode(sql.FieldLTE(FieldID, id))
 }
 

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// LoginCode makes wx.login codes idempotent across retries and instances. It is keyed by
+// LoginCode makes wx.login codes idempotent across retries and instances. It is found by
 // a hash of the code (never the code itself) and holds only which identity the code
 // logged in, never a token. A pending row is a claim: one instance is exchanging the code
 // with WeChat and the others wait for it. Done: the code logs that identity in again.
@@ -20,6 +20,7 @@ type LoginCode struct {
 // Fields of the LoginCode.
 func (LoginCode) Fields() []ent.Field {
 	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
 		field.Bytes("code_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
 		field.Enum("state").Values("pending", "done", "failed").Default("pending"),
 		// failure names WeChat's refusal for a failed code: invalid_code, risky_user or

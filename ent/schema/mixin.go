@@ -7,6 +7,8 @@ import (
 
 	"entgo.io/ent/dialect"
 	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/internal/ids"
 )
 
 // datetime6 keeps microseconds on MySQL (ent's default there is TIMESTAMP, which drops
@@ -16,9 +18,9 @@ var datetime6 = map[string]string{dialect.MySQL: "datetime(6)"}
 // binary32 stores a SHA-256 or HMAC-SHA256 digest in a column MySQL can index.
 var binary32 = map[string]string{dialect.MySQL: "binary(32)"}
 
-// newID makes time-ordered UUIDs (v7): opaque to clients, and appended in order to
-// InnoDB's clustered index.
-func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+// newID makes every table's ids (ids.New): opaque to clients, time-ordered on
+// InnoDB and random on TiDB.
+func newID() uuid.UUID { return ids.New() }
 
 // now is the default for times that callers do not set from their own clock.
 func now() time.Time { return time.Now().UTC() }

@@ -18,6 +18,7 @@ type PhoneCode struct {
 // Fields of the PhoneCode.
 func (PhoneCode) Fields() []ent.Field {
 	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(newID).Immutable(),
 		field.Bytes("code_hash").SchemaType(binary32).MinLen(32).MaxLen(32).Sensitive().Immutable().Unique(),
 		field.UUID("user_id", uuid.UUID{}), // moves with a merge
 		field.Enum("state").Values("pending", "done", "failed").Default("pending"),

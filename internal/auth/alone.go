@@ -151,7 +151,7 @@ func (s *Service) lockedIdentities(tx *ent.Tx) *ent.IdentityQuery {
 // it turns the code's claim into its record. Unless the user is new (created), it then
 // ends the user's least recently used sessions beyond the cap. newUser is what the
 // login tells its client.
-func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, created bool, claim int, client Client, now time.Time) (*Login, error) {
+func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, created bool, claim uuid.UUID, client Client, now time.Time) (*Login, error) {
 	sess, token := s.newSession(acct, client, now)
 	sess, err := tx.Session.Create().
 		SetID(sess.ID).SetTokenHash(sess.TokenHash).SetUserID(sess.UserID).SetIdentityID(sess.IdentityID).
@@ -165,7 +165,7 @@ func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *audit
 	if err := audit.record(ctx, auditEntry{event: auditevent.EventLoginSucceeded, userID: &userID, sessionID: &sess.ID, client: client}); err != nil {
 		return nil, err
 	}
-	if claim != 0 {
+	if claim != uuid.Nil {
 		n, err := tx.LoginCode.Update().
 			Where(logincode.ID(claim), logincode.StateEQ(logincode.StatePending)).
 			SetState(logincode.StateDone).SetLogins(1).

@@ -3,15 +3,16 @@ package auth
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/ids"
 )
 
 // maxBatch bounds the requests one statement carries.
@@ -24,7 +25,7 @@ type loginCode struct {
 	hash []byte
 }
 
-func (c loginCode) Insert(ctx context.Context, lease, expires time.Time) (int, error) {
+func (c loginCode) Insert(ctx context.Context, lease, expires time.Time) (uuid.UUID, error) {
 	return c.s.claims.do(ctx, claimRequest{c.hash, lease, expires, c.s.clock()})
 }
 
@@ -47,12 +48,12 @@ func (c loginCode) Find(ctx context.Context) (claim.Row[codeRecord], bool, error
 	return row, true, nil
 }
 
-func (c loginCode) Delete(ctx context.Context, id int, state claim.State) error {
+func (c loginCode) Delete(ctx context.Context, id uuid.UUID, state claim.State) error {
 	_, err := c.s.db.LoginCode.Delete().Where(logincode.ID(id), logincode.StateEQ(loginCodeState(state))).Exec(ctx)
 	return err
 }
 
-func (c loginCode) Fail(ctx context.Context, id int, failure string, expires time.Time) error {
+func (c loginCode) Fail(ctx context.Context, id uuid.UUID, failure string, expires time.Time) error {
 	return c.s.db.LoginCode.Update().
 		Where(logincode.ID(id), logincode.StateEQ(logincode.StatePending)).
 		SetState(logincode.StateFailed).SetFailure(failure).SetExpiresAt(expires).
@@ -75,7 +76,7 @@ func loginCodeState(s claim.State) logincode.State {
 // claims costs the database about what one did (docs/benchmarks.md).
 type claims struct {
 	db *database.DB
-	batcher[claimRequest, int]
+	batcher[claimRequest, uuid.UUID]
 }
 
 type claimRequest struct {
@@ -85,74 +86,52 @@ type claimRequest struct {
 
 func newClaims(db *database.DB) *claims {
 	c := &claims{db: db}
-	c.batcher = batcher[claimRequest, int]{name: "login code claims", max: maxBatch, send: c.send}
+	c.batcher = batcher[claimRequest, uuid.UUID]{name: "login code claims", max: maxBatch, send: c.send}
 	return c
 }
 
 // send makes a batch's claims, each a pending row, and answers each with its row's id,
-// or 0 when its code is claimed already: all with one insert, or, when a code of the
-// batch is held already (by another instance, or by a login whose record is still
+// or uuid.Nil when its code is claimed already: all with one insert, or, when a code of
+// the batch is held already (by another instance, or by a login whose record is still
 // there) and the insert made none, each alone.
-func (c *claims) send(ctx context.Context, batch []*call[claimRequest, int]) {
+func (c *claims) send(ctx context.Context, batch []*call[claimRequest, uuid.UUID]) {
 	if len(batch) > 1 {
-		ids, err := c.insert(ctx, batch)
+		made, err := c.insert(ctx, batch)
 		if !database.IsUniqueViolation(err) {
 			for _, p := range batch {
-				p.a, p.err = ids[string(p.q.hash)], err
-				if err == nil && p.a == 0 {
-					p.err = errors.New("auth: a claim made with others was not read back")
-				}
+				p.a, p.err = made[string(p.q.hash)], err
 			}
 			return
 		}
 	}
 	for _, p := range batch {
-		ids, err := c.insert(ctx, []*call[claimRequest, int]{p})
+		made, err := c.insert(ctx, []*call[claimRequest, uuid.UUID]{p})
 		switch {
 		case database.IsUniqueViolation(err):
-			p.a, p.err = 0, nil
-		case err == nil && ids[string(p.q.hash)] == 0:
-			p.err = errors.New("auth: a claim was not read back")
+			p.a, p.err = uuid.Nil, nil
 		default:
-			p.a, p.err = ids[string(p.q.hash)], err
+			p.a, p.err = made[string(p.q.hash)], err
 		}
 	}
 }
 
-// insert makes every claim of batch with one insert, and reads their ids back by code
-// (in the same round trip on MySQL). The insert makes all of them or none.
-func (c *claims) insert(ctx context.Context, batch []*call[claimRequest, int]) (map[string]int, error) {
-	d := entsql.Dialect(c.db.Dialect)
-	ins := d.Insert(logincode.Table).Columns(logincode.FieldCodeHash, logincode.FieldState,
-		logincode.FieldLeaseUntil, logincode.FieldExpiresAt, logincode.FieldCreatedAt)
-	hashes := make([]any, len(batch))
-	for i, p := range batch {
-		ins.Values(p.q.hash, string(logincode.StatePending), p.q.lease, p.q.expires, p.q.now)
-		hashes[i] = p.q.hash
+// insert makes every claim of batch with one insert, and returns their ids by code.
+// The insert makes all of them or none.
+func (c *claims) insert(ctx context.Context, batch []*call[claimRequest, uuid.UUID]) (map[string]uuid.UUID, error) {
+	ins := entsql.Dialect(c.db.Dialect).Insert(logincode.Table).Columns(logincode.FieldID, logincode.FieldCodeHash,
+		logincode.FieldState, logincode.FieldLeaseUntil, logincode.FieldExpiresAt, logincode.FieldCreatedAt)
+	made := make(map[string]uuid.UUID, len(batch))
+	for _, p := range batch {
+		id := ids.New()
+		ins.Values(id, p.q.hash, string(logincode.StatePending), p.q.lease, p.q.expires, p.q.now)
+		made[string(p.q.hash)] = id
 	}
-	iq, iargs := ins.Query()
-	sq, sargs := d.Select(logincode.FieldID, logincode.FieldCodeHash).
-		From(entsql.Table(logincode.Table)).
-		Where(entsql.In(logincode.FieldCodeHash, hashes...)).
-		Query()
-	ids := make(map[string]int, len(batch))
+	q, args := ins.Query()
 	err := database.Retry(ctx, func() error {
-		clear(ids)
-		rows, err := c.db.QueryAfter(ctx, c.db.SQL, database.Statement{Query: sq, Args: sargs}, database.Statement{Query: iq, Args: iargs})
-		if err != nil {
-			return err
-		}
-		return readRows(rows, func(rows *sql.Rows) error {
-			var id int
-			var hash []byte
-			if err := rows.Scan(&id, &hash); err != nil {
-				return err
-			}
-			ids[string(hash)] = id
-			return nil
-		})
+		_, err := c.db.SQL.ExecContext(ctx, q, args...)
+		return err
 	})
-	return ids, err
+	return made, err
 }
 
 // readRows calls row for each row of rows, past results without rows, and closes them.

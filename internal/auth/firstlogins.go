@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/uuid"
+
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/internal/wechat"
@@ -18,7 +20,7 @@ var errAlone = errors.New("auth: the login goes on its own")
 type groupLogin struct {
 	appid  string
 	ws     wechat.Session
-	claim  int
+	claim  uuid.UUID
 	client Client
 }
 

@@ -52,10 +52,10 @@ func (s *Service) Purge(ctx context.Context) (Purged, error) {
 	spent := logincode.ExpiresAtLTE(now)
 	var err error
 	p.Codes, err = purge(ctx, s,
-		func(tx *ent.Tx) ([]int, error) {
+		func(tx *ent.Tx) ([]uuid.UUID, error) {
 			return tx.LoginCode.Query().Where(spent).Limit(purgeBatch).IDs(ctx)
 		},
-		func(tx *ent.Tx, ids []int) (int, error) {
+		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
 			return tx.LoginCode.Delete().Where(logincode.IDIn(ids...), spent).Exec(ctx)
 		})
 	if err != nil {

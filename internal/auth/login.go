@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/internal/claim"
@@ -139,7 +141,7 @@ func (s *Service) exchange(ctx context.Context, app wxapp.Client, hash []byte, c
 // identity WeChat names in: with the logins that come with it, first logins and
 // returning ones apart, or alone when the group could not (a row another login made,
 // a claim gone, a unionid to link or a merge).
-func (s *Service) exchangeClaimed(ctx context.Context, app wxapp.Client, claim int, code string, client Client) (*Login, codeRecord, error) {
+func (s *Service) exchangeClaimed(ctx context.Context, app wxapp.Client, claim uuid.UUID, code string, client Client) (*Login, codeRecord, error) {
 	appid := app.AppID()
 	ws, err := app.Code2Session(ctx, code)
 	if err != nil {
@@ -218,7 +220,7 @@ func (s *Service) relogin(ctx context.Context, rec codeRecord, client Client) (*
 		if err != nil {
 			return err
 		}
-		login, err = s.openSessionAlone(ctx, tx, audit, Account{User: u, Identity: ident}, rec.newUser, false, 0, client, now)
+		login, err = s.openSessionAlone(ctx, tx, audit, Account{User: u, Identity: ident}, rec.newUser, false, uuid.Nil, client, now)
 		return err
 	})
 	return login, err

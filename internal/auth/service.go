@@ -149,7 +149,7 @@ type flight struct {
 // codeRecord is what a code exchange established: who the code logs in, and the
 // code's row, which counts its logins.
 type codeRecord struct {
-	id                 int
+	id                 uuid.UUID
 	userID, identityID uuid.UUID
 	newUser            bool
 }

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const (
@@ -37,7 +39,7 @@ const (
 
 // Row is a claim as it stands, with what a done claim established (Data).
 type Row[T any] struct {
-	ID         int
+	ID         uuid.UUID
 	State      State
 	Failure    string // a failed claim's refusal, by name
 	LeaseUntil time.Time
@@ -49,14 +51,14 @@ type Row[T any] struct {
 // phone_codes).
 type Store[T any] interface {
 	// Insert makes a pending claim held until lease, living until expires, and returns
-	// its id; 0 when the key is claimed already.
-	Insert(ctx context.Context, lease, expires time.Time) (int, error)
+	// its id; uuid.Nil when the key is claimed already.
+	Insert(ctx context.Context, lease, expires time.Time) (uuid.UUID, error)
 	// Find reads the key's claim; found is false when there is none.
 	Find(ctx context.Context) (row Row[T], found bool, err error)
 	// Delete removes claim id, if it is still in state.
-	Delete(ctx context.Context, id int, state State) error
+	Delete(ctx context.Context, id uuid.UUID, state State) error
 	// Fail turns pending claim id into the refusal named failure, kept until expires.
-	Fail(ctx context.Context, id int, failure string, expires time.Time) error
+	Fail(ctx context.Context, id uuid.UUID, failure string, expires time.Time) error
 }
 
 // ErrBusy means another request still holds the claim, and the caller's time ran out
@@ -82,14 +84,14 @@ type Machine[T any] struct {
 // claim done, whose Data says what the work established; or the refusal a failed
 // claim keeps, or ErrBusy when ctx ends while another holds it. A claim past its
 // window, or pending past its lease (its holder died), is cleared and taken afresh.
-func (m Machine[T]) Take(ctx context.Context, s Store[T]) (claim int, done *Row[T], err error) {
+func (m Machine[T]) Take(ctx context.Context, s Store[T]) (claim uuid.UUID, done *Row[T], err error) {
 	for {
 		now := m.Now()
 		id, err := s.Insert(ctx, now.Add(Lease), now.Add(m.Window))
 		switch {
 		case err != nil:
-			return 0, nil, busyIfLate(ctx, err)
-		case id != 0:
+			return uuid.Nil, nil, busyIfLate(ctx, err)
+		case id != uuid.Nil:
 			return id, nil, nil
 		}
 		for {
@@ -97,25 +99,25 @@ func (m Machine[T]) Take(ctx context.Context, s Store[T]) (claim int, done *Row[
 			now := m.Now()
 			switch {
 			case err != nil:
-				return 0, nil, busyIfLate(ctx, err)
+				return uuid.Nil, nil, busyIfLate(ctx, err)
 			case !found:
 				// Gone meanwhile: claim it again.
 			case !now.Before(row.ExpiresAt) || (row.State == Pending && !now.Before(row.LeaseUntil)):
 				if err := s.Delete(ctx, row.ID, row.State); err != nil {
-					return 0, nil, busyIfLate(ctx, err)
+					return uuid.Nil, nil, busyIfLate(ctx, err)
 				}
 			case row.State == Done:
-				return 0, &row, nil
+				return uuid.Nil, &row, nil
 			case row.State == Failed:
 				refusal := m.Refusals[row.Failure]
 				if refusal == nil {
 					refusal = m.Unknown
 				}
-				return 0, nil, fmt.Errorf("claim: refused moments ago: %w", refusal)
+				return uuid.Nil, nil, fmt.Errorf("claim: refused moments ago: %w", refusal)
 			default: // pending: wait for its holder
 				select {
 				case <-ctx.Done():
-					return 0, nil, ErrBusy
+					return uuid.Nil, nil, ErrBusy
 				case <-time.After(Poll):
 				}
 				continue
@@ -128,7 +130,7 @@ func (m Machine[T]) Take(ctx context.Context, s Store[T]) (claim int, done *Row[
 // Release ends a claim whose work failed: a final refusal (one of Refusals) is kept
 // for FailedTTL, so that the requests waiting on it get the same answer; any other
 // failure removes the claim, so that a retry tries afresh.
-func (m Machine[T]) Release(ctx context.Context, s Store[T], claim int, cause error) error {
+func (m Machine[T]) Release(ctx context.Context, s Store[T], claim uuid.UUID, cause error) error {
 	for name, refusal := range m.Refusals {
 		if errors.Is(cause, refusal) {
 			return s.Fail(ctx, claim, name, m.Now().Add(FailedTTL))

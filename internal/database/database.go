@@ -28,6 +28,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/ids"
 	"github.com/wxlogin/wxlogin/internal/tracing"
 )
 
@@ -99,6 +100,16 @@ func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Log
 	if dia == dialect.MySQL {
 		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
 		db.batches = cfg.MultiStatements
+		var version string
+		if err := pool.QueryRowContext(pingCtx, "SELECT VERSION()").Scan(&version); err != nil {
+			pool.Close()
+			return nil, firstConnError(err, dsn, where)
+		}
+		// TiDB splits every table into regions by its key: random ids spread a peak's
+		// inserts over them (ids.New).
+		if strings.Contains(version, "TiDB") {
+			ids.Random(true)
+		}
 	}
 	if err := migrate(ctx, driverName, dsn, log, db, auto); err != nil {
 		db.Close()
@@ -691,20 +702,3 @@ func IsUnavailable(err error) bool {
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
-
-// QueryAfter runs stmts, then query, on q and returns query's rows. On MySQL they go in
-// one round trip (the driver passes over the statements' results, which have no rows);
-// elsewhere they run one at a time. The first statement that fails stops them, and its
-// error is returned. On a *sql.DB each statement commits on its own.
-func (db *DB) QueryAfter(ctx context.Context, q Querier, query Statement, stmts ...Statement) (*sql.Rows, error) {
-	if db.batches && len(stmts) > 0 {
-		query = joined(append(stmts[:len(stmts):len(stmts)], query))
-	} else {
-		for _, st := range stmts {
-			if _, err := q.ExecContext(ctx, st.Query, st.Args...); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return q.QueryContext(ctx, query.Query, query.Args...)
-}

@@ -12,6 +12,8 @@ import (
 	atlas "ariga.io/atlas/sql/migrate"
 	atlasmysql "ariga.io/atlas/sql/mysql"
 
+	"github.com/wxlogin/wxlogin/ent/logincode"
+	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/internal/database/migrations"
 )
 
@@ -97,6 +99,15 @@ func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) erro
 		if tables > 0 {
 			if !auto {
 				return fmt.Errorf("%w: it was made by an earlier version's automatic migration; run `wxlogin migrate up` to bring it onto the versioned files", ErrBehind)
+			}
+			// Those versions keyed code claims by AUTO_INCREMENT, which MariaDB cannot cast
+			// to its uuid type: the ids go through text first, as the files do.
+			for _, table := range []string{logincode.Table, phonecode.Table} {
+				for _, q := range []string{"ALTER TABLE `%s` MODIFY COLUMN `id` char(36) NOT NULL", "UPDATE `%s` SET `id` = UUID()"} {
+					if _, err := pool.ExecContext(ctx, fmt.Sprintf(q, table)); err != nil {
+						return err
+					}
+				}
 			}
 			if err := db.Schema.Create(ctx); err != nil {
 				return err

@@ -1,7 +1,9 @@
 package database_test
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"strings"
@@ -81,21 +83,31 @@ func TestAutoMigratedDatabaseMovesOntoTheFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The previous release's code path: ent's automatic migration, then some rows.
+	// The previous release's code path: ent's automatic migration, which made what the
+	// first file holds, then some rows.
 	drv, err := entsql.Open(dia, dsn)
 	if err != nil {
 		t.Fatal(driverName, err)
 	}
-	legacy := ent.NewClient(ent.Driver(drv))
-	if err := legacy.Schema.Create(ctx); err != nil {
+	initial, err := fs.ReadFile(migrations.Files, migrationFiles(t)[0])
+	if err != nil {
 		t.Fatal(err)
 	}
+	for _, stmt := range strings.Split(string(initial), ";\n") {
+		if stmt = strings.TrimSpace(stmt); stmt != "" {
+			if _, err := drv.DB().ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	legacy := ent.NewClient(ent.Driver(drv))
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	u := legacy.User.Create().SetID(uuid.Must(uuid.NewV7())).SetNickname("Legacy").SetCreatedAt(now).SetLastLoginAt(now).SaveX(ctx)
 	id := legacy.Identity.Create().SetID(uuid.Must(uuid.NewV7())).SetAppid("wxlegacy").SetOpenid("oLegacy").SetSessionKey([]byte("sealed")).
 		SetUserID(u.ID).SetCreatedAt(now).SetUpdatedAt(now).SaveX(ctx)
 	legacy.Session.Create().SetID(uuid.Must(uuid.NewV7())).SetTokenHash(make([]byte, 32)).SetUserID(u.ID).SetIdentityID(id.ID).
 		SetCreatedAt(now).SetExpiresAt(now.Add(time.Hour)).SetLastSeenAt(now).SaveX(ctx)
+	insertIntClaim(t, drv.DB(), now)
 	legacy.Close()
 
 	if st, err := database.MigrationStatus(ctx, url); err != nil || len(st.Applied) != 0 || len(st.Pending) != len(migrationFiles(t)) {
@@ -122,8 +134,62 @@ func TestAutoMigratedDatabaseMovesOntoTheFiles(t *testing.T) {
 	if n := db.Session.Query().CountX(ctx); n != 1 {
 		t.Errorf("%d sessions after the migration, want 1", n)
 	}
+	if kept := db.LoginCode.Query().AllX(ctx); len(kept) != 1 || kept[0].ID == uuid.Nil || kept[0].State != "done" {
+		t.Errorf("login codes after the migration: %+v, want the earlier version's claim under a UUID", kept)
+	}
+	db.LoginCode.Create().SetCodeHash(make([]byte, 32)).SetLeaseUntil(now).SetExpiresAt(now).SaveX(ctx)
 	st, err := database.MigrationStatus(ctx, url)
 	if err != nil || len(st.Pending) != 0 || len(st.Applied) == 0 {
 		t.Errorf("status after migrate up: %+v, %v", st, err)
+	}
+}
+
+// insertIntClaim writes a login code's claim as versions before the UUID ids did, with
+// an AUTO_INCREMENT id.
+func insertIntClaim(t *testing.T, db *sql.DB, now time.Time) {
+	t.Helper()
+	_, err := db.Exec("INSERT INTO login_codes (id, code_hash, state, lease_until, expires_at, created_at) VALUES (7, ?, 'done', ?, ?, ?)",
+		bytes.Repeat([]byte{7}, 32), now, now.Add(time.Minute), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCodeClaimsMoveToUUIDs: a database on the first file, with a claim keyed by
+// AUTO_INCREMENT, keeps the claim under a UUID after migrate up, and new claims get
+// ids of their own.
+func TestCodeClaimsMoveToUUIDs(t *testing.T) {
+	b := mariaDB(t)
+	ctx := context.Background()
+	url := b.URL(t)
+	if err := database.MigrateFirst(ctx, url, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, dsn, dia, err := database.DSN(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := entsql.Open(dia, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	insertIntClaim(t, drv.DB(), now)
+	drv.Close()
+	if err := database.MigrateUp(ctx, url, nil); err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.OpenMigrating(ctx, url, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	kept := db.LoginCode.Query().OnlyX(ctx)
+	if kept.ID == uuid.Nil || !bytes.Equal(kept.CodeHash, bytes.Repeat([]byte{7}, 32)) || kept.State != "done" {
+		t.Errorf("the claim after the migration: id %v, state %s", kept.ID, kept.State)
+	}
+	made := db.LoginCode.Create().SetCodeHash(make([]byte, 32)).SetLeaseUntil(now).SetExpiresAt(now).SaveX(ctx)
+	if made.ID == kept.ID || made.ID.Version() != 7 {
+		t.Errorf("a new claim's id %v (version %d), the kept one's %v: want a new time-ordered UUID", made.ID, made.ID.Version(), kept.ID)
 	}
 }

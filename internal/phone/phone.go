@@ -145,16 +145,16 @@ type phoneCode struct {
 	userID uuid.UUID
 }
 
-func (c phoneCode) Insert(ctx context.Context, lease, expires time.Time) (int, error) {
+func (c phoneCode) Insert(ctx context.Context, lease, expires time.Time) (uuid.UUID, error) {
 	rec, err := c.db.PhoneCode.Create().
 		SetCodeHash(c.hash).SetUserID(c.userID).SetState(phonecode.StatePending).
 		SetLeaseUntil(lease).SetExpiresAt(expires).
 		Save(ctx)
 	switch {
 	case database.IsUniqueViolation(err):
-		return 0, nil
+		return uuid.Nil, nil
 	case err != nil:
-		return 0, err
+		return uuid.Nil, err
 	}
 	return rec.ID, nil
 }
@@ -177,12 +177,12 @@ func (c phoneCode) Find(ctx context.Context) (claim.Row[uuid.UUID], bool, error)
 	return row, true, nil
 }
 
-func (c phoneCode) Delete(ctx context.Context, id int, state claim.State) error {
+func (c phoneCode) Delete(ctx context.Context, id uuid.UUID, state claim.State) error {
 	_, err := c.db.PhoneCode.Delete().Where(phonecode.ID(id), phonecode.StateEQ(phoneCodeState(state))).Exec(ctx)
 	return err
 }
 
-func (c phoneCode) Fail(ctx context.Context, id int, failure string, expires time.Time) error {
+func (c phoneCode) Fail(ctx context.Context, id uuid.UUID, failure string, expires time.Time) error {
 	return c.db.PhoneCode.Update().Where(phonecode.ID(id), phonecode.StateEQ(phonecode.StatePending)).
 		SetState(phonecode.StateFailed).SetFailure(failure).SetExpiresAt(expires).Exec(ctx)
 }
@@ -199,7 +199,7 @@ func phoneCodeState(s claim.State) phonecode.State {
 
 // exchange asks WeChat for the number under a claim, and stores it with the claim
 // marked done in one transaction.
-func (s *Service) exchange(ctx context.Context, app wxapp.App, claimID int, userID uuid.UUID, openid, code string) error {
+func (s *Service) exchange(ctx context.Context, app wxapp.App, claimID uuid.UUID, userID uuid.UUID, openid, code string) error {
 	if refused := s.limit.Take(userID.String(), s.now()); refused != nil {
 		return fmt.Errorf("%w: %w", ErrTooManyCodes, refused)
 	}

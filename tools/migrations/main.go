@@ -32,7 +32,22 @@ func main() {
 	check := flag.Bool("check", false, "write nothing; exit 1 when ent/schema needs a migration the files lack")
 	server := flag.String("mysql", "root@tcp(127.0.0.1:3306)/", "the MySQL server to make the scratch database on (a go-sql-driver DSN without a database)")
 	dirPath := flag.String("dir", "internal/database/migrations", "the migration files")
+	rehash := flag.Bool("hash", false, "rewrite atlas.sum after a file was edited by hand (a data step added to a written migration)")
 	flag.Parse()
+	if *rehash {
+		dir, err := atlas.NewLocalDir(*dirPath)
+		if err == nil {
+			var sum atlas.HashFile
+			if sum, err = dir.Checksum(); err == nil {
+				err = atlas.WriteSumFile(dir, sum)
+			}
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("rewrote", filepath.Join(*dirPath, atlas.HashFileName))
+		return
+	}
 	if *name == "" && !*check {
 		log.Fatal("give -name for the new migration, or -check")
 	}
