@@ -9,7 +9,7 @@ CODEGEN     := tools/miniprogram-codegen
 # What `make generate` writes, for check-generate.
 GENERATED   := ent graph internal/persisted internal/wxclient internal/playground clients examples/miniprogram
 
-.PHONY: test-tidb check-deploy check-migrations migration image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
+.PHONY: test-tidb bench-tidb check-deploy check-migrations migration image help run test test-short reliability soak generate schema playground check-generate lint fakewechat audit-http bench bench-micro fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ migration: ## write the next MySQL migration file from ent/schema's change: make
 
 check-migrations: ## fail when ent/schema and internal/database/migrations disagree (needs MariaDB on 127.0.0.1:3306)
 	$(GO) run ./tools/migrations -check
+
+bench-tidb: ## make bench's me and login scenarios on MariaDB, then on TiDB (started as make test-tidb starts it), in one run
+	bash tools/tidb/run.sh bench -only me,login
 
 test-tidb: ## the MySQL suite and the reliability suite on TiDB v8.5.6 (tidb-server built once per machine into ~/.cache/wxlogin-tidb: ~10 min the first time)
 	bash tools/tidb/run.sh

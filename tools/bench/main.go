@@ -48,6 +48,7 @@ type options struct {
 	dbParams    string
 	dbDelay     time.Duration
 	logins      []int
+	tidbHost    string
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.DurationVar(&o.dbDelay, "db-delay", 0, "put a proxy between MariaDB and both the server and the baseline that holds each chunk this long, each way, as a network would (0: none)")
 	var logins string
 	flag.StringVar(&logins, "login-clients", "32,64", "the numbers of concurrent clients the login scenario runs at (1 with -db-delay: a login's round trips, one after the other)")
+	flag.StringVar(&o.tidbHost, "tidb", "", "also run the me and login scenarios on this TiDB (user@tcp(host:port)), after MariaDB, in the same run; make bench-tidb starts one")
 	flag.StringVar(&o.dbParams, "db-params", "", "query parameters for the server's database URL (multiStatements=false sends a login's statements one by one)")
 	flag.Parse()
 	if o.turns < 1 {
@@ -101,9 +103,14 @@ func main() {
 // table, at the end.
 type report struct {
 	rows [][]string
+	// engine names the database in each figure's row, once there is more than one.
+	engine string
 }
 
 func (r *report) add(row ...string) {
+	if r.engine != "" {
+		row[0] = r.engine + ": " + row[0]
+	}
 	r.rows = append(r.rows, row)
 	fmt.Println("  " + strings.Join(row, " | "))
 }
@@ -175,28 +182,61 @@ func run(ctx context.Context, o options) error {
 		return nil
 	}
 
-	admin, err := sql.Open("mysql", o.mysqlHost+"/?parseTime=true&loc=UTC")
+	h := &harness{o: o, bin: bin, env: env, logTo: logTo, fake: fake, fakeBase: "http://" + fakeLn.Addr().String(), rep: rep}
+	peak, err := h.onDatabase(ctx, "MariaDB", o.mysqlHost, mariadbPID(), o.only)
 	if err != nil {
 		return err
+	}
+	rep.add("peak RSS under every load above", fmt.Sprintf("%.1f MB", peak), "", "", "≤ 150 MB")
+	if o.tidbHost != "" {
+		rep.engine = "TiDB"
+		if _, err := h.onDatabase(ctx, "TiDB", o.tidbHost, tidbPID(), map[string]bool{"me": o.only["me"], "login": o.only["login"]}); err != nil {
+			return fmt.Errorf("on TiDB: %w", err)
+		}
+	}
+	rep.print()
+	return nil
+}
+
+// harness is what every database's pass shares: the server's binary and settings, the
+// fake WeChat and the report.
+type harness struct {
+	o        options
+	bin      string
+	env      []string
+	logTo    io.Writer
+	fake     *fakewechat.Server
+	fakeBase string
+	rep      *report
+}
+
+// onDatabase runs the scenarios of only on the MySQL server at host (user@tcp(addr)),
+// whose process is dbPID, and returns the server's peak RSS.
+func (h *harness) onDatabase(ctx context.Context, engine, host string, dbPID int, only map[string]bool) (float64, error) {
+	o, bin, env, logTo, rep := h.o, h.bin, h.env, h.logTo, h.rep
+	fmt.Printf("\n== on %s\n", engine)
+	admin, err := sql.Open("mysql", host+"/?parseTime=true&loc=UTC")
+	if err != nil {
+		return 0, err
 	}
 	defer admin.Close()
 	for _, q := range []string{"DROP DATABASE IF EXISTS " + o.dbName, "CREATE DATABASE " + o.dbName} {
 		if _, err := admin.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+			return 0, fmt.Errorf("%s: %w", q, err)
 		}
 	}
 	defer admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+o.dbName)
-	user, host, _ := strings.Cut(o.mysqlHost, "@")
+	user, host, _ := strings.Cut(host, "@")
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "tcp("), ")")
 	if o.dbDelay > 0 {
 		proxy, err := faultproxy.Start(host)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		defer proxy.Close()
 		proxy.Delay(o.dbDelay)
 		host = proxy.Addr()
-		fmt.Printf("the server and the baseline reach MariaDB through a proxy that adds %s each way\n", o.dbDelay)
+		fmt.Printf("the server and the baseline reach %s through a proxy that adds %s each way\n", engine, o.dbDelay)
 	}
 	dbURL := "mysql://" + user + "@" + host + "/" + o.dbName
 	if o.dbParams != "" {
@@ -204,46 +244,46 @@ func run(ctx context.Context, o options) error {
 	}
 	srv, err := startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+dbURL), logTo)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer srv.stop()
 	time.Sleep(time.Second)
 	idle, _ := srv.rss()
-	rep.add("idle RSS after start (MariaDB)", fmt.Sprintf("%.1f MB", idle), "", "", "")
+	rep.add("idle RSS after start ("+engine+")", fmt.Sprintf("%.1f MB", idle), "", "", "")
 
 	// The baseline connects as the server does: utf8mb4, arguments interpolated on the
 	// client (one round trip per statement).
 	db, err := sql.Open("mysql", user+"@tcp("+host+")/"+o.dbName+"?parseTime=true&loc=UTC&charset=utf8mb4&collation=utf8mb4_bin&interpolateParams=true")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer db.Close()
-	b := &bench{o: o, srv: srv, fake: fake, fakeBase: "http://" + fakeLn.Addr().String(), db: db, rep: rep, run: fmt.Sprint(time.Now().Unix() % 100000), dbPID: mariadbPID()}
+	b := &bench{o: o, srv: srv, fake: h.fake, fakeBase: h.fakeBase, db: db, rep: rep, run: fmt.Sprint(time.Now().Unix() % 100000), dbPID: dbPID, engine: engine}
 
 	// Every scenario after this one reads these sessions.
 	fmt.Println("seeding 1,000 sessions through login…")
 	if err := b.seedTokens(ctx, seededUsers); err != nil {
-		return err
+		return 0, err
 	}
-	if o.only["growth"] {
+	if only["growth"] {
 		// The growth figures are of the lookup itself, on servers without the session
 		// cache: one on this database, which ends up holding a million sessions, and one
 		// on a database of its own that keeps about a thousand, so that the two can take
 		// turns as the other comparisons do.
 		if b.uncached, err = startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+dbURL, "WXLOGIN_SESSION_CACHE_TTL=0"), logTo); err != nil {
-			return err
+			return 0, err
 		}
 		defer b.uncached.stop()
 		small := o.dbName + "_small"
 		for _, q := range []string{"DROP DATABASE IF EXISTS " + small, "CREATE DATABASE " + small} {
 			if _, err := admin.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
+				return 0, fmt.Errorf("%s: %w", q, err)
 			}
 		}
 		defer admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+small)
 		smallURL := strings.Replace(dbURL, "/"+o.dbName, "/"+small, 1)
 		if b.small, err = startServer(ctx, bin, append(env, "WXLOGIN_DATABASE_URL="+smallURL, "WXLOGIN_SESSION_CACHE_TTL=0"), logTo); err != nil {
-			return err
+			return 0, err
 		}
 		defer b.small.stop()
 		c := newGQLClient(b.small.base, 32)
@@ -251,33 +291,31 @@ func run(ctx context.Context, o options) error {
 		s := burstLimited(ctx, seededUsers, 32, b.loginOp(c, "small", &b.smallTokens, &mu))
 		c.close()
 		if s.errs > 0 {
-			return fmt.Errorf("seeding the small database: %v", s.errKind)
+			return 0, fmt.Errorf("seeding the small database: %v", s.errKind)
 		}
 	}
-	if o.only["me"] {
+	if only["me"] {
 		if err := b.me(ctx); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if o.only["login"] {
+	if only["login"] {
 		if err := b.login(ctx); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if o.only["latency"] {
+	if only["latency"] {
 		if err := b.latency(ctx); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if o.only["growth"] {
+	if only["growth"] {
 		if err := b.growth(ctx); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	_, peak := srv.rss()
-	rep.add("peak RSS under every load above", fmt.Sprintf("%.1f MB", peak), "", "", "≤ 150 MB")
-	rep.print()
-	return nil
+	return peak, nil
 }
 
 type bench struct {
@@ -290,6 +328,7 @@ type bench struct {
 	rep      *report
 	run      string
 	dbPID    int
+	engine   string // the database's name in figures: MariaDB, TiDB
 	tokens   []string
 	// uncached is a second server without the session cache, for the growth figures;
 	// small is one more, on a database of its own that keeps about a thousand sessions
@@ -629,7 +668,7 @@ func (b *bench) latency(ctx context.Context) error {
 			ms(s.pct(.5))+" / "+ms(s.pct(.99))+" / "+ms(s.pct(1)),
 			ms(floor.pct(.5))+" / "+ms(floor.pct(.99))+" / "+ms(floor.pct(1))+" (plain database/sql after 200 ms)",
 			ratio(float64(s.pct(.99)), float64(floor.pct(.99)))+" (p99)", "p99 ≤ 250 ms")
-		b.rep.add(fmt.Sprintf("  round %d: processor time, server / MariaDB / harness (clients and fake WeChat)", round), cpu.total(s.took), floorCPU.total(floor.took)+" (plain)", "", "")
+		b.rep.add(fmt.Sprintf("  round %d: processor time, server / %s / harness (clients and fake WeChat)", round, b.engine), cpu.total(s.took), floorCPU.total(floor.took)+" (plain)", "", "")
 		b.rep.add(fmt.Sprintf("  round %d: errors, peak goroutines, peak database connections", round),
 			fmt.Sprintf("%d %v, %.0f, %.0f", s.errs, s.errKind, peakG, peakConns), fmt.Sprintf("%.0f goroutines idle", goroutinesBefore), "", "0 errors, bounded")
 	}

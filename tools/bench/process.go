@@ -195,15 +195,26 @@ func cpuTime(pid int) time.Duration {
 }
 
 // mariadbPID finds the database server's process, to account for its processor time.
-func mariadbPID() int {
+func mariadbPID() int { return pidNamed("mariadbd", "mysqld") }
+
+// tidbPID finds tidb-server's process (make bench-tidb's is named
+// tidb-server-<pin>, which the kernel cuts to 15 characters).
+func tidbPID() int { return pidNamed("tidb-server") }
+
+// pidNamed is the first process whose name starts with one of names; 0 without one.
+func pidNamed(names ...string) int {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
-			if name := strings.TrimSpace(string(comm)); name == "mariadbd" || name == "mysqld" {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			continue
+		}
+		for _, name := range names {
+			if strings.HasPrefix(strings.TrimSpace(string(comm)), name) {
 				return pid
 			}
 		}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make test-tidb: wxlogin's MySQL suite and reliability suite on TiDB (v8.5.6, its SQL
-# layer in one process on unistore). The pinned tidb-server is built once per machine
-# and go.sum into $WXLOGIN_TIDB_CACHE (~/.cache/wxlogin-tidb): the first build takes
-# about 10 minutes and 3.4 GB of memory, later runs start it in seconds.
+# layer in one process on unistore). With "bench" and make bench's flags (make
+# bench-tidb): the load harness on MariaDB, then on this TiDB. The pinned tidb-server
+# is built once per machine and go.sum into $WXLOGIN_TIDB_CACHE (~/.cache/wxlogin-tidb):
+# the first build takes about 10 minutes and 3.4 GB of memory, later runs start it in
+# seconds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${WXLOGIN_TIDB_CACHE:-$HOME/.cache/wxlogin-tidb}"
@@ -34,6 +36,12 @@ done
 mysql -h127.0.0.1 -P"$port" -uroot -N -e 'SELECT VERSION()'
 # The constraint the audit test injects a failure with (TiDB has no triggers).
 mysql -h127.0.0.1 -P"$port" -uroot -e 'SET GLOBAL tidb_enable_check_constraint = ON'
+
+if [ "${1:-}" = bench ]; then # make bench-tidb: the load harness on MariaDB, then on this TiDB
+  shift
+  go run ./tools/bench -tidb "root@tcp(127.0.0.1:$port)" "$@"
+  exit
+fi
 
 export WXLOGIN_TEST_MYSQL_URL="mysql://root@127.0.0.1:$port/"
 failed=0
