@@ -12,6 +12,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/auditevent"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/ids"
 	"github.com/wxlogin/wxlogin/internal/ratelimit"
 )
 
@@ -55,7 +56,7 @@ func (a *auditor) statement(es ...auditEntry) database.Statement {
 		Columns(auditevent.FieldID, auditevent.FieldAt, auditevent.FieldEvent, auditevent.FieldUserID, auditevent.FieldSessionID,
 			auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldErrorCode, auditevent.FieldSessions, auditevent.FieldReason)
 	for _, e := range es {
-		ins.Values(uuid.Must(uuid.NewV7()), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
+		ins.Values(ids.New(), a.now, string(e.event), orNull(e.userID), orNull(e.sessionID),
 			orNull(optional(e.client.IP)), orNull(optional(e.client.UserAgent)), orNull(optional(e.code)), orNull(e.sessions), orNull(optional(e.reason)))
 	}
 	q, args := ins.Query()

@@ -18,6 +18,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/ids"
 )
 
 // The statements of a group of logins (sendFirstLogins, sendReturningLogins), a single login
@@ -26,9 +27,9 @@ import (
 
 // newAccount is the user and identity a first login makes, not inserted yet.
 func newAccount(appid, openid string, unionid *string, sealed []byte, now time.Time) (Account, error) {
-	u := &ent.User{ID: uuid.Must(uuid.NewV7()), Unionid: unionid, CreatedAt: now, LastLoginAt: now}
+	u := &ent.User{ID: ids.New(), Unionid: unionid, CreatedAt: now, LastLoginAt: now}
 	ident := &ent.Identity{
-		ID: uuid.Must(uuid.NewV7()), Appid: appid, Openid: openid, Unionid: unionid,
+		ID: ids.New(), Appid: appid, Openid: openid, Unionid: unionid,
 		SessionKey: sealed, UserID: u.ID, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := validIdentity(ident); err != nil {
@@ -139,7 +140,7 @@ func sameString(a, b *string) bool { return a != nil && b != nil && *a == *b }
 func (s *Service) newSession(acct Account, client Client, now time.Time) (*ent.Session, string) {
 	token, hash := newToken()
 	return &ent.Session{
-		ID:         uuid.Must(uuid.NewV7()),
+		ID:         ids.New(),
 		TokenHash:  hash,
 		UserID:     acct.User.ID,
 		IdentityID: acct.Identity.ID,
