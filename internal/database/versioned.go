@@ -78,6 +78,9 @@ func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) erro
 		if err != nil {
 			return err
 		}
+		if err := dropIntegerKeyedClaims(ctx, pool); err != nil {
+			return err
+		}
 		return db.Schema.Create(ctx)
 	}
 	if err := createRevisionsTable(ctx, pool); err != nil {
@@ -131,6 +134,28 @@ func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) erro
 		return fmt.Errorf("%w (%s pending): run `wxlogin migrate up` first, or set WXLOGIN_AUTO_MIGRATE=on", ErrBehind, strings.Join(versionList(pending), ", "))
 	}
 	return ex.ExecuteN(ctx, 0)
+}
+
+// dropIntegerKeyedClaims drops the code-claim tables an earlier version made with
+// AUTO_INCREMENT ids, for the automatic migration to make them again with UUIDs: TiDB
+// cannot change a clustered key's type, and MySQL would keep ids that are not UUIDs.
+// Their rows are claims of the last minutes.
+func dropIntegerKeyedClaims(ctx context.Context, pool *sql.DB) error {
+	for _, table := range []string{logincode.Table, phonecode.Table} {
+		var typ string
+		err := pool.QueryRowContext(ctx, "SELECT DATA_TYPE FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'id'", table).Scan(&typ)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue
+		case err != nil:
+			return err
+		case strings.Contains(strings.ToLower(typ), "int"):
+			if _, err := pool.ExecContext(ctx, "DROP TABLE `"+table+"`"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // mariaDB says whether the server is MariaDB, and what VERSION() it gives.

@@ -193,3 +193,38 @@ func TestCodeClaimsMoveToUUIDs(t *testing.T) {
 		t.Errorf("a new claim's id %v (version %d), the kept one's %v: want a new time-ordered UUID", made.ID, made.ID.Version(), kept.ID)
 	}
 }
+
+// TestIntegerKeyedClaimsAreReplaced: on MySQL or TiDB, whose schema ent's automatic
+// migration keeps, code-claim tables an earlier version keyed by AUTO_INCREMENT are
+// made again with UUID ids at start-up (TiDB cannot change a clustered key's type).
+func TestIntegerKeyedClaimsAreReplaced(t *testing.T) {
+	b := mysqlBackend(t)
+	if v := testdb.MySQLServerVersion(t); strings.Contains(strings.ToLower(v), "mariadb") {
+		t.Skip("MariaDB moves claims onto UUIDs through the migration files (TestCodeClaimsMoveToUUIDs)")
+	}
+	ctx := context.Background()
+	url := b.URL(t)
+	_, dsn, dia, err := database.DSN(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := entsql.Open(dia, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = drv.DB().ExecContext(ctx, "CREATE TABLE login_codes (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, code_hash binary(32) NOT NULL UNIQUE, state enum('pending','done','failed') NOT NULL DEFAULT 'pending', lease_until datetime(6) NOT NULL, expires_at datetime(6) NOT NULL, created_at datetime(6) NOT NULL)")
+	drv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("starting on a database with integer-keyed claims: %v", err)
+	}
+	defer db.Close()
+	now := time.Now().UTC()
+	made := db.LoginCode.Create().SetCodeHash(make([]byte, 32)).SetLeaseUntil(now).SetExpiresAt(now).SaveX(ctx)
+	if made.ID == uuid.Nil {
+		t.Error("a claim without an id")
+	}
+}
