@@ -31,13 +31,13 @@ type plainLogin struct {
 func (p *plainLogin) login(ctx context.Context, worker, i int) error {
 	sessionKey := make([]byte, 60) // as long as a sealed session_key
 	rand.Read(sessionKey)
-	return p.firstLogin(ctx, p.openid(i), sessionKey, 0)
+	return p.firstLogin(ctx, p.openid(i), sessionKey, "")
 }
 
-// firstLogin makes a first login's writes in one transaction. With claim 0 it inserts
+// firstLogin makes a first login's writes in one transaction. With claim "" it inserts
 // the code's record; otherwise it turns that claim into the record, and fails if the
 // claim is gone.
-func (p *plainLogin) firstLogin(ctx context.Context, openid string, sessionKey []byte, claim int64) error {
+func (p *plainLogin) firstLogin(ctx context.Context, openid string, sessionKey []byte, claim string) error {
 	now := time.Now().UTC()
 	userID, identID, sessID := uuid.New(), uuid.New(), uuid.New()
 	token := make([]byte, 32)
@@ -66,10 +66,10 @@ func (p *plainLogin) firstLogin(ctx context.Context, openid string, sessionKey [
 		sessID.String(), tokenHash[:], userID.String(), identID.String(), now, now, now.Add(30*24*time.Hour), "127.0.0.1", "bench"); err != nil {
 		return err
 	}
-	if claim == 0 {
+	if claim == "" {
 		if _, err := tx.ExecContext(ctx,
-			"INSERT INTO login_codes (code_hash, state, lease_until, expires_at, identity_id, user_id, new_user, created_at) VALUES (?, 'done', ?, ?, ?, ?, 1, ?)",
-			codeHash[:], now, now.Add(5*time.Minute), identID.String(), userID.String(), now); err != nil {
+			"INSERT INTO login_codes (id, code_hash, state, lease_until, expires_at, identity_id, user_id, new_user, created_at) VALUES (?, ?, 'done', ?, ?, ?, ?, 1, ?)",
+			uuid.NewString(), codeHash[:], now, now.Add(5*time.Minute), identID.String(), userID.String(), now); err != nil {
 			return err
 		}
 	} else {
@@ -104,13 +104,10 @@ func (f *floorLogin) login(ctx context.Context, _, i int) error {
 	now := time.Now().UTC()
 	name := fmt.Sprintf("%s-%s-%d", f.prefix, f.plain.run, i)
 	codeHash := sha256.Sum256([]byte("code " + name))
-	res, err := f.plain.db.ExecContext(ctx,
-		"INSERT INTO login_codes (code_hash, state, lease_until, expires_at, created_at) VALUES (?, 'pending', ?, ?, ?)",
-		codeHash[:], now.Add(time.Minute), now.Add(5*time.Minute), now)
-	if err != nil {
-		return err
-	}
-	claim, err := res.LastInsertId()
+	claim := uuid.NewString()
+	_, err := f.plain.db.ExecContext(ctx,
+		"INSERT INTO login_codes (id, code_hash, state, lease_until, expires_at, created_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+		claim, codeHash[:], now.Add(time.Minute), now.Add(5*time.Minute), now)
 	if err != nil {
 		return err
 	}
@@ -217,8 +214,8 @@ func (p *plainLogin) relogin(ctx context.Context, openid string, i int) error {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx,
-		"INSERT INTO login_codes (code_hash, state, lease_until, expires_at, identity_id, user_id, new_user, created_at) VALUES (?, 'done', ?, ?, ?, ?, 0, ?)",
-		codeHash[:], now, now.Add(5*time.Minute), identID, userID, now); err != nil {
+		"INSERT INTO login_codes (id, code_hash, state, lease_until, expires_at, identity_id, user_id, new_user, created_at) VALUES (?, ?, 'done', ?, ?, ?, ?, 0, ?)",
+		uuid.NewString(), codeHash[:], now, now.Add(5*time.Minute), identID, userID, now); err != nil {
 		return err
 	}
 	return tx.Commit()
