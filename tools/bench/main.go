@@ -49,6 +49,7 @@ type options struct {
 	dbDelay     time.Duration
 	logins      []int
 	tidbHost    string
+	tidbPID     int
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	var logins string
 	flag.StringVar(&logins, "login-clients", "32,64", "the numbers of concurrent clients the login scenario runs at (1 with -db-delay: a login's round trips, one after the other)")
 	flag.StringVar(&o.tidbHost, "tidb", "", "also run the me and login scenarios on this TiDB (user@tcp(host:port)), after MariaDB, in the same run; make bench-tidb starts one")
+	flag.IntVar(&o.tidbPID, "tidb-pid", 0, "tidb-server's process, for its processor time (default: the first process named tidb-server*)")
 	flag.StringVar(&o.dbParams, "db-params", "", "query parameters for the server's database URL (multiStatements=false sends a login's statements one by one)")
 	flag.Parse()
 	if o.turns < 1 {
@@ -190,7 +192,11 @@ func run(ctx context.Context, o options) error {
 	rep.add("peak RSS under every load above", fmt.Sprintf("%.1f MB", peak), "", "", "≤ 150 MB")
 	if o.tidbHost != "" {
 		rep.engine = "TiDB"
-		if _, err := h.onDatabase(ctx, "TiDB", o.tidbHost, tidbPID(), map[string]bool{"me": o.only["me"], "login": o.only["login"]}); err != nil {
+		pid := o.tidbPID
+		if pid == 0 {
+			pid = tidbPID()
+		}
+		if _, err := h.onDatabase(ctx, "TiDB", o.tidbHost, pid, map[string]bool{"me": o.only["me"], "login": o.only["login"]}); err != nil {
 			return fmt.Errorf("on TiDB: %w", err)
 		}
 	}

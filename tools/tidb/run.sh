@@ -39,7 +39,7 @@ mysql -h127.0.0.1 -P"$port" -uroot -e 'SET GLOBAL tidb_enable_check_constraint =
 
 if [ "${1:-}" = bench ]; then # make bench-tidb: the load harness on MariaDB, then on this TiDB
   shift
-  go run ./tools/bench -tidb "root@tcp(127.0.0.1:$port)" "$@"
+  go run ./tools/bench -tidb "root@tcp(127.0.0.1:$port)" -tidb-pid "$pid" "$@"
   exit
 fi
 
