@@ -33,6 +33,7 @@ import (
 const (
 	apiCode2Session = "jscode2session"
 	maxBody         = 64 << 10
+	maxImage        = 2 << 20 // an image answer's bound (getwxacodeunlimit's)
 	redacted        = "REDACTED"
 	maxBackoff      = 2 * time.Second
 )
@@ -245,6 +246,17 @@ type call struct {
 	spentMsg string
 	// kinds are the errcodes this API means otherwise than kindOf says.
 	kinds map[int]error
+	// image: a success answer is an image of up to maxImage bytes, not JSON;
+	// decode gets its bytes and checks that they are one. Errors are JSON.
+	image bool
+}
+
+// bodyLimit is how large an answer to k may be.
+func (k *call) bodyLimit() int {
+	if k.image {
+		return maxImage
+	}
+	return maxBody
 }
 
 // do makes the call with bounded attempts, all within the configured
@@ -388,7 +400,7 @@ func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt i
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(k.bodyLimit())+1))
 	if err != nil {
 		retry, err := c.transportErr(ctx, dctx, actx, err, k)
 		return zero, retry, err
@@ -412,11 +424,11 @@ func attemptOnce[T any](ctx, dctx context.Context, c *Client, k *call, attempt i
 // scrubbed of the call's secrets.
 func answer[T any](c *Client, k *call, body []byte, decode func([]byte) (T, []slog.Attr, error)) (T, []slog.Attr, error) {
 	var zero T
-	if len(body) > maxBody {
-		return zero, nil, &unavailableError{api: k.api, msg: "response larger than 64 KiB", maybeSent: true}
+	if len(body) > k.bodyLimit() {
+		return zero, nil, &unavailableError{api: k.api, msg: fmt.Sprintf("response larger than %d KiB", k.bodyLimit()>>10), maybeSent: true}
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := json.Unmarshal(body, &env); err != nil && !k.image {
 		return zero, nil, &unavailableError{api: k.api, msg: errNotJSON.Error(), maybeSent: true}
 	}
 	if env.Errcode == 0 {

@@ -5,7 +5,8 @@
 // /fake/wx.login, phone codes with IssuePhoneCode or GET /fake/phonecode,
 // and faults (busy, rate limit, slow, gateway errors…) can be injected per
 // API. Besides code2Session it serves access tokens (stable_token and the
-// older token), getuserphonenumber, checksession and resetusersessionkey.
+// older token), getuserphonenumber, checksession, resetusersessionkey and
+// getwxacodeunlimit (mini-program codes, drawn as QR codes).
 package fakewechat
 
 import (
@@ -35,9 +36,10 @@ const (
 	apiGetPhoneNumber      = "getuserphonenumber"
 	apiCheckSession        = "checksession"
 	apiResetUserSessionKey = "resetusersessionkey"
+	apiWxaCode             = "getwxacodeunlimit"
 )
 
-var apiNames = []string{apiCode2Session, apiStableToken, apiToken, apiGetPhoneNumber, apiCheckSession, apiResetUserSessionKey}
+var apiNames = []string{apiCode2Session, apiStableToken, apiToken, apiGetPhoneNumber, apiCheckSession, apiResetUserSessionKey, apiWxaCode}
 
 // Options configures a Server.
 type Options struct {
@@ -49,6 +51,9 @@ type Options struct {
 	Latency        time.Duration    // how long every API answer takes, as a far-away WeChat's would; default 0 (SetLatency changes it)
 	SessionKeys    SessionKeys      // when a user gets a new session_key; default RotateOnExchange
 	Logger         *slog.Logger     // optional; default discards
+	// Pages are the mini-program's pages, as app.json lists them ("pages/index/index"):
+	// getwxacodeunlimit answers 41030 for any other. nil: any path "pages/…".
+	Pages []string
 }
 
 // User is who a code logs in as. UnionID "" means the mini-program is not
@@ -65,7 +70,7 @@ const (
 	FaultRiskyUser           // errcode 40226
 	FaultSlow                // does the work (exchanges the code…), then waits SlowDelay (or until the request ends) to answer
 	FaultHTML502             // HTTP 502 with an HTML body, like a gateway error page; nothing is done
-	FaultTruncatedJSON       // does the work, then answers HTTP 200 with the JSON cut in half
+	FaultTruncatedJSON       // does the work, then answers HTTP 200 with the JSON (or the image) cut in half
 	FaultHang                // no answer until the request ends or the Server is closed; nothing is done
 	FaultQuota               // getuserphonenumber only: errno 1400001, the paid quota is used up; the code is not consumed
 	FaultForeignCode         // getuserphonenumber only: errcode 40013, the phone code is another mini-program's
@@ -116,6 +121,7 @@ type Server struct {
 	log           *slog.Logger
 	mux           *http.ServeMux
 	keyMode       SessionKeys // when a user gets a new session_key
+	pages         []string    // Options.Pages
 
 	mu             sync.Mutex
 	codes          map[string]*issued
@@ -128,6 +134,7 @@ type Server struct {
 	faults         map[string]injected
 	calls          map[string]int
 	phoneExchanges int
+	wxaCodes       []WxaCodeRequest // the latest codes drawn, oldest first
 	closed         chan struct{}
 	closeOnce      sync.Once
 	lastPruned     time.Time
@@ -160,6 +167,7 @@ func New(opts Options) *Server {
 		slow:        opts.SlowDelay,
 		log:         opts.Logger,
 		keyMode:     opts.SessionKeys,
+		pages:       slices.Clone(opts.Pages),
 		codes:       make(map[string]*issued),
 		phoneCodes:  make(map[string]*phoneIssued),
 		sessionKeys: make(map[string]string),
@@ -191,6 +199,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("POST /wxa/business/getuserphonenumber", s.getPhoneNumber)
 	s.mux.HandleFunc("GET /wxa/checksession", s.checkSession)
 	s.mux.HandleFunc("GET /wxa/resetusersessionkey", s.resetSessionKey)
+	s.mux.HandleFunc("POST /wxa/getwxacodeunlimit", s.wxaCode)
 	s.mux.HandleFunc("GET /fake/wx.login", s.wxLogin)
 	s.mux.HandleFunc("GET /fake/phonecode", s.phoneCode)
 	return s
@@ -198,8 +207,8 @@ func New(opts Options) *Server {
 
 // ServeHTTP serves WeChat's APIs (/sns/jscode2session, /cgi-bin/stable_token,
 // /cgi-bin/token, /wxa/business/getuserphonenumber, /wxa/checksession,
-// /wxa/resetusersessionkey) and the fake's own /fake/wx.login and
-// /fake/phonecode.
+// /wxa/resetusersessionkey, /wxa/getwxacodeunlimit) and the fake's own
+// /fake/wx.login and /fake/phonecode.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // SetLatency makes every API answer from now on take d (0: at once), as WeChat's do
@@ -265,8 +274,8 @@ func (s *Server) InjectFault(f Fault, times int) { s.InjectFaultFor(apiCode2Sess
 // InjectFaultFor makes the next `times` requests to api get f (times < 0:
 // every request until cleared); InjectFaultFor(api, FaultNone, 0) clears.
 // api is one of "jscode2session", "stable_token", "token",
-// "getuserphonenumber", "checksession", "resetusersessionkey"; any other
-// name panics, as a typo in a test should.
+// "getuserphonenumber", "checksession", "resetusersessionkey",
+// "getwxacodeunlimit"; any other name panics, as a typo in a test should.
 func (s *Server) InjectFaultFor(api string, f Fault, times int) {
 	mustAPI(api)
 	s.mu.Lock()
@@ -374,6 +383,7 @@ type reply struct {
 	errmsg  string
 	attrs   []slog.Attr // what the fake's log shows of a success; never a secret
 	errno   bool        // the error goes in errno, as getuserphonenumber's 1400001 may
+	png     []byte      // a success that is an image, sent as image/png instead of ok
 }
 
 func fail(errcode int, errmsg string) reply { return reply{errcode: errcode, errmsg: errmsg} }
@@ -464,11 +474,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api string, codeF
 	} else {
 		log.LogAttrs(r.Context(), slog.LevelInfo, "fake wechat answered", rep.attrs...)
 	}
-	body, _ := json.Marshal(v)
+	body, contentType := rep.png, "image/png"
+	if rep.errcode != 0 || rep.png == nil {
+		body, _ = json.Marshal(v)
+		contentType = "application/json; encoding=utf-8"
+	}
 	if fault == FaultTruncatedJSON {
 		body = body[:len(body)/2]
 	}
-	w.Header().Set("Content-Type", "application/json; encoding=utf-8")
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
 }

@@ -101,5 +101,7 @@ The APIs, as WeChat serves them (access tokens live %[5]s):
   POST %[1]s/wxa/business/getuserphonenumber?access_token=TOKEN  {"code":"CODE","openid":"OPENID"}
   GET  %[1]s/wxa/checksession?access_token=TOKEN&openid=OPENID&signature=SIG&sig_method=hmac_sha256
   GET  %[1]s/wxa/resetusersessionkey?access_token=TOKEN&openid=OPENID&signature=SIG&sig_method=hmac_sha256
+  POST %[1]s/wxa/getwxacodeunlimit?access_token=TOKEN  {"scene":"SCENE","page":"pages/index/index","width":430}
+       -> a PNG QR code whose text is wxlogin-fake-wxacode:page=PAGE&scene=SCENE
 `, base, s.AppID(), s.Secret(), s.ttl, s.tokenTTL, s.keyMode.describe())
 }
