@@ -183,6 +183,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			LoginsPerMinute: cfg.Sessions.LoginsPerMinute,
 			LoginBurst:      cfg.Sessions.LoginBurst,
 			AuditRetention:  cfg.Sessions.AuditRetention,
+
+			WebSessionTTL:      cfg.Sessions.WebTTL,
+			WebIdleTimeout:     cfg.Sessions.WebIdleTimeout,
+			WebLoginTTL:        cfg.Sessions.WebLoginTTL,
+			WebLoginsPerMinute: cfg.Sessions.WebLoginsPerMinute,
+			WebLoginPage:       cfg.Sessions.WebLoginPage,
+			WebLoginEnv:        cfg.Sessions.WebLoginEnv,
 		},
 		TrustedProxies:  cfg.TrustedProxies,
 		SessionCacheTTL: cfg.Sessions.CacheTTL,

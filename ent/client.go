@@ -23,6 +23,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/ent/weblogin"
 
 	stdsql "database/sql"
 )
@@ -46,6 +47,8 @@ type Client struct {
 	Session *SessionClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
+	// WebLogin is the client for interacting with the WebLogin builders.
+	WebLogin *WebLoginClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -64,6 +67,7 @@ func (c *Client) init() {
 	c.PhoneCode = NewPhoneCodeClient(c.config)
 	c.Session = NewSessionClient(c.config)
 	c.User = NewUserClient(c.config)
+	c.WebLogin = NewWebLoginClient(c.config)
 }
 
 type (
@@ -163,6 +167,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		PhoneCode:   NewPhoneCodeClient(cfg),
 		Session:     NewSessionClient(cfg),
 		User:        NewUserClient(cfg),
+		WebLogin:    NewWebLoginClient(cfg),
 	}, nil
 }
 
@@ -189,6 +194,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		PhoneCode:   NewPhoneCodeClient(cfg),
 		Session:     NewSessionClient(cfg),
 		User:        NewUserClient(cfg),
+		WebLogin:    NewWebLoginClient(cfg),
 	}, nil
 }
 
@@ -219,7 +225,7 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AccessToken, c.AuditEvent, c.Identity, c.LoginCode, c.PhoneCode, c.Session,
-		c.User,
+		c.User, c.WebLogin,
 	} {
 		n.Use(hooks...)
 	}
@@ -230,7 +236,7 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AccessToken, c.AuditEvent, c.Identity, c.LoginCode, c.PhoneCode, c.Session,
-		c.User,
+		c.User, c.WebLogin,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -253,6 +259,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Session.mutate(ctx, m)
 	case *UserMutation:
 		return c.User.mutate(ctx, m)
+	case *WebLoginMutation:
+		return c.WebLogin.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -1269,15 +1277,148 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 	}
 }
 
+// WebLoginClient is a client for the WebLogin schema.
+type WebLoginClient struct {
+	config
+}
+
+// NewWebLoginClient returns a client for the WebLogin from the given config.
+func NewWebLoginClient(c config) *WebLoginClient {
+	return &WebLoginClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `weblogin.Hooks(f(g(h())))`.
+func (c *WebLoginClient) Use(hooks ...Hook) {
+	c.hooks.WebLogin = append(c.hooks.WebLogin, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `weblogin.Intercept(f(g(h())))`.
+func (c *WebLoginClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebLogin = append(c.inters.WebLogin, interceptors...)
+}
+
+// Create returns a builder for creating a WebLogin entity.
+func (c *WebLoginClient) Create() *WebLoginCreate {
+	mutation := newWebLoginMutation(c.config, OpCreate)
+	return &WebLoginCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebLogin entities.
+func (c *WebLoginClient) CreateBulk(builders ...*WebLoginCreate) *WebLoginCreateBulk {
+	return &WebLoginCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebLoginClient) MapCreateBulk(slice any, setFunc func(*WebLoginCreate, int)) *WebLoginCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebLoginCreateBulk{err: fmt.Errorf("calling to WebLoginClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebLoginCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebLoginCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebLogin.
+func (c *WebLoginClient) Update() *WebLoginUpdate {
+	mutation := newWebLoginMutation(c.config, OpUpdate)
+	return &WebLoginUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebLoginClient) UpdateOne(_m *WebLogin) *WebLoginUpdateOne {
+	mutation := newWebLoginMutation(c.config, OpUpdateOne, withWebLogin(_m))
+	return &WebLoginUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebLoginClient) UpdateOneID(id uuid.UUID) *WebLoginUpdateOne {
+	mutation := newWebLoginMutation(c.config, OpUpdateOne, withWebLoginID(id))
+	return &WebLoginUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebLogin.
+func (c *WebLoginClient) Delete() *WebLoginDelete {
+	mutation := newWebLoginMutation(c.config, OpDelete)
+	return &WebLoginDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebLoginClient) DeleteOne(_m *WebLogin) *WebLoginDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebLoginClient) DeleteOneID(id uuid.UUID) *WebLoginDeleteOne {
+	builder := c.Delete().Where(weblogin.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebLoginDeleteOne{builder}
+}
+
+// Query returns a query builder for WebLogin.
+func (c *WebLoginClient) Query() *WebLoginQuery {
+	return &WebLoginQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebLogin},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebLogin entity by its id.
+func (c *WebLoginClient) Get(ctx context.Context, id uuid.UUID) (*WebLogin, error) {
+	return c.Query().Where(weblogin.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebLoginClient) GetX(ctx context.Context, id uuid.UUID) *WebLogin {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *WebLoginClient) Hooks() []Hook {
+	return c.hooks.WebLogin
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebLoginClient) Interceptors() []Interceptor {
+	return c.inters.WebLogin
+}
+
+func (c *WebLoginClient) mutate(ctx context.Context, m *WebLoginMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebLoginCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebLoginUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebLoginUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebLoginDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebLogin mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AccessToken, AuditEvent, Identity, LoginCode, PhoneCode, Session,
-		User []ent.Hook
+		AccessToken, AuditEvent, Identity, LoginCode, PhoneCode, Session, User,
+		WebLogin []ent.Hook
 	}
 	inters struct {
-		AccessToken, AuditEvent, Identity, LoginCode, PhoneCode, Session,
-		User []ent.Interceptor
+		AccessToken, AuditEvent, Identity, LoginCode, PhoneCode, Session, User,
+		WebLogin []ent.Interceptor
 	}
 )
 

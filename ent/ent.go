@@ -19,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/phonecode"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/ent/weblogin"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -86,6 +87,7 @@ func checkColumn(t, c string) error {
 			phonecode.Table:   phonecode.ValidColumn,
 			session.Table:     session.ValidColumn,
 			user.Table:        user.ValidColumn,
+			weblogin.Table:    weblogin.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/ent/weblogin"
 )
 
 const (
@@ -38,6 +39,7 @@ const (
 	TypePhoneCode   = "PhoneCode"
 	TypeSession     = "Session"
 	TypeUser        = "User"
+	TypeWebLogin    = "WebLogin"
 )
 
 // AccessTokenMutation represents an operation that mutates the AccessToken nodes in the graph.
@@ -4104,6 +4106,7 @@ type SessionMutation struct {
 	revoked_at      *time.Time
 	ip              *string
 	user_agent      *string
+	web             *bool
 	clearedFields   map[string]struct{}
 	user            *uuid.UUID
 	cleareduser     bool
@@ -4581,6 +4584,42 @@ func (m *SessionMutation) ResetUserAgent() {
 	delete(m.clearedFields, session.FieldUserAgent)
 }
 
+// SetWeb sets the "web" field.
+func (m *SessionMutation) SetWeb(b bool) {
+	m.web = &b
+}
+
+// Web returns the value of the "web" field in the mutation.
+func (m *SessionMutation) Web() (r bool, exists bool) {
+	v := m.web
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWeb returns the old "web" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldWeb(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWeb is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWeb requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWeb: %w", err)
+	}
+	return oldValue.Web, nil
+}
+
+// ResetWeb resets all changes to the "web" field.
+func (m *SessionMutation) ResetWeb() {
+	m.web = nil
+}
+
 // ClearUser clears the "user" edge to the User entity.
 func (m *SessionMutation) ClearUser() {
 	m.cleareduser = true
@@ -4669,7 +4708,7 @@ func (m *SessionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SessionMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.token_hash != nil {
 		fields = append(fields, session.FieldTokenHash)
 	}
@@ -4697,6 +4736,9 @@ func (m *SessionMutation) Fields() []string {
 	if m.user_agent != nil {
 		fields = append(fields, session.FieldUserAgent)
 	}
+	if m.web != nil {
+		fields = append(fields, session.FieldWeb)
+	}
 	return fields
 }
 
@@ -4723,6 +4765,8 @@ func (m *SessionMutation) Field(name string) (ent.Value, bool) {
 		return m.IP()
 	case session.FieldUserAgent:
 		return m.UserAgent()
+	case session.FieldWeb:
+		return m.Web()
 	}
 	return nil, false
 }
@@ -4750,6 +4794,8 @@ func (m *SessionMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldIP(ctx)
 	case session.FieldUserAgent:
 		return m.OldUserAgent(ctx)
+	case session.FieldWeb:
+		return m.OldWeb(ctx)
 	}
 	return nil, fmt.Errorf("unknown Session field %s", name)
 }
@@ -4821,6 +4867,13 @@ func (m *SessionMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUserAgent(v)
+		return nil
+	case session.FieldWeb:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWeb(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Session field %s", name)
@@ -4918,6 +4971,9 @@ func (m *SessionMutation) ResetField(name string) error {
 		return nil
 	case session.FieldUserAgent:
 		m.ResetUserAgent()
+		return nil
+	case session.FieldWeb:
+		m.ResetWeb()
 		return nil
 	}
 	return fmt.Errorf("unknown Session field %s", name)
@@ -6016,4 +6072,866 @@ func (m *UserMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown User edge %s", name)
+}
+
+// WebLoginMutation represents an operation that mutates the WebLogin nodes in the graph.
+type WebLoginMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	secret_hash   *[]byte
+	state         *weblogin.State
+	ip            *string
+	user_agent    *string
+	created_at    *time.Time
+	expires_at    *time.Time
+	user_id       *uuid.UUID
+	identity_id   *uuid.UUID
+	session_id    *uuid.UUID
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*WebLogin, error)
+	predicates    []predicate.WebLogin
+}
+
+var _ ent.Mutation = (*WebLoginMutation)(nil)
+
+// webloginOption allows management of the mutation configuration using functional options.
+type webloginOption func(*WebLoginMutation)
+
+// newWebLoginMutation creates new mutation for the WebLogin entity.
+func newWebLoginMutation(c config, op Op, opts ...webloginOption) *WebLoginMutation {
+	m := &WebLoginMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeWebLogin,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withWebLoginID sets the ID field of the mutation.
+func withWebLoginID(id uuid.UUID) webloginOption {
+	return func(m *WebLoginMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *WebLogin
+		)
+		m.oldValue = func(ctx context.Context) (*WebLogin, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().WebLogin.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withWebLogin sets the old WebLogin of the mutation.
+func withWebLogin(node *WebLogin) webloginOption {
+	return func(m *WebLoginMutation) {
+		m.oldValue = func(context.Context) (*WebLogin, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m WebLoginMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m WebLoginMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of WebLogin entities.
+func (m *WebLoginMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *WebLoginMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *WebLoginMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().WebLogin.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetSecretHash sets the "secret_hash" field.
+func (m *WebLoginMutation) SetSecretHash(b []byte) {
+	m.secret_hash = &b
+}
+
+// SecretHash returns the value of the "secret_hash" field in the mutation.
+func (m *WebLoginMutation) SecretHash() (r []byte, exists bool) {
+	v := m.secret_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSecretHash returns the old "secret_hash" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldSecretHash(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSecretHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSecretHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSecretHash: %w", err)
+	}
+	return oldValue.SecretHash, nil
+}
+
+// ResetSecretHash resets all changes to the "secret_hash" field.
+func (m *WebLoginMutation) ResetSecretHash() {
+	m.secret_hash = nil
+}
+
+// SetState sets the "state" field.
+func (m *WebLoginMutation) SetState(w weblogin.State) {
+	m.state = &w
+}
+
+// State returns the value of the "state" field in the mutation.
+func (m *WebLoginMutation) State() (r weblogin.State, exists bool) {
+	v := m.state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldState returns the old "state" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldState(ctx context.Context) (v weblogin.State, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldState: %w", err)
+	}
+	return oldValue.State, nil
+}
+
+// ResetState resets all changes to the "state" field.
+func (m *WebLoginMutation) ResetState() {
+	m.state = nil
+}
+
+// SetIP sets the "ip" field.
+func (m *WebLoginMutation) SetIP(s string) {
+	m.ip = &s
+}
+
+// IP returns the value of the "ip" field in the mutation.
+func (m *WebLoginMutation) IP() (r string, exists bool) {
+	v := m.ip
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIP returns the old "ip" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldIP(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIP is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIP requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIP: %w", err)
+	}
+	return oldValue.IP, nil
+}
+
+// ClearIP clears the value of the "ip" field.
+func (m *WebLoginMutation) ClearIP() {
+	m.ip = nil
+	m.clearedFields[weblogin.FieldIP] = struct{}{}
+}
+
+// IPCleared returns if the "ip" field was cleared in this mutation.
+func (m *WebLoginMutation) IPCleared() bool {
+	_, ok := m.clearedFields[weblogin.FieldIP]
+	return ok
+}
+
+// ResetIP resets all changes to the "ip" field.
+func (m *WebLoginMutation) ResetIP() {
+	m.ip = nil
+	delete(m.clearedFields, weblogin.FieldIP)
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (m *WebLoginMutation) SetUserAgent(s string) {
+	m.user_agent = &s
+}
+
+// UserAgent returns the value of the "user_agent" field in the mutation.
+func (m *WebLoginMutation) UserAgent() (r string, exists bool) {
+	v := m.user_agent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserAgent returns the old "user_agent" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldUserAgent(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserAgent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserAgent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserAgent: %w", err)
+	}
+	return oldValue.UserAgent, nil
+}
+
+// ClearUserAgent clears the value of the "user_agent" field.
+func (m *WebLoginMutation) ClearUserAgent() {
+	m.user_agent = nil
+	m.clearedFields[weblogin.FieldUserAgent] = struct{}{}
+}
+
+// UserAgentCleared returns if the "user_agent" field was cleared in this mutation.
+func (m *WebLoginMutation) UserAgentCleared() bool {
+	_, ok := m.clearedFields[weblogin.FieldUserAgent]
+	return ok
+}
+
+// ResetUserAgent resets all changes to the "user_agent" field.
+func (m *WebLoginMutation) ResetUserAgent() {
+	m.user_agent = nil
+	delete(m.clearedFields, weblogin.FieldUserAgent)
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *WebLoginMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *WebLoginMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *WebLoginMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *WebLoginMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *WebLoginMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *WebLoginMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *WebLoginMutation) SetUserID(u uuid.UUID) {
+	m.user_id = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *WebLoginMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldUserID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ClearUserID clears the value of the "user_id" field.
+func (m *WebLoginMutation) ClearUserID() {
+	m.user_id = nil
+	m.clearedFields[weblogin.FieldUserID] = struct{}{}
+}
+
+// UserIDCleared returns if the "user_id" field was cleared in this mutation.
+func (m *WebLoginMutation) UserIDCleared() bool {
+	_, ok := m.clearedFields[weblogin.FieldUserID]
+	return ok
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *WebLoginMutation) ResetUserID() {
+	m.user_id = nil
+	delete(m.clearedFields, weblogin.FieldUserID)
+}
+
+// SetIdentityID sets the "identity_id" field.
+func (m *WebLoginMutation) SetIdentityID(u uuid.UUID) {
+	m.identity_id = &u
+}
+
+// IdentityID returns the value of the "identity_id" field in the mutation.
+func (m *WebLoginMutation) IdentityID() (r uuid.UUID, exists bool) {
+	v := m.identity_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIdentityID returns the old "identity_id" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldIdentityID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIdentityID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIdentityID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIdentityID: %w", err)
+	}
+	return oldValue.IdentityID, nil
+}
+
+// ClearIdentityID clears the value of the "identity_id" field.
+func (m *WebLoginMutation) ClearIdentityID() {
+	m.identity_id = nil
+	m.clearedFields[weblogin.FieldIdentityID] = struct{}{}
+}
+
+// IdentityIDCleared returns if the "identity_id" field was cleared in this mutation.
+func (m *WebLoginMutation) IdentityIDCleared() bool {
+	_, ok := m.clearedFields[weblogin.FieldIdentityID]
+	return ok
+}
+
+// ResetIdentityID resets all changes to the "identity_id" field.
+func (m *WebLoginMutation) ResetIdentityID() {
+	m.identity_id = nil
+	delete(m.clearedFields, weblogin.FieldIdentityID)
+}
+
+// SetSessionID sets the "session_id" field.
+func (m *WebLoginMutation) SetSessionID(u uuid.UUID) {
+	m.session_id = &u
+}
+
+// SessionID returns the value of the "session_id" field in the mutation.
+func (m *WebLoginMutation) SessionID() (r uuid.UUID, exists bool) {
+	v := m.session_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionID returns the old "session_id" field's value of the WebLogin entity.
+// If the WebLogin object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebLoginMutation) OldSessionID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionID: %w", err)
+	}
+	return oldValue.SessionID, nil
+}
+
+// ClearSessionID clears the value of the "session_id" field.
+func (m *WebLoginMutation) ClearSessionID() {
+	m.session_id = nil
+	m.clearedFields[weblogin.FieldSessionID] = struct{}{}
+}
+
+// SessionIDCleared returns if the "session_id" field was cleared in this mutation.
+func (m *WebLoginMutation) SessionIDCleared() bool {
+	_, ok := m.clearedFields[weblogin.FieldSessionID]
+	return ok
+}
+
+// ResetSessionID resets all changes to the "session_id" field.
+func (m *WebLoginMutation) ResetSessionID() {
+	m.session_id = nil
+	delete(m.clearedFields, weblogin.FieldSessionID)
+}
+
+// Where appends a list predicates to the WebLoginMutation builder.
+func (m *WebLoginMutation) Where(ps ...predicate.WebLogin) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the WebLoginMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *WebLoginMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.WebLogin, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *WebLoginMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *WebLoginMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (WebLogin).
+func (m *WebLoginMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *WebLoginMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.secret_hash != nil {
+		fields = append(fields, weblogin.FieldSecretHash)
+	}
+	if m.state != nil {
+		fields = append(fields, weblogin.FieldState)
+	}
+	if m.ip != nil {
+		fields = append(fields, weblogin.FieldIP)
+	}
+	if m.user_agent != nil {
+		fields = append(fields, weblogin.FieldUserAgent)
+	}
+	if m.created_at != nil {
+		fields = append(fields, weblogin.FieldCreatedAt)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, weblogin.FieldExpiresAt)
+	}
+	if m.user_id != nil {
+		fields = append(fields, weblogin.FieldUserID)
+	}
+	if m.identity_id != nil {
+		fields = append(fields, weblogin.FieldIdentityID)
+	}
+	if m.session_id != nil {
+		fields = append(fields, weblogin.FieldSessionID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *WebLoginMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case weblogin.FieldSecretHash:
+		return m.SecretHash()
+	case weblogin.FieldState:
+		return m.State()
+	case weblogin.FieldIP:
+		return m.IP()
+	case weblogin.FieldUserAgent:
+		return m.UserAgent()
+	case weblogin.FieldCreatedAt:
+		return m.CreatedAt()
+	case weblogin.FieldExpiresAt:
+		return m.ExpiresAt()
+	case weblogin.FieldUserID:
+		return m.UserID()
+	case weblogin.FieldIdentityID:
+		return m.IdentityID()
+	case weblogin.FieldSessionID:
+		return m.SessionID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *WebLoginMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case weblogin.FieldSecretHash:
+		return m.OldSecretHash(ctx)
+	case weblogin.FieldState:
+		return m.OldState(ctx)
+	case weblogin.FieldIP:
+		return m.OldIP(ctx)
+	case weblogin.FieldUserAgent:
+		return m.OldUserAgent(ctx)
+	case weblogin.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case weblogin.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	case weblogin.FieldUserID:
+		return m.OldUserID(ctx)
+	case weblogin.FieldIdentityID:
+		return m.OldIdentityID(ctx)
+	case weblogin.FieldSessionID:
+		return m.OldSessionID(ctx)
+	}
+	return nil, fmt.Errorf("unknown WebLogin field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WebLoginMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case weblogin.FieldSecretHash:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSecretHash(v)
+		return nil
+	case weblogin.FieldState:
+		v, ok := value.(weblogin.State)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetState(v)
+		return nil
+	case weblogin.FieldIP:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIP(v)
+		return nil
+	case weblogin.FieldUserAgent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserAgent(v)
+		return nil
+	case weblogin.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case weblogin.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	case weblogin.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case weblogin.FieldIdentityID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIdentityID(v)
+		return nil
+	case weblogin.FieldSessionID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WebLogin field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *WebLoginMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *WebLoginMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WebLoginMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown WebLogin numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *WebLoginMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(weblogin.FieldIP) {
+		fields = append(fields, weblogin.FieldIP)
+	}
+	if m.FieldCleared(weblogin.FieldUserAgent) {
+		fields = append(fields, weblogin.FieldUserAgent)
+	}
+	if m.FieldCleared(weblogin.FieldUserID) {
+		fields = append(fields, weblogin.FieldUserID)
+	}
+	if m.FieldCleared(weblogin.FieldIdentityID) {
+		fields = append(fields, weblogin.FieldIdentityID)
+	}
+	if m.FieldCleared(weblogin.FieldSessionID) {
+		fields = append(fields, weblogin.FieldSessionID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *WebLoginMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *WebLoginMutation) ClearField(name string) error {
+	switch name {
+	case weblogin.FieldIP:
+		m.ClearIP()
+		return nil
+	case weblogin.FieldUserAgent:
+		m.ClearUserAgent()
+		return nil
+	case weblogin.FieldUserID:
+		m.ClearUserID()
+		return nil
+	case weblogin.FieldIdentityID:
+		m.ClearIdentityID()
+		return nil
+	case weblogin.FieldSessionID:
+		m.ClearSessionID()
+		return nil
+	}
+	return fmt.Errorf("unknown WebLogin nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *WebLoginMutation) ResetField(name string) error {
+	switch name {
+	case weblogin.FieldSecretHash:
+		m.ResetSecretHash()
+		return nil
+	case weblogin.FieldState:
+		m.ResetState()
+		return nil
+	case weblogin.FieldIP:
+		m.ResetIP()
+		return nil
+	case weblogin.FieldUserAgent:
+		m.ResetUserAgent()
+		return nil
+	case weblogin.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case weblogin.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	case weblogin.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case weblogin.FieldIdentityID:
+		m.ResetIdentityID()
+		return nil
+	case weblogin.FieldSessionID:
+		m.ResetSessionID()
+		return nil
+	}
+	return fmt.Errorf("unknown WebLogin field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *WebLoginMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *WebLoginMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *WebLoginMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *WebLoginMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *WebLoginMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *WebLoginMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *WebLoginMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown WebLogin unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *WebLoginMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown WebLogin edge %s", name)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/schema"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/ent/weblogin"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -242,6 +243,10 @@ func init() {
 	sessionDescUserAgent := sessionFields[9].Descriptor()
 	// session.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
 	session.UserAgentValidator = sessionDescUserAgent.Validators[0].(func(string) error)
+	// sessionDescWeb is the schema descriptor for web field.
+	sessionDescWeb := sessionFields[10].Descriptor()
+	// session.DefaultWeb holds the default value on creation for the web field.
+	session.DefaultWeb = sessionDescWeb.Default.(bool)
 	// sessionDescID is the schema descriptor for id field.
 	sessionDescID := sessionFields[0].Descriptor()
 	// session.DefaultID holds the default value on creation for the id field.
@@ -276,4 +281,40 @@ func init() {
 	userDescID := userFields[0].Descriptor()
 	// user.DefaultID holds the default value on creation for the id field.
 	user.DefaultID = userDescID.Default.(func() uuid.UUID)
+	webloginFields := schema.WebLogin{}.Fields()
+	_ = webloginFields
+	// webloginDescSecretHash is the schema descriptor for secret_hash field.
+	webloginDescSecretHash := webloginFields[1].Descriptor()
+	// weblogin.SecretHashValidator is a validator for the "secret_hash" field. It is called by the builders before save.
+	weblogin.SecretHashValidator = func() func([]byte) error {
+		validators := webloginDescSecretHash.Validators
+		fns := [...]func([]byte) error{
+			validators[0].(func([]byte) error),
+			validators[1].(func([]byte) error),
+		}
+		return func(secret_hash []byte) error {
+			for _, fn := range fns {
+				if err := fn(secret_hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// webloginDescIP is the schema descriptor for ip field.
+	webloginDescIP := webloginFields[3].Descriptor()
+	// weblogin.IPValidator is a validator for the "ip" field. It is called by the builders before save.
+	weblogin.IPValidator = webloginDescIP.Validators[0].(func(string) error)
+	// webloginDescUserAgent is the schema descriptor for user_agent field.
+	webloginDescUserAgent := webloginFields[4].Descriptor()
+	// weblogin.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
+	weblogin.UserAgentValidator = webloginDescUserAgent.Validators[0].(func(string) error)
+	// webloginDescCreatedAt is the schema descriptor for created_at field.
+	webloginDescCreatedAt := webloginFields[5].Descriptor()
+	// weblogin.DefaultCreatedAt holds the default value on creation for the created_at field.
+	weblogin.DefaultCreatedAt = webloginDescCreatedAt.Default.(func() time.Time)
+	// webloginDescID is the schema descriptor for id field.
+	webloginDescID := webloginFields[0].Descriptor()
+	// weblogin.DefaultID holds the default value on creation for the id field.
+	weblogin.DefaultID = webloginDescID.Default.(func() uuid.UUID)
 }

@@ -38,6 +38,8 @@ type Session struct {
 	IP *string `json:"ip,omitempty"`
 	// UserAgent holds the value of the "user_agent" field.
 	UserAgent *string `json:"user_agent,omitempty"`
+	// Web holds the value of the "web" field.
+	Web bool `json:"web,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the SessionQuery when eager-loading is set.
 	Edges        SessionEdges `json:"edges"`
@@ -84,6 +86,8 @@ func (*Session) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case session.FieldTokenHash:
 			values[i] = new([]byte)
+		case session.FieldWeb:
+			values[i] = new(sql.NullBool)
 		case session.FieldIP, session.FieldUserAgent:
 			values[i] = new(sql.NullString)
 		case session.FieldCreatedAt, session.FieldExpiresAt, session.FieldLastSeenAt, session.FieldRevokedAt:
@@ -168,6 +172,12 @@ func (_m *Session) assignValues(columns []string, values []any) error {
 				_m.UserAgent = new(string)
 				*_m.UserAgent = value.String
 			}
+		case session.FieldWeb:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field web", values[i])
+			} else if value.Valid {
+				_m.Web = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -245,6 +255,9 @@ func (_m *Session) String() string {
 		builder.WriteString("user_agent=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("web=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Web))
 	builder.WriteByte(')')
 	return builder.String()
 }

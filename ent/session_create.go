@@ -120,6 +120,20 @@ func (_c *SessionCreate) SetNillableUserAgent(v *string) *SessionCreate {
 	return _c
 }
 
+// SetWeb sets the "web" field.
+func (_c *SessionCreate) SetWeb(v bool) *SessionCreate {
+	_c.mutation.SetWeb(v)
+	return _c
+}
+
+// SetNillableWeb sets the "web" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableWeb(v *bool) *SessionCreate {
+	if v != nil {
+		_c.SetWeb(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *SessionCreate) SetID(v uuid.UUID) *SessionCreate {
 	_c.mutation.SetID(v)
@@ -187,6 +201,10 @@ func (_c *SessionCreate) defaults() {
 		v := session.DefaultLastSeenAt()
 		_c.mutation.SetLastSeenAt(v)
 	}
+	if _, ok := _c.mutation.Web(); !ok {
+		v := session.DefaultWeb
+		_c.mutation.SetWeb(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := session.DefaultID()
 		_c.mutation.SetID(v)
@@ -227,6 +245,9 @@ func (_c *SessionCreate) check() error {
 		if err := session.UserAgentValidator(v); err != nil {
 			return &ValidationError{Name: "user_agent", err: fmt.Errorf(`ent: validator failed for field "Session.user_agent": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.Web(); !ok {
+		return &ValidationError{Name: "web", err: errors.New(`ent: missing required field "Session.web"`)}
 	}
 	if len(_c.mutation.UserIDs()) == 0 {
 		return &ValidationError{Name: "user", err: errors.New(`ent: missing required edge "Session.user"`)}
@@ -297,6 +318,10 @@ func (_c *SessionCreate) createSpec() (*Session, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UserAgent(); ok {
 		_spec.SetField(session.FieldUserAgent, field.TypeString, value)
 		_node.UserAgent = &value
+	}
+	if value, ok := _c.mutation.Web(); ok {
+		_spec.SetField(session.FieldWeb, field.TypeBool, value)
+		_node.Web = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -469,6 +494,9 @@ func (u *SessionUpsertOne) UpdateNewValues() *SessionUpsertOne {
 		}
 		if _, exists := u.create.mutation.UserAgent(); exists {
 			s.SetIgnore(session.FieldUserAgent)
+		}
+		if _, exists := u.create.mutation.Web(); exists {
+			s.SetIgnore(session.FieldWeb)
 		}
 	}))
 	return u
@@ -761,6 +789,9 @@ func (u *SessionUpsertBulk) UpdateNewValues() *SessionUpsertBulk {
 			}
 			if _, exists := b.mutation.UserAgent(); exists {
 				s.SetIgnore(session.FieldUserAgent)
+			}
+			if _, exists := b.mutation.Web(); exists {
+				s.SetIgnore(session.FieldWeb)
 			}
 		}
 	}))

@@ -52,5 +52,35 @@ func sessionOf(v auth.SessionView) *model.Session {
 		IP:         v.Session.IP,
 		UserAgent:  v.Session.UserAgent,
 		Current:    v.Current,
+		Web:        v.Session.Web,
 	}
+}
+
+// moveWebLogin runs a web-login step of the current user's.
+func (r *mutationResolver) moveWebLogin(ctx context.Context, id string, step func(context.Context, *auth.Current, string) (*auth.WebLoginRequest, error)) (*model.WebLoginRequest, error) {
+	cur, err := auth.CurrentFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := step(ctx, cur, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.WebLoginRequest{
+		ID:        auth.WebLoginScene(req.ID),
+		State:     model.WebLoginState(req.State),
+		CreatedAt: req.CreatedAt,
+		ExpiresAt: req.ExpiresAt,
+		UserAgent: req.UserAgent,
+		IP:        req.IP,
+	}, nil
+}
+
+// webLoginStatusOf shows a web login to its browser, with the web session once.
+func (r *Resolver) webLoginStatusOf(st *auth.WebLoginStatus) *model.WebLoginStatus {
+	out := &model.WebLoginStatus{State: model.WebLoginState(st.State), ExpiresAt: st.ExpiresAt}
+	if st.Session != nil {
+		out.Session = &model.LoginPayload{Token: st.Session.Token, ExpiresAt: st.Session.ExpiresAt, User: r.userOf(st.Session.Account)}
+	}
+	return out
 }

@@ -89,7 +89,7 @@ func ErrorCode(err error) string {
 		return CodeInvalidCode
 	case errors.Is(err, wechat.ErrRiskyUser), errors.Is(err, auth.ErrBlocked):
 		return CodeForbidden
-	case errors.Is(err, wechat.ErrRateLimited):
+	case errors.Is(err, wechat.ErrRateLimited), errors.Is(err, auth.ErrTooManyWebLogins):
 		return CodeRateLimited
 	case errors.Is(err, wechat.ErrUnavailable), errors.Is(err, claim.ErrBusy),
 		errors.Is(err, wechat.ErrAccessToken), // rejected, and no other token could be had or it was rejected too

@@ -32,6 +32,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -48,11 +49,15 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		BindPhoneNumber func(childComplexity int, code string) int
+		CancelWebLogin  func(childComplexity int, id string) int
+		ConfirmWebLogin func(childComplexity int, id string) int
 		DeleteAccount   func(childComplexity int) int
 		Login           func(childComplexity int, code string, appid *string) int
 		Logout          func(childComplexity int) int
 		LogoutAll       func(childComplexity int, keepCurrent *bool) int
 		RevokeSession   func(childComplexity int, id string) int
+		ScanWebLogin    func(childComplexity int, id string) int
+		StartWebLogin   func(childComplexity int) int
 		UpdateProfile   func(childComplexity int, input model.UpdateProfileInput) int
 	}
 
@@ -61,6 +66,7 @@ type ComplexityRoot struct {
 		Me              func(childComplexity int) int
 		MyData          func(childComplexity int) int
 		Sessions        func(childComplexity int) int
+		WebLogin        func(childComplexity int, id string, secret string) int
 	}
 
 	Session struct {
@@ -71,6 +77,11 @@ type ComplexityRoot struct {
 		IP         func(childComplexity int) int
 		LastSeenAt func(childComplexity int) int
 		UserAgent  func(childComplexity int) int
+		Web        func(childComplexity int) int
+	}
+
+	Subscription struct {
+		WebLogin func(childComplexity int, id string, secret string) int
 	}
 
 	User struct {
@@ -82,6 +93,28 @@ type ComplexityRoot struct {
 		Openid      func(childComplexity int) int
 		PhoneNumber func(childComplexity int) int
 		Unionid     func(childComplexity int) int
+	}
+
+	WebLoginRequest struct {
+		CreatedAt func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		IP        func(childComplexity int) int
+		State     func(childComplexity int) int
+		UserAgent func(childComplexity int) int
+	}
+
+	WebLoginStart struct {
+		ExpiresAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Image     func(childComplexity int) int
+		Secret    func(childComplexity int) int
+	}
+
+	WebLoginStatus struct {
+		ExpiresAt func(childComplexity int) int
+		Session   func(childComplexity int) int
+		State     func(childComplexity int) int
 	}
 }
 
@@ -97,12 +130,20 @@ type MutationResolver interface {
 	UpdateProfile(ctx context.Context, input model.UpdateProfileInput) (*model.User, error)
 	RevokeSession(ctx context.Context, id string) (bool, error)
 	LogoutAll(ctx context.Context, keepCurrent *bool) (int, error)
+	StartWebLogin(ctx context.Context) (*model.WebLoginStart, error)
+	ScanWebLogin(ctx context.Context, id string) (*model.WebLoginRequest, error)
+	ConfirmWebLogin(ctx context.Context, id string) (*model.WebLoginRequest, error)
+	CancelWebLogin(ctx context.Context, id string) (*model.WebLoginRequest, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*model.User, error)
 	MyData(ctx context.Context) (map[string]any, error)
 	DecryptOpenData(ctx context.Context, encryptedData string, iv string, rawData *string, signature *string) (map[string]any, error)
 	Sessions(ctx context.Context) ([]*model.Session, error)
+	WebLogin(ctx context.Context, id string, secret string) (*model.WebLoginStatus, error)
+}
+type SubscriptionResolver interface {
+	WebLogin(ctx context.Context, id string, secret string) (<-chan *model.WebLoginStatus, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -159,6 +200,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BindPhoneNumber(childComplexity, args["code"].(string)), true
+	case "Mutation.cancelWebLogin":
+		if e.ComplexityRoot.Mutation.CancelWebLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelWebLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelWebLogin(childComplexity, args["id"].(string)), true
+	case "Mutation.confirmWebLogin":
+		if e.ComplexityRoot.Mutation.ConfirmWebLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmWebLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmWebLogin(childComplexity, args["id"].(string)), true
 	case "Mutation.deleteAccount":
 		if e.ComplexityRoot.Mutation.DeleteAccount == nil {
 			break
@@ -204,6 +267,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeSession(childComplexity, args["id"].(string)), true
+	case "Mutation.scanWebLogin":
+		if e.ComplexityRoot.Mutation.ScanWebLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_scanWebLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ScanWebLogin(childComplexity, args["id"].(string)), true
+	case "Mutation.startWebLogin":
+		if e.ComplexityRoot.Mutation.StartWebLogin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.StartWebLogin(childComplexity), true
 	case "Mutation.updateProfile":
 		if e.ComplexityRoot.Mutation.UpdateProfile == nil {
 			break
@@ -246,6 +326,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Sessions(childComplexity), true
+	case "Query.webLogin":
+		if e.ComplexityRoot.Query.WebLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Query_webLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WebLogin(childComplexity, args["id"].(string), args["secret"].(string)), true
 
 	case "Session.createdAt":
 		if e.ComplexityRoot.Session.CreatedAt == nil {
@@ -289,6 +380,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Session.UserAgent(childComplexity), true
+	case "Session.web":
+		if e.ComplexityRoot.Session.Web == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Web(childComplexity), true
+
+	case "Subscription.webLogin":
+		if e.ComplexityRoot.Subscription.WebLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_webLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.WebLogin(childComplexity, args["id"].(string), args["secret"].(string)), true
 
 	case "User.avatarUrl":
 		if e.ComplexityRoot.User.AvatarURL == nil {
@@ -338,6 +447,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Unionid(childComplexity), true
+
+	case "WebLoginRequest.createdAt":
+		if e.ComplexityRoot.WebLoginRequest.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginRequest.CreatedAt(childComplexity), true
+	case "WebLoginRequest.expiresAt":
+		if e.ComplexityRoot.WebLoginRequest.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginRequest.ExpiresAt(childComplexity), true
+	case "WebLoginRequest.id":
+		if e.ComplexityRoot.WebLoginRequest.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginRequest.ID(childComplexity), true
+	case "WebLoginRequest.ip":
+		if e.ComplexityRoot.WebLoginRequest.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginRequest.IP(childComplexity), true
+	case "WebLoginRequest.state":
+		if e.ComplexityRoot.WebLoginRequest.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginRequest.State(childComplexity), true
+	case "WebLoginRequest.userAgent":
+		if e.ComplexityRoot.WebLoginRequest.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginRequest.UserAgent(childComplexity), true
+
+	case "WebLoginStart.expiresAt":
+		if e.ComplexityRoot.WebLoginStart.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStart.ExpiresAt(childComplexity), true
+	case "WebLoginStart.id":
+		if e.ComplexityRoot.WebLoginStart.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStart.ID(childComplexity), true
+	case "WebLoginStart.image":
+		if e.ComplexityRoot.WebLoginStart.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStart.Image(childComplexity), true
+	case "WebLoginStart.secret":
+		if e.ComplexityRoot.WebLoginStart.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStart.Secret(childComplexity), true
+
+	case "WebLoginStatus.expiresAt":
+		if e.ComplexityRoot.WebLoginStatus.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStatus.ExpiresAt(childComplexity), true
+	case "WebLoginStatus.session":
+		if e.ComplexityRoot.WebLoginStatus.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStatus.Session(childComplexity), true
+	case "WebLoginStatus.state":
+		if e.ComplexityRoot.WebLoginStatus.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebLoginStatus.State(childComplexity), true
 
 	}
 	return 0, false
@@ -399,6 +589,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -424,7 +631,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "account.graphqls" "opendata.graphqls" "phone.graphqls" "profile.graphqls" "schema.graphqls" "sessions.graphqls"
+//go:embed "account.graphqls" "opendata.graphqls" "phone.graphqls" "profile.graphqls" "schema.graphqls" "sessions.graphqls" "weblogin.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -442,6 +649,7 @@ var sources = []*ast.Source{
 	{Name: "profile.graphqls", Input: sourceData("profile.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 	{Name: "sessions.graphqls", Input: sourceData("sessions.graphqls"), BuiltIn: false},
+	{Name: "weblogin.graphqls", Input: sourceData("weblogin.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -479,6 +687,8 @@ func (ec *executionContext) childFields_Session(ctx context.Context, field graph
 		return ec.fieldContext_Session_userAgent(ctx, field)
 	case "current":
 		return ec.fieldContext_Session_current(ctx, field)
+	case "web":
+		return ec.fieldContext_Session_web(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Session", field.Name)
 }
@@ -503,6 +713,50 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_avatarUrl(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_WebLoginRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WebLoginRequest_id(ctx, field)
+	case "state":
+		return ec.fieldContext_WebLoginRequest_state(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_WebLoginRequest_createdAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_WebLoginRequest_expiresAt(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_WebLoginRequest_userAgent(ctx, field)
+	case "ip":
+		return ec.fieldContext_WebLoginRequest_ip(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebLoginRequest", field.Name)
+}
+
+func (ec *executionContext) childFields_WebLoginStart(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WebLoginStart_id(ctx, field)
+	case "secret":
+		return ec.fieldContext_WebLoginStart_secret(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_WebLoginStart_expiresAt(ctx, field)
+	case "image":
+		return ec.fieldContext_WebLoginStart_image(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebLoginStart", field.Name)
+}
+
+func (ec *executionContext) childFields_WebLoginStatus(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "state":
+		return ec.fieldContext_WebLoginStatus_state(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_WebLoginStatus_expiresAt(ctx, field)
+	case "session":
+		return ec.fieldContext_WebLoginStatus_session(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebLoginStatus", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -635,6 +889,34 @@ func (ec *executionContext) field_Mutation_bindPhoneNumber_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cancelWebLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_confirmWebLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -672,6 +954,20 @@ func (ec *executionContext) field_Mutation_logoutAll_args(ctx context.Context, r
 }
 
 func (ec *executionContext) field_Mutation_revokeSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_scanWebLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -748,6 +1044,50 @@ func (ec *executionContext) field_Query_decryptOpenData_args(ctx context.Context
 		return nil, err
 	}
 	args["signature"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_webLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "secret",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["secret"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_webLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "secret",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["secret"] = arg1
 	return args, nil
 }
 
@@ -1270,6 +1610,209 @@ func (ec *executionContext) fieldContext_Mutation_logoutAll(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_startWebLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startWebLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().StartWebLogin(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebLoginStart) graphql.Marshaler {
+			return ec.marshalNWebLoginStart2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginStart(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startWebLogin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebLoginStart(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_scanWebLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_scanWebLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ScanWebLogin(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Authenticated == nil {
+					var zeroVal *model.WebLoginRequest
+					return zeroVal, errors.New("directive authenticated is not implemented")
+				}
+				return ec.Directives.Authenticated(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebLoginRequest) graphql.Marshaler {
+			return ec.marshalNWebLoginRequest2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_scanWebLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebLoginRequest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_scanWebLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_confirmWebLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmWebLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmWebLogin(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Authenticated == nil {
+					var zeroVal *model.WebLoginRequest
+					return zeroVal, errors.New("directive authenticated is not implemented")
+				}
+				return ec.Directives.Authenticated(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebLoginRequest) graphql.Marshaler {
+			return ec.marshalNWebLoginRequest2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmWebLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebLoginRequest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmWebLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelWebLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelWebLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelWebLogin(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Authenticated == nil {
+					var zeroVal *model.WebLoginRequest
+					return zeroVal, errors.New("directive authenticated is not implemented")
+				}
+				return ec.Directives.Authenticated(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebLoginRequest) graphql.Marshaler {
+			return ec.marshalNWebLoginRequest2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelWebLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebLoginRequest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelWebLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_me(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1449,6 +1992,50 @@ func (ec *executionContext) fieldContext_Query_sessions(_ context.Context, field
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Session(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_webLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_webLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WebLogin(ctx, fc.Args["id"].(string), fc.Args["secret"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebLoginStatus) graphql.Marshaler {
+			return ec.marshalNWebLoginStatus2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_webLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebLoginStatus(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_webLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -1690,6 +2277,73 @@ func (ec *executionContext) fieldContext_Session_current(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Session_web(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_web(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Web, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_web(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Subscription_webLogin(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_webLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().WebLogin(ctx, fc.Args["id"].(string), fc.Args["secret"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebLoginStatus) graphql.Marshaler {
+			return ec.marshalNWebLoginStatus2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_webLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebLoginStatus(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_webLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1872,6 +2526,314 @@ func (ec *executionContext) _User_avatarUrl(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_User_avatarUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebLoginRequest_id(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginRequest_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginRequest_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginRequest", field, false, false, "ID")
+}
+
+func (ec *executionContext) _WebLoginRequest_state(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginRequest_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.WebLoginState) graphql.Marshaler {
+			return ec.marshalNWebLoginState2githubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginRequest_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginRequest", field, false, false, "WebLoginState")
+}
+
+func (ec *executionContext) _WebLoginRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginRequest_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginRequest_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginRequest", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebLoginRequest_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginRequest_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginRequest_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginRequest", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebLoginRequest_userAgent(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginRequest_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserAgent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginRequest_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebLoginRequest_ip(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginRequest_ip(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IP, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginRequest_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebLoginStart_id(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStart) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStart_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStart_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginStart", field, false, false, "ID")
+}
+
+func (ec *executionContext) _WebLoginStart_secret(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStart) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStart_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStart_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginStart", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebLoginStart_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStart) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStart_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStart_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginStart", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebLoginStart_image(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStart) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStart_image(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Image, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStart_image(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginStart", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebLoginStatus_state(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStatus_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.WebLoginState) graphql.Marshaler {
+			return ec.marshalNWebLoginState2githubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStatus_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginStatus", field, false, false, "WebLoginState")
+}
+
+func (ec *executionContext) _WebLoginStatus_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStatus_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStatus_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebLoginStatus", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebLoginStatus_session(ctx context.Context, field graphql.CollectedField, obj *model.WebLoginStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebLoginStatus_session(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Session, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
+			return ec.marshalOLoginPayload2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐLoginPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebLoginStatus_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebLoginStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LoginPayload(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -3120,6 +4082,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "startWebLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startWebLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scanWebLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_scanWebLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confirmWebLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmWebLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelWebLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelWebLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3179,6 +4169,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_sessions(ctx, field)
+				})
+		case "webLogin":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_webLogin(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -3257,6 +4253,11 @@ func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "web":
+			out.Values[i] = ec._Session_web(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3272,6 +4273,26 @@ func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, 
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "webLogin":
+		return ec._Subscription_webLogin(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User"}
@@ -3322,6 +4343,155 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "avatarUrl":
 			out.Values[i] = ec._User_avatarUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webLoginRequestImplementors = []string{"WebLoginRequest"}
+
+func (ec *executionContext) _WebLoginRequest(ctx context.Context, sel ast.SelectionSet, obj *model.WebLoginRequest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webLoginRequestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebLoginRequest")
+		case "id":
+			out.Values[i] = ec._WebLoginRequest_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._WebLoginRequest_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._WebLoginRequest_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._WebLoginRequest_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userAgent":
+			out.Values[i] = ec._WebLoginRequest_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "ip":
+			out.Values[i] = ec._WebLoginRequest_ip(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webLoginStartImplementors = []string{"WebLoginStart"}
+
+func (ec *executionContext) _WebLoginStart(ctx context.Context, sel ast.SelectionSet, obj *model.WebLoginStart) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webLoginStartImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebLoginStart")
+		case "id":
+			out.Values[i] = ec._WebLoginStart_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._WebLoginStart_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._WebLoginStart_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "image":
+			out.Values[i] = ec._WebLoginStart_image(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webLoginStatusImplementors = []string{"WebLoginStatus"}
+
+func (ec *executionContext) _WebLoginStatus(ctx context.Context, sel ast.SelectionSet, obj *model.WebLoginStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webLoginStatusImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebLoginStatus")
+		case "state":
+			out.Values[i] = ec._WebLoginStatus_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._WebLoginStatus_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "session":
+			out.Values[i] = ec._WebLoginStatus_session(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -3837,6 +5007,40 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋg
 	return ec._User(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNWebLoginRequest2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginRequest(ctx context.Context, sel ast.SelectionSet, v *model.WebLoginRequest) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebLoginRequest!")
+		return graphql.Null
+	}
+	return ec._WebLoginRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWebLoginStart2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginStart(ctx context.Context, sel ast.SelectionSet, v *model.WebLoginStart) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebLoginStart!")
+		return graphql.Null
+	}
+	return ec._WebLoginStart(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWebLoginState2githubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginState(ctx context.Context, v any) (model.WebLoginState, error) {
+	var res model.WebLoginState
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWebLoginState2githubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginState(ctx context.Context, sel ast.SelectionSet, v model.WebLoginState) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNWebLoginStatus2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐWebLoginStatus(ctx context.Context, sel ast.SelectionSet, v *model.WebLoginStatus) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebLoginStatus!")
+		return graphql.Null
+	}
+	return ec._WebLoginStatus(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
 	return ec.___Directive(ctx, sel, &v)
 }
@@ -4007,6 +5211,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOLoginPayload2ᚖgithubᚗcomᚋwxloginᚋwxloginᚋgraphᚋmodelᚐLoginPayload(ctx context.Context, sel ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LoginPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

@@ -3,10 +3,12 @@ package graph
 import (
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/ravilushqa/otelgqlgen"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
@@ -87,6 +89,14 @@ func newHandler(r *Resolver, log *slog.Logger, o Options) (*handler.Server, *doc
 	cfg.Complexity.Query.Sessions = read
 	cfg.Complexity.Query.MyData = read
 	cfg.Complexity.Mutation.DeleteAccount = write
+	// A web login's code comes from WeChat; its steps write, and its status may (the
+	// session is made when the browser takes it).
+	cfg.Complexity.Mutation.StartWebLogin = weChat
+	cfg.Complexity.Mutation.ScanWebLogin = func(childComplexity int, _ string) int { return write(childComplexity) }
+	cfg.Complexity.Mutation.ConfirmWebLogin = func(childComplexity int, _ string) int { return write(childComplexity) }
+	cfg.Complexity.Mutation.CancelWebLogin = func(childComplexity int, _ string) int { return write(childComplexity) }
+	cfg.Complexity.Query.WebLogin = func(childComplexity int, _, _ string) int { return write(childComplexity) }
+	cfg.Complexity.Subscription.WebLogin = func(childComplexity int, _, _ string) int { return write(childComplexity) }
 	if o.PersistedQueries == "" {
 		o.PersistedQueries = persisted.Automatic
 	}
@@ -95,6 +105,8 @@ func newHandler(r *Resolver, log *slog.Logger, o Options) (*handler.Server, *doc
 	}
 	docs := newDocumentCache(documentCacheBytes)
 	srv := handler.New(NewExecutableSchema(cfg))
+	// First: it takes only requests that accept text/event-stream; the other takes all.
+	srv.AddTransport(sseTransport{transport.SSE{KeepAlivePingInterval: 15 * time.Second}})
 	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(docs)
 	for _, ext := range extensions(o, docs) {

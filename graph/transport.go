@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -98,6 +99,11 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	op, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		reply.write(requestErrorStatus(media, errs), exec.DispatchError(graphql.WithOperationContext(ctx, op), errs), op)
+		return
+	}
+	if op.Operation.Operation == ast.Subscription {
+		reply.op = op
+		reply.refuse(http.StatusBadRequest, "Subscriptions run over Server-Sent Events: POST with Accept: text/event-stream.")
 		return
 	}
 	if r.Method == http.MethodGet && op.Operation.Operation != ast.Query {
@@ -470,4 +476,34 @@ func sizeName(n int64) string {
 		return strconv.FormatInt(n>>10, 10) + " KiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// sseTransport runs subscriptions over Server-Sent Events (graphql-sse's distinct
+// connections mode: POST with Accept: text/event-stream). It is gqlgen's transport,
+// after the body was read as every other request's is (bodyParams): a malformed body
+// is refused here, since gqlgen's would log it, and a web login's secret is in it. The
+// stream may outlive the server's write timeout, up to the request's deadline.
+type sseTransport struct{ transport.SSE }
+
+func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	w.Header().Set("Cache-Control", "no-store")
+	b, err := io.ReadAll(r.Body)
+	if err == nil {
+		_, err = bodyParams(bytes.NewReader(b))
+	}
+	if err != nil {
+		reply := replier{w: w, r: r, exec: exec, media: mediaJSON}
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply.refuse(http.StatusRequestEntityTooLarge, "The request body is larger than "+sizeName(tooBig.Limit)+".")
+			return
+		}
+		reply.refuse(http.StatusBadRequest, err.Error())
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	if end, ok := r.Context().Deadline(); ok {
+		http.NewResponseController(w).SetWriteDeadline(end)
+	}
+	t.SSE.Do(w, r, exec)
 }

@@ -3,6 +3,8 @@ import type { TypedDocument } from './index';
 import type * as T from './operations';
 
 export declare const BindPhoneNumber: TypedDocument<T.BindPhoneNumberMutation, T.BindPhoneNumberMutationVariables>;
+export declare const CancelWebLogin: TypedDocument<T.CancelWebLoginMutation, T.CancelWebLoginMutationVariables>;
+export declare const ConfirmWebLogin: TypedDocument<T.ConfirmWebLoginMutation, T.ConfirmWebLoginMutationVariables>;
 export declare const DecryptOpenData: TypedDocument<T.DecryptOpenDataQuery, T.DecryptOpenDataQueryVariables>;
 export declare const DeleteAccount: TypedDocument<T.DeleteAccountMutation, T.DeleteAccountMutationVariables>;
 export declare const Login: TypedDocument<T.LoginMutation, T.LoginMutationVariables>;
@@ -11,5 +13,9 @@ export declare const LogoutAll: TypedDocument<T.LogoutAllMutation, T.LogoutAllMu
 export declare const Me: TypedDocument<T.MeQuery, T.MeQueryVariables>;
 export declare const MyData: TypedDocument<T.MyDataQuery, T.MyDataQueryVariables>;
 export declare const RevokeSession: TypedDocument<T.RevokeSessionMutation, T.RevokeSessionMutationVariables>;
+export declare const ScanWebLogin: TypedDocument<T.ScanWebLoginMutation, T.ScanWebLoginMutationVariables>;
 export declare const Sessions: TypedDocument<T.SessionsQuery, T.SessionsQueryVariables>;
+export declare const StartWebLogin: TypedDocument<T.StartWebLoginMutation, T.StartWebLoginMutationVariables>;
 export declare const UpdateProfile: TypedDocument<T.UpdateProfileMutation, T.UpdateProfileMutationVariables>;
+export declare const WatchWebLogin: TypedDocument<T.WatchWebLoginSubscription, T.WatchWebLoginSubscriptionVariables>;
+export declare const WebLoginStatus: TypedDocument<T.WebLoginStatusQuery, T.WebLoginStatusQueryVariables>;

@@ -5,6 +5,8 @@
 
 module.exports = {
   BindPhoneNumber: "mutation BindPhoneNumber ($code: String!) {\n  bindPhoneNumber(code: $code) {\n    id\n    phoneNumber\n  }\n}\n",
+  CancelWebLogin: "mutation CancelWebLogin ($id: ID!) {\n  cancelWebLogin(id: $id) {\n    id\n    state\n    createdAt\n    expiresAt\n    userAgent\n    ip\n  }\n}\n",
+  ConfirmWebLogin: "mutation ConfirmWebLogin ($id: ID!) {\n  confirmWebLogin(id: $id) {\n    id\n    state\n    createdAt\n    expiresAt\n    userAgent\n    ip\n  }\n}\n",
   DecryptOpenData: "query DecryptOpenData ($encryptedData: String!, $iv: String!, $rawData: String, $signature: String) {\n  decryptOpenData(encryptedData: $encryptedData, iv: $iv, rawData: $rawData, signature: $signature)\n}\n",
   DeleteAccount: "mutation DeleteAccount {\n  deleteAccount\n}\n",
   Login: "mutation Login ($code: String!, $appid: String) {\n  login(code: $code, appid: $appid) {\n    token\n    expiresAt\n    isNewUser\n    user {\n      ... UserFields\n    }\n  }\n}\nfragment UserFields on User {\n  id\n  openid\n  unionid\n  createdAt\n  lastLoginAt\n  nickname\n  avatarUrl\n}\n",
@@ -13,6 +15,10 @@ module.exports = {
   Me: "query Me {\n  me {\n    id\n    openid\n    unionid\n    createdAt\n    lastLoginAt\n    nickname\n    avatarUrl\n    phoneNumber\n  }\n}\n",
   MyData: "query MyData {\n  myData\n}\n",
   RevokeSession: "mutation RevokeSession ($id: ID!) {\n  revokeSession(id: $id)\n}\n",
-  Sessions: "query Sessions {\n  sessions {\n    id\n    createdAt\n    lastSeenAt\n    expiresAt\n    ip\n    userAgent\n    current\n  }\n}\n",
+  ScanWebLogin: "mutation ScanWebLogin ($id: ID!) {\n  scanWebLogin(id: $id) {\n    id\n    state\n    createdAt\n    expiresAt\n    userAgent\n    ip\n  }\n}\n",
+  Sessions: "query Sessions {\n  sessions {\n    id\n    createdAt\n    lastSeenAt\n    expiresAt\n    ip\n    userAgent\n    current\n    web\n  }\n}\n",
+  StartWebLogin: "mutation StartWebLogin {\n  startWebLogin {\n    id\n    secret\n    expiresAt\n    image\n  }\n}\n",
   UpdateProfile: "mutation UpdateProfile ($input: UpdateProfileInput!) {\n  updateProfile(input: $input) {\n    id\n    nickname\n    avatarUrl\n  }\n}\n",
+  WatchWebLogin: "subscription WatchWebLogin ($id: ID!, $secret: String!) {\n  webLogin(id: $id, secret: $secret) {\n    state\n    expiresAt\n    session {\n      token\n      expiresAt\n      user {\n        id\n        openid\n      }\n    }\n  }\n}\n",
+  WebLoginStatus: "query WebLoginStatus ($id: ID!, $secret: String!) {\n  webLogin(id: $id, secret: $secret) {\n    state\n    expiresAt\n    session {\n      token\n      expiresAt\n      user {\n        id\n        openid\n      }\n    }\n  }\n}\n",
 };

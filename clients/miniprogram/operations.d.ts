@@ -12,12 +12,39 @@ export type UpdateProfileInput = {
   nickname?: string | null | undefined;
 };
 
+/** Where a web login stands. */
+export type WebLoginState =
+  /** Cancelled in the mini-program. */
+  | 'CANCELLED'
+  /** Confirmed in the mini-program: the browser takes its session, once. */
+  | 'CONFIRMED'
+  /** Ended unconfirmed, or confirmed and its session not taken in time. */
+  | 'EXPIRED'
+  /** Scanned: the mini-program shows the confirm page (the web page says: confirm on your phone). */
+  | 'SCANNED'
+  /** Started; nobody has scanned the code yet. */
+  | 'WAITING';
+
 export type BindPhoneNumberMutationVariables = Exact<{
   code: string;
 }>;
 
 
 export type BindPhoneNumberMutation = { bindPhoneNumber: { id: string, phoneNumber: string | null } };
+
+export type CancelWebLoginMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type CancelWebLoginMutation = { cancelWebLogin: { id: string, state: WebLoginState, createdAt: string, expiresAt: string, userAgent: string | null, ip: string | null } };
+
+export type ConfirmWebLoginMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type ConfirmWebLoginMutation = { confirmWebLogin: { id: string, state: WebLoginState, createdAt: string, expiresAt: string, userAgent: string | null, ip: string | null } };
 
 export type DecryptOpenDataQueryVariables = Exact<{
   encryptedData: string;
@@ -73,10 +100,22 @@ export type RevokeSessionMutationVariables = Exact<{
 
 export type RevokeSessionMutation = { revokeSession: boolean };
 
+export type ScanWebLoginMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type ScanWebLoginMutation = { scanWebLogin: { id: string, state: WebLoginState, createdAt: string, expiresAt: string, userAgent: string | null, ip: string | null } };
+
 export type SessionsQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type SessionsQuery = { sessions: Array<{ id: string, createdAt: string, lastSeenAt: string, expiresAt: string, ip: string | null, userAgent: string | null, current: boolean }> };
+export type SessionsQuery = { sessions: Array<{ id: string, createdAt: string, lastSeenAt: string, expiresAt: string, ip: string | null, userAgent: string | null, current: boolean, web: boolean }> };
+
+export type StartWebLoginMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type StartWebLoginMutation = { startWebLogin: { id: string, secret: string, expiresAt: string, image: string } };
 
 export type UpdateProfileMutationVariables = Exact<{
   input: UpdateProfileInput;
@@ -84,3 +123,19 @@ export type UpdateProfileMutationVariables = Exact<{
 
 
 export type UpdateProfileMutation = { updateProfile: { id: string, nickname: string | null, avatarUrl: string | null } };
+
+export type WatchWebLoginSubscriptionVariables = Exact<{
+  id: string | number;
+  secret: string;
+}>;
+
+
+export type WatchWebLoginSubscription = { webLogin: { state: WebLoginState, expiresAt: string, session: { token: string, expiresAt: string, user: { id: string, openid: string } } | null } };
+
+export type WebLoginStatusQueryVariables = Exact<{
+  id: string | number;
+  secret: string;
+}>;
+
+
+export type WebLoginStatusQuery = { webLogin: { state: WebLoginState, expiresAt: string, session: { token: string, expiresAt: string, user: { id: string, openid: string } } | null } };

@@ -36,6 +36,10 @@ export type Mutation = {
    * Safe to retry with the same code: WeChat bills each exchange, and is asked once.
    */
   bindPhoneNumber: User;
+  /** Refuses the attempt: the browser is told, and logs in as nobody. */
+  cancelWebLogin: WebLoginRequest;
+  /** Logs the browser that started the attempt in as the current user. An attempt is confirmed at most once. */
+  confirmWebLogin: WebLoginRequest;
   /**
    * Deletes the current user's account: every session, identity, profile field and phone number.
    * In one transaction: every session of the user ends (on other instances within 5 s), every
@@ -55,6 +59,10 @@ export type Mutation = {
   logoutAll: Scalars['Int']['output'];
   /** Ends one of the current user's sessions. For an id that is not the caller's, the answer is the same as for an unknown id. */
   revokeSession: Scalars['Boolean']['output'];
+  /** The mini-program opened on the code's page: marks the attempt scanned by the current user and says who asked. Errors with BAD_USER_INPUT for an unknown, expired, cancelled or confirmed attempt, or one another user scanned. */
+  scanWebLogin: WebLoginRequest;
+  /** Starts a web login for the browser that makes the request. Public, and limited per address. */
+  startWebLogin: WebLoginStart;
   /** Sets the current user's nickname and avatar, as the person filled them in. */
   updateProfile: User;
 };
@@ -63,6 +71,18 @@ export type Mutation = {
 /** Writes. */
 export type MutationBindPhoneNumberArgs = {
   code: Scalars['String']['input'];
+};
+
+
+/** Writes. */
+export type MutationCancelWebLoginArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Writes. */
+export type MutationConfirmWebLoginArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -81,6 +101,12 @@ export type MutationLogoutAllArgs = {
 
 /** Writes. */
 export type MutationRevokeSessionArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Writes. */
+export type MutationScanWebLoginArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -126,6 +152,8 @@ export type Query = {
   myData: Scalars['JSON']['output'];
   /** The current user's live sessions, newest first. */
   sessions: Array<Session>;
+  /** Polling for the browser where a subscription cannot run: ask at most once a second. Errors with BAD_USER_INPUT for an unknown id or a wrong secret. */
+  webLogin: WebLoginStatus;
 };
 
 
@@ -135,6 +163,13 @@ export type QueryDecryptOpenDataArgs = {
   iv: Scalars['String']['input'];
   rawData?: InputMaybe<Scalars['String']['input']>;
   signature?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Reads. */
+export type QueryWebLoginArgs = {
+  id: Scalars['ID']['input'];
+  secret: Scalars['String']['input'];
 };
 
 /** One place a user is logged in: a session made by a login. */
@@ -154,6 +189,20 @@ export type Session = {
   lastSeenAt: Scalars['Time']['output'];
   /** The User-Agent of the login's request. */
   userAgent?: Maybe<Scalars['String']['output']>;
+  /** True for a web session, made by scanning the mini-program's code on a web page (startWebLogin); false for the mini-program's own. */
+  web: Scalars['Boolean']['output'];
+};
+
+export type Subscription = {
+  __typename?: 'Subscription';
+  /** Follows a web login for the browser that started it: an event now and at each change, until it is confirmed (with the session), cancelled or expired. Over Server-Sent Events (the graphql-sse protocol's distinct connections mode: POST with Accept: text/event-stream). */
+  webLogin: WebLoginStatus;
+};
+
+
+export type SubscriptionWebLoginArgs = {
+  id: Scalars['ID']['input'];
+  secret: Scalars['String']['input'];
 };
 
 /** What the person filled in. A field left out or null stays as it is; an empty string clears it. */
@@ -183,4 +232,53 @@ export type User = {
   phoneNumber?: Maybe<Scalars['String']['output']>;
   /** The user's unionid across the mini-programs and accounts of one WeChat Open Platform account; null when the mini-program is not bound to one. */
   unionid?: Maybe<Scalars['String']['output']>;
+};
+
+/** A web login as the mini-program that scanned its code sees it: who is asking to log in. */
+export type WebLoginRequest = {
+  __typename?: 'WebLoginRequest';
+  /** When the browser started it. */
+  createdAt: Scalars['Time']['output'];
+  expiresAt: Scalars['Time']['output'];
+  id: Scalars['ID']['output'];
+  /** The address the browser started it from. */
+  ip?: Maybe<Scalars['String']['output']>;
+  state: WebLoginState;
+  /** The User-Agent of the browser that started it. */
+  userAgent?: Maybe<Scalars['String']['output']>;
+};
+
+/** An attempt the browser started: what the page needs to show the code and wait. */
+export type WebLoginStart = {
+  __typename?: 'WebLoginStart';
+  /** When the attempt ends unless it was confirmed and its session taken. */
+  expiresAt: Scalars['Time']['output'];
+  /** The attempt's id, which the mini-program code carries as its scene (32 characters). Anyone who sees the code can read it. */
+  id: Scalars['ID']['output'];
+  /** The mini-program code to show, as a data: URL of its PNG or JPEG image. */
+  image: Scalars['String']['output'];
+  /** Known only to the browser that started the attempt, which needs it to wait and to receive the session. Keep it in memory; never put it in a URL. */
+  secret: Scalars['String']['output'];
+};
+
+/** Where a web login stands. */
+export type WebLoginState =
+  /** Cancelled in the mini-program. */
+  | 'CANCELLED'
+  /** Confirmed in the mini-program: the browser takes its session, once. */
+  | 'CONFIRMED'
+  /** Ended unconfirmed, or confirmed and its session not taken in time. */
+  | 'EXPIRED'
+  /** Scanned: the mini-program shows the confirm page (the web page says: confirm on your phone). */
+  | 'SCANNED'
+  /** Started; nobody has scanned the code yet. */
+  | 'WAITING';
+
+/** A web login as the browser that started it sees it. */
+export type WebLoginStatus = {
+  __typename?: 'WebLoginStatus';
+  expiresAt: Scalars['Time']['output'];
+  /** The web session: in the first answer after the confirmation only, and null in every other. */
+  session?: Maybe<LoginPayload>;
+  state: WebLoginState;
 };

@@ -81,17 +81,22 @@ type Event string
 
 // Event values.
 const (
-	EventLoginSucceeded  Event = "login_succeeded"
-	EventLoginFailed     Event = "login_failed"
-	EventLogout          Event = "logout"
-	EventSessionRevoked  Event = "session_revoked"
-	EventLogoutAll       Event = "logout_all"
-	EventSessionEvicted  Event = "session_evicted"
-	EventDeleted         Event = "deleted"
-	EventIdentityDeleted Event = "identity_deleted"
-	EventProfileCleared  Event = "profile_cleared"
-	EventBlocked         Event = "blocked"
-	EventUnblocked       Event = "unblocked"
+	EventLoginSucceeded    Event = "login_succeeded"
+	EventLoginFailed       Event = "login_failed"
+	EventLogout            Event = "logout"
+	EventSessionRevoked    Event = "session_revoked"
+	EventLogoutAll         Event = "logout_all"
+	EventSessionEvicted    Event = "session_evicted"
+	EventDeleted           Event = "deleted"
+	EventIdentityDeleted   Event = "identity_deleted"
+	EventProfileCleared    Event = "profile_cleared"
+	EventBlocked           Event = "blocked"
+	EventUnblocked         Event = "unblocked"
+	EventWebLoginStarted   Event = "web_login_started"
+	EventWebLoginScanned   Event = "web_login_scanned"
+	EventWebLoginConfirmed Event = "web_login_confirmed"
+	EventWebLoginCancelled Event = "web_login_cancelled"
+	EventWebLoginSucceeded Event = "web_login_succeeded"
 )
 
 func (e Event) String() string {
@@ -101,7 +106,7 @@ func (e Event) String() string {
 // EventValidator is a validator for the "event" field enum values. It is called by the builders before save.
 func EventValidator(e Event) error {
 	switch e {
-	case EventLoginSucceeded, EventLoginFailed, EventLogout, EventSessionRevoked, EventLogoutAll, EventSessionEvicted, EventDeleted, EventIdentityDeleted, EventProfileCleared, EventBlocked, EventUnblocked:
+	case EventLoginSucceeded, EventLoginFailed, EventLogout, EventSessionRevoked, EventLogoutAll, EventSessionEvicted, EventDeleted, EventIdentityDeleted, EventProfileCleared, EventBlocked, EventUnblocked, EventWebLoginStarted, EventWebLoginScanned, EventWebLoginConfirmed, EventWebLoginCancelled, EventWebLoginSucceeded:
 		return nil
 	default:
 		return fmt.Errorf("auditevent: invalid enum value for event field: %q", e)

@@ -93,6 +93,18 @@ func (f UserFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error)
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UserMutation", m)
 }
 
+// The WebLoginFunc type is an adapter to allow the use of ordinary
+// function as WebLogin mutator.
+type WebLoginFunc func(context.Context, *ent.WebLoginMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WebLoginFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WebLoginMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebLoginMutation", m)
+}
+
 // Condition is a hook condition function.
 type Condition func(context.Context, ent.Mutation) bool
 

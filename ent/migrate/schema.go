@@ -29,7 +29,7 @@ var (
 	AuditEventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
-		{Name: "event", Type: field.TypeEnum, Enums: []string{"login_succeeded", "login_failed", "logout", "session_revoked", "logout_all", "session_evicted", "deleted", "identity_deleted", "profile_cleared", "blocked", "unblocked"}},
+		{Name: "event", Type: field.TypeEnum, Enums: []string{"login_succeeded", "login_failed", "logout", "session_revoked", "logout_all", "session_evicted", "deleted", "identity_deleted", "profile_cleared", "blocked", "unblocked", "web_login_started", "web_login_scanned", "web_login_confirmed", "web_login_cancelled", "web_login_succeeded"}},
 		{Name: "user_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "session_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "ip", Type: field.TypeString, Nullable: true, Size: 64},
@@ -154,6 +154,7 @@ var (
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "ip", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "user_agent", Type: field.TypeString, Nullable: true, Size: 512},
+		{Name: "web", Type: field.TypeBool, Default: false},
 		{Name: "identity_id", Type: field.TypeUUID},
 		{Name: "user_id", Type: field.TypeUUID},
 	}
@@ -165,13 +166,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "sessions_identities_identity",
-				Columns:    []*schema.Column{SessionsColumns[8]},
+				Columns:    []*schema.Column{SessionsColumns[9]},
 				RefColumns: []*schema.Column{IdentitiesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "sessions_users_sessions",
-				Columns:    []*schema.Column{SessionsColumns[9]},
+				Columns:    []*schema.Column{SessionsColumns[10]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -180,7 +181,7 @@ var (
 			{
 				Name:    "session_user_id_revoked_at_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[9], SessionsColumns[5], SessionsColumns[3]},
+				Columns: []*schema.Column{SessionsColumns[10], SessionsColumns[5], SessionsColumns[3]},
 			},
 			{
 				Name:    "session_expires_at",
@@ -217,6 +218,32 @@ var (
 		Columns:    UsersColumns,
 		PrimaryKey: []*schema.Column{UsersColumns[0]},
 	}
+	// WebLoginsColumns holds the columns for the "web_logins" table.
+	WebLoginsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "secret_hash", Type: field.TypeBytes, Size: 32, SchemaType: map[string]string{"mysql": "binary(32)"}},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"waiting", "scanned", "confirmed", "cancelled", "taken"}, Default: "waiting"},
+		{Name: "ip", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "user_agent", Type: field.TypeString, Nullable: true, Size: 512},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "identity_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "session_id", Type: field.TypeUUID, Nullable: true},
+	}
+	// WebLoginsTable holds the schema information for the "web_logins" table.
+	WebLoginsTable = &schema.Table{
+		Name:       "web_logins",
+		Columns:    WebLoginsColumns,
+		PrimaryKey: []*schema.Column{WebLoginsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "weblogin_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebLoginsColumns[6]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AccessTokensTable,
@@ -226,6 +253,7 @@ var (
 		PhoneCodesTable,
 		SessionsTable,
 		UsersTable,
+		WebLoginsTable,
 	}
 )
 

@@ -26,3 +26,6 @@ type Session func(*sql.Selector)
 
 // User is the predicate function for user builders.
 type User func(*sql.Selector)
+
+// WebLogin is the predicate function for weblogin builders.
+type WebLogin func(*sql.Selector)

@@ -29,6 +29,9 @@ func (AuditEvent) Fields() []ent.Field {
 			// push); profile_cleared: WeChat said the user changed what they had
 			// authorized, and the nickname and avatar went.
 			"deleted", "identity_deleted", "profile_cleared", "blocked", "unblocked",
+			// A web login's steps: the browser started it (no user yet), the user
+			// scanned, confirmed or cancelled it, and the browser took its session.
+			"web_login_started", "web_login_scanned", "web_login_confirmed", "web_login_cancelled", "web_login_succeeded",
 		).Immutable(),
 		field.UUID("user_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.UUID("session_id", uuid.UUID{}).Optional().Nillable().Immutable(),

@@ -26,6 +26,9 @@ func (Session) Fields() []ent.Field {
 		field.Time("revoked_at").SchemaType(datetime6).Optional().Nillable(),
 		field.String("ip").MaxLen(64).Optional().Nillable().Immutable(),
 		field.String("user_agent").MaxLen(512).Optional().Nillable().Immutable(),
+		// web: made by a web login (scanning the mini-program's code), with the web
+		// sessions' lifetimes.
+		field.Bool("web").Default(false).Immutable(),
 	}
 }
 

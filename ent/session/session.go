@@ -33,6 +33,8 @@ const (
 	FieldIP = "ip"
 	// FieldUserAgent holds the string denoting the user_agent field in the database.
 	FieldUserAgent = "user_agent"
+	// FieldWeb holds the string denoting the web field in the database.
+	FieldWeb = "web"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
 	// EdgeIdentity holds the string denoting the identity edge name in mutations.
@@ -67,6 +69,7 @@ var Columns = []string{
 	FieldRevokedAt,
 	FieldIP,
 	FieldUserAgent,
+	FieldWeb,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -90,6 +93,8 @@ var (
 	IPValidator func(string) error
 	// UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
 	UserAgentValidator func(string) error
+	// DefaultWeb holds the default value on creation for the "web" field.
+	DefaultWeb bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -140,6 +145,11 @@ func ByIP(opts ...sql.OrderTermOption) OrderOption {
 // ByUserAgent orders the results by the user_agent field.
 func ByUserAgent(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUserAgent, opts...).ToFunc()
+}
+
+// ByWeb orders the results by the web field.
+func ByWeb(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWeb, opts...).ToFunc()
 }
 
 // ByUserField orders the results by user field.

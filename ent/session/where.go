@@ -101,6 +101,11 @@ func UserAgent(v string) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldUserAgent, v))
 }
 
+// Web applies equality check predicate on the "web" field. It's identical to WebEQ.
+func Web(v bool) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldWeb, v))
+}
+
 // TokenHashEQ applies the EQ predicate on the "token_hash" field.
 func TokenHashEQ(v []byte) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldTokenHash, v))
@@ -499,6 +504,16 @@ func UserAgentEqualFold(v string) predicate.Session {
 // UserAgentContainsFold applies the ContainsFold predicate on the "user_agent" field.
 func UserAgentContainsFold(v string) predicate.Session {
 	return predicate.Session(sql.FieldContainsFold(FieldUserAgent, v))
+}
+
+// WebEQ applies the EQ predicate on the "web" field.
+func WebEQ(v bool) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldWeb, v))
+}
+
+// WebNEQ applies the NEQ predicate on the "web" field.
+func WebNEQ(v bool) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldWeb, v))
 }
 
 // HasUser applies the HasEdge predicate on the "user" edge.

@@ -3,6 +3,10 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 )
 
@@ -42,6 +46,11 @@ type Session struct {
 	UserAgent *string `json:"userAgent,omitempty"`
 	// True for the session that made this request.
 	Current bool `json:"current"`
+	// True for a web session, made by scanning the mini-program's code on a web page (startWebLogin); false for the mini-program's own.
+	Web bool `json:"web"`
+}
+
+type Subscription struct {
 }
 
 // What the person filled in. A field left out or null stays as it is; an empty string clears it.
@@ -50,4 +59,104 @@ type UpdateProfileInput struct {
 	Nickname *string `json:"nickname,omitempty"`
 	// An https URL of at most 1024 bytes.
 	AvatarURL *string `json:"avatarUrl,omitempty"`
+}
+
+// A web login as the mini-program that scanned its code sees it: who is asking to log in.
+type WebLoginRequest struct {
+	ID    string        `json:"id"`
+	State WebLoginState `json:"state"`
+	// When the browser started it.
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The User-Agent of the browser that started it.
+	UserAgent *string `json:"userAgent,omitempty"`
+	// The address the browser started it from.
+	IP *string `json:"ip,omitempty"`
+}
+
+// An attempt the browser started: what the page needs to show the code and wait.
+type WebLoginStart struct {
+	// The attempt's id, which the mini-program code carries as its scene (32 characters). Anyone who sees the code can read it.
+	ID string `json:"id"`
+	// Known only to the browser that started the attempt, which needs it to wait and to receive the session. Keep it in memory; never put it in a URL.
+	Secret string `json:"secret"`
+	// When the attempt ends unless it was confirmed and its session taken.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The mini-program code to show, as a data: URL of its PNG or JPEG image.
+	Image string `json:"image"`
+}
+
+// A web login as the browser that started it sees it.
+type WebLoginStatus struct {
+	State     WebLoginState `json:"state"`
+	ExpiresAt time.Time     `json:"expiresAt"`
+	// The web session: in the first answer after the confirmation only, and null in every other.
+	Session *LoginPayload `json:"session,omitempty"`
+}
+
+// Where a web login stands.
+type WebLoginState string
+
+const (
+	// Started; nobody has scanned the code yet.
+	WebLoginStateWaiting WebLoginState = "WAITING"
+	// Scanned: the mini-program shows the confirm page (the web page says: confirm on your phone).
+	WebLoginStateScanned WebLoginState = "SCANNED"
+	// Confirmed in the mini-program: the browser takes its session, once.
+	WebLoginStateConfirmed WebLoginState = "CONFIRMED"
+	// Cancelled in the mini-program.
+	WebLoginStateCancelled WebLoginState = "CANCELLED"
+	// Ended unconfirmed, or confirmed and its session not taken in time.
+	WebLoginStateExpired WebLoginState = "EXPIRED"
+)
+
+var AllWebLoginState = []WebLoginState{
+	WebLoginStateWaiting,
+	WebLoginStateScanned,
+	WebLoginStateConfirmed,
+	WebLoginStateCancelled,
+	WebLoginStateExpired,
+}
+
+func (e WebLoginState) IsValid() bool {
+	switch e {
+	case WebLoginStateWaiting, WebLoginStateScanned, WebLoginStateConfirmed, WebLoginStateCancelled, WebLoginStateExpired:
+		return true
+	}
+	return false
+}
+
+func (e WebLoginState) String() string {
+	return string(e)
+}
+
+func (e *WebLoginState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WebLoginState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WebLoginState", str)
+	}
+	return nil
+}
+
+func (e WebLoginState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WebLoginState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WebLoginState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

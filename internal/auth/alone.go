@@ -179,21 +179,24 @@ func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *audit
 		}
 	}
 	if !created {
-		// Every read before this one in the transaction was a locking one, so this
-		// plain count is its snapshot's first read, taken after the user's lock: it
-		// sees the sessions the user's other logins committed, this one's included.
-		// Only past the cap are the sessions read again, locked (evict).
-		live, err := tx.Session.Query().Where(s.liveSessionsOf(userID, now)...).Count(ctx)
-		if err != nil {
+		if err := s.capSessions(ctx, tx, audit, now, pastCap{userID, sess.ID, client}); err != nil {
 			return nil, err
-		}
-		if live > s.policy.MaxSessions {
-			if err := s.evict(ctx, tx, audit, now, pastCap{userID, sess.ID, client}); err != nil {
-				return nil, err
-			}
 		}
 	}
 	return &Login{Token: token, ExpiresAt: s.SessionEnds(sess), Account: acct, NewUser: newUser}, nil
+}
+
+// capSessions ends the user's least recently used sessions beyond the cap, after a
+// session was opened (p.newID). Every read before it in the transaction must have been
+// a locking one, so that its plain count is the snapshot's first read, taken after the
+// user's lock: it sees the sessions the user's other logins committed, this one's
+// included. Only past the cap are the sessions read again, locked (evict).
+func (s *Service) capSessions(ctx context.Context, tx *ent.Tx, audit *auditor, now time.Time, p pastCap) error {
+	live, err := tx.Session.Query().Where(s.liveSessionsOf(p.userID, now)...).Count(ctx)
+	if err != nil || live <= s.policy.MaxSessions {
+		return err
+	}
+	return s.evict(ctx, tx, audit, now, p)
 }
 
 // validIdentity checks what WeChat said against the identity's columns, before any row

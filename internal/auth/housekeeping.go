@@ -13,6 +13,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/logincode"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/weblogin"
 )
 
 // purgeBatch bounds one delete, so that housekeeping never holds locks for long.
@@ -20,7 +21,7 @@ const purgeBatch = 500
 
 // Purged counts what one housekeeping round deleted.
 type Purged struct {
-	Sessions, Codes, AuditEvents int
+	Sessions, Codes, AuditEvents, WebLogins int
 }
 
 // Purge deletes, in small batches, what has no more use: sessions that are revoked,
@@ -34,7 +35,8 @@ func (s *Service) Purge(ctx context.Context) (Purged, error) {
 	ended := []predicate.Session{ // each on an index of its own
 		session.RevokedAtNotNil(),
 		session.ExpiresAtLTE(now),
-		session.LastSeenAtLTE(now.Add(-s.policy.IdleTimeout)),
+		session.And(session.Web(false), session.LastSeenAtLTE(now.Add(-s.policy.IdleTimeout))),
+		session.And(session.Web(true), session.LastSeenAtLTE(now.Add(-s.policy.WebIdleTimeout))),
 	}
 	for _, cond := range ended {
 		n, err := purge(ctx, s,
@@ -69,7 +71,22 @@ func (s *Service) Purge(ctx context.Context) (Purged, error) {
 		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
 			return tx.AuditEvent.Delete().Where(auditevent.IDIn(ids...), old).Exec(ctx)
 		})
+	if err != nil {
+		return p, err
+	}
+	// A web login ends at its expiry; its row stays a minute longer, for the browser's
+	// last look to say "expired".
+	gone := weblogin.ExpiresAtLTE(now.Add(-time.Minute))
+	p.WebLogins, err = purge(ctx, s,
+		func(tx *ent.Tx) ([]uuid.UUID, error) {
+			return tx.WebLogin.Query().Where(gone).Limit(purgeBatch).IDs(ctx)
+		},
+		func(tx *ent.Tx, ids []uuid.UUID) (int, error) {
+			return tx.WebLogin.Delete().Where(weblogin.IDIn(ids...), gone).Exec(ctx)
+		})
 	s.limiter.prune(now)
+	s.webLimiter.Prune(now)
+	s.webInstance.Prune(now)
 	return p, err
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/claim"
 	"github.com/wxlogin/wxlogin/internal/database"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 	"github.com/wxlogin/wxlogin/internal/wxapp"
@@ -79,6 +80,21 @@ type Policy struct {
 	LoginBurst      int
 	// AuditRetention is how long audit rows are kept.
 	AuditRetention time.Duration
+	// WebSessionTTL and WebIdleTimeout are SessionTTL and IdleTimeout for web sessions,
+	// made by scanning the mini-program's code on a web page.
+	WebSessionTTL  time.Duration
+	WebIdleTimeout time.Duration
+	// WebLoginTTL is how long a web login's code can be scanned and confirmed.
+	WebLoginTTL time.Duration
+	// WebLoginsPerMinute and WebLoginBurst limit the web logins a client address starts
+	// (each fetches a mini-program code from WeChat); the instance as a whole starts at
+	// most ten times as many.
+	WebLoginsPerMinute int
+	WebLoginBurst      int
+	// WebLoginPage is the mini-program page a web login's code opens ("" is the home
+	// page); WebLoginEnv the version: release, trial or develop.
+	WebLoginPage string
+	WebLoginEnv  string
 }
 
 // Policy defaults.
@@ -89,6 +105,16 @@ const (
 	DefaultLoginsPerMinute = 600
 	DefaultLoginBurst      = 100
 	DefaultAuditRetention  = 183 * 24 * time.Hour
+
+	DefaultWebSessionTTL      = 12 * time.Hour
+	DefaultWebIdleTimeout     = 2 * time.Hour
+	DefaultWebLoginTTL        = 5 * time.Minute
+	DefaultWebLoginsPerMinute = 10
+	DefaultWebLoginBurst      = 5
+	DefaultWebLoginPage       = "pages/weblogin/weblogin"
+	// MaxWebLoginWatchers bounds the web logins one client address waits for at once,
+	// over subscriptions, on an instance.
+	MaxWebLoginWatchers = 20
 )
 
 func (p Policy) withDefaults() Policy {
@@ -100,6 +126,18 @@ func (p Policy) withDefaults() Policy {
 	def(&p.SessionTTL, DefaultSessionTTL)
 	def(&p.IdleTimeout, DefaultIdleTimeout)
 	def(&p.AuditRetention, DefaultAuditRetention)
+	def(&p.WebSessionTTL, DefaultWebSessionTTL)
+	def(&p.WebIdleTimeout, DefaultWebIdleTimeout)
+	def(&p.WebLoginTTL, DefaultWebLoginTTL)
+	if p.WebLoginsPerMinute <= 0 {
+		p.WebLoginsPerMinute = DefaultWebLoginsPerMinute
+	}
+	if p.WebLoginBurst <= 0 {
+		p.WebLoginBurst = DefaultWebLoginBurst
+	}
+	if p.WebLoginPage == "" {
+		p.WebLoginPage = DefaultWebLoginPage
+	}
 	if p.MaxSessions <= 0 {
 		p.MaxSessions = DefaultMaxSessions
 	}
@@ -120,7 +158,10 @@ type Service struct {
 	policy      Policy
 	trusted     []netip.Prefix
 	limiter     *limiter
-	sessions    *sessionCache // nil: every request reads its session
+	webLimiter  *ratelimit.Limiter // web logins started, per address
+	webInstance *ratelimit.Limiter // and by the instance
+	webWatchers counter            // web logins waited for, per address
+	sessions    *sessionCache      // nil: every request reads its session
 	known       *knownIdentities
 	codeWindow  time.Duration
 	devCodes    func(code string) string  // nil outside dev mode
@@ -217,6 +258,10 @@ func New(o Options) (*Service, error) {
 		s.loginTimeout = DefaultLoginTimeout
 	}
 	s.limiter = newLimiter(s.policy.LoginsPerMinute, s.policy.LoginBurst)
+	// One bucket per address, and the instance's own under "".
+	s.webLimiter = ratelimit.New(s.policy.WebLoginsPerMinute, time.Minute, s.policy.WebLoginBurst)
+	s.webInstance = ratelimit.New(10*s.policy.WebLoginsPerMinute, time.Minute, 10*s.policy.WebLoginBurst)
+	s.webWatchers = counter{max: MaxWebLoginWatchers, n: map[string]int{}}
 	switch {
 	case o.SessionCacheTTL == 0:
 		s.sessions = newSessionCache(DefaultSessionCacheTTL)
@@ -257,6 +302,9 @@ func (s *Service) AppIDs() []string { return s.apps.AppIDs() }
 // absolute end and its idle timeout.
 func (s *Service) SessionEnds(sess *ent.Session) time.Time {
 	idle := sess.LastSeenAt.Add(s.policy.IdleTimeout)
+	if sess.Web {
+		idle = sess.LastSeenAt.Add(s.policy.WebIdleTimeout)
+	}
 	if idle.Before(sess.ExpiresAt) {
 		return idle
 	}

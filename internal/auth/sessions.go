@@ -124,7 +124,10 @@ func (s *Service) liveSessions(now time.Time, which predicate.Session) []predica
 		which,
 		session.RevokedAtIsNil(),
 		session.ExpiresAtGT(now),
-		session.LastSeenAtGT(now.Add(-s.policy.IdleTimeout)),
+		session.Or(
+			session.And(session.Web(false), session.LastSeenAtGT(now.Add(-s.policy.IdleTimeout))),
+			session.And(session.Web(true), session.LastSeenAtGT(now.Add(-s.policy.WebIdleTimeout))),
+		),
 	}
 }
 

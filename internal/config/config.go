@@ -116,6 +116,15 @@ type Sessions struct {
 	AuditRetention  time.Duration
 	// CacheTTL is how long an instance remembers a session it looked up; -1: never.
 	CacheTTL time.Duration
+	// Web logins (scanning the mini-program's code on a web page): the web sessions'
+	// lifetimes, how long a code can be confirmed, the starts allowed per address, and
+	// the mini-program page and version the code opens.
+	WebTTL             time.Duration
+	WebIdleTimeout     time.Duration
+	WebLoginTTL        time.Duration
+	WebLoginsPerMinute int
+	WebLoginPage       string
+	WebLoginEnv        string
 }
 
 // WeChat holds the mini-programs' credentials. Empty in dev mode.
@@ -159,6 +168,12 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("login_rate_limit", c.Sessions.LoginsPerMinute),
 		slog.Int("login_rate_burst", c.Sessions.LoginBurst),
 		slog.Duration("session_cache_ttl", c.Sessions.CacheTTL),
+		slog.Duration("web_session_ttl", c.Sessions.WebTTL),
+		slog.Duration("web_session_idle_timeout", c.Sessions.WebIdleTimeout),
+		slog.Duration("web_login_ttl", c.Sessions.WebLoginTTL),
+		slog.Int("web_login_rate_limit", c.Sessions.WebLoginsPerMinute),
+		slog.String("web_login_page", c.Sessions.WebLoginPage),
+		slog.String("web_login_env", c.Sessions.WebLoginEnv),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.String("ops_addr", c.OpsAddr),
@@ -291,6 +306,24 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxSessions:    integer("WXLOGIN_MAX_SESSIONS", auth.DefaultMaxSessions, 1),
 		LoginBurst:     integer("WXLOGIN_LOGIN_RATE_BURST", auth.DefaultLoginBurst, 1),
 		AuditRetention: duration("WXLOGIN_AUDIT_RETENTION", auth.DefaultAuditRetention, time.Hour),
+
+		WebTTL:             duration("WXLOGIN_WEB_SESSION_TTL", auth.DefaultWebSessionTTL, time.Minute),
+		WebIdleTimeout:     duration("WXLOGIN_WEB_SESSION_IDLE_TIMEOUT", auth.DefaultWebIdleTimeout, 2*time.Minute),
+		WebLoginTTL:        duration("WXLOGIN_WEB_LOGIN_TTL", auth.DefaultWebLoginTTL, 5*time.Second),
+		WebLoginsPerMinute: integer("WXLOGIN_WEB_LOGIN_RATE_LIMIT", auth.DefaultWebLoginsPerMinute, 1),
+		WebLoginPage:       env("WXLOGIN_WEB_LOGIN_PAGE", auth.DefaultWebLoginPage),
+		WebLoginEnv:        env("WXLOGIN_WEB_LOGIN_ENV", "release"),
+	}
+	if c.Sessions.WebLoginTTL > 10*time.Minute {
+		problems = append(problems, fmt.Errorf("WXLOGIN_WEB_LOGIN_TTL %s must be at most 10m: a code on a screen is for minutes", c.Sessions.WebLoginTTL))
+	}
+	switch c.Sessions.WebLoginEnv {
+	case "release", "trial", "develop":
+	default:
+		problems = append(problems, fmt.Errorf("WXLOGIN_WEB_LOGIN_ENV %q must be release, trial or develop", c.Sessions.WebLoginEnv))
+	}
+	if p := c.Sessions.WebLoginPage; strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# ") {
+		problems = append(problems, fmt.Errorf("WXLOGIN_WEB_LOGIN_PAGE %q must be a page as app.json names it, such as %s: no leading slash, no query", p, auth.DefaultWebLoginPage))
 	}
 	if raw := env("WXLOGIN_LOGIN_RATE_LIMIT", ""); raw == "off" || raw == "0" {
 		c.Sessions.LoginsPerMinute = -1

@@ -105,8 +105,11 @@ func TestAutoMigratedDatabaseMovesOntoTheFiles(t *testing.T) {
 	u := legacy.User.Create().SetID(uuid.Must(uuid.NewV7())).SetNickname("Legacy").SetCreatedAt(now).SetLastLoginAt(now).SaveX(ctx)
 	id := legacy.Identity.Create().SetID(uuid.Must(uuid.NewV7())).SetAppid("wxlegacy").SetOpenid("oLegacy").SetSessionKey([]byte("sealed")).
 		SetUserID(u.ID).SetCreatedAt(now).SetUpdatedAt(now).SaveX(ctx)
-	legacy.Session.Create().SetID(uuid.Must(uuid.NewV7())).SetTokenHash(make([]byte, 32)).SetUserID(u.ID).SetIdentityID(id.ID).
-		SetCreatedAt(now).SetExpiresAt(now.Add(time.Hour)).SetLastSeenAt(now).SaveX(ctx)
+	// Its columns, not today's ent's: later versions add some.
+	if _, err := drv.DB().ExecContext(ctx, "INSERT INTO sessions (id, token_hash, user_id, identity_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		uuid.Must(uuid.NewV7()), make([]byte, 32), u.ID, id.ID, now, now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
 	insertIntClaim(t, drv.DB(), now)
 	legacy.Close()
 

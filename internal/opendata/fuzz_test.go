@@ -115,6 +115,9 @@ func (stubApp) Code2Session(context.Context, string) (wechat.Session, error) {
 func (stubApp) GetPhoneNumber(context.Context, string, string, string) (wechat.PhoneInfo, error) {
 	return wechat.PhoneInfo{}, errors.New("not used")
 }
+func (stubApp) GetWxaCodeUnlimit(context.Context, string, wechat.WxaCodeRequest) ([]byte, string, error) {
+	return nil, "", errors.New("not used")
+}
 func (a stubApp) CheckSessionKey(context.Context, string, string, string) error { return a.err }
 func (stubApp) Do(_ context.Context, fn func(token string) error) error         { return fn("access-token") }
 

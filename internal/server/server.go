@@ -90,7 +90,17 @@ func New(o Options) http.Handler {
 	gql := graph.NewHandler(&graph.Resolver{Auth: o.Auth, Profile: o.Profile, Phone: o.Phone, OpenData: o.OpenData, Metrics: o.Metrics, Ent: o.Ent}, log, o.API)
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", cors(o.CORSOrigins, deadline(requestDeadline, o.Auth.Middleware(gql))))
+	// A subscription's stream (Accept: text/event-stream) lives as long as the web login
+	// it follows, and a little longer.
+	streams := deadline(o.Auth.WebLoginTTL()+time.Minute, o.Auth.Middleware(gql))
+	requests := deadline(requestDeadline, o.Auth.Middleware(gql))
+	mux.Handle("/graphql", cors(o.CORSOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			streams.ServeHTTP(w, r)
+			return
+		}
+		requests.ServeHTTP(w, r)
+	})))
 	// Other services' checks of a token: any method, at /auth/verify and under it (a
 	// gateway may append the original path), and RFC 7662 introspection.
 	verified := deadline(requestDeadline, o.Auth.Middleware(verify.Forward(o.Metrics, log)))
@@ -302,3 +312,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush sends what was written: a subscription's events go as they come.
+func (s *statusRecorder) Flush() { http.NewResponseController(s.ResponseWriter).Flush() }

@@ -15,6 +15,7 @@ type Client interface {
 	AppID() string
 	Code2Session(ctx context.Context, code string) (wechat.Session, error)
 	GetPhoneNumber(ctx context.Context, accessToken, code, openid string) (wechat.PhoneInfo, error)
+	GetWxaCodeUnlimit(ctx context.Context, accessToken string, req wechat.WxaCodeRequest) (image []byte, contentType string, err error)
 	CheckSessionKey(ctx context.Context, accessToken, openid, sessionKey string) error
 }
 

@@ -5,6 +5,7 @@ package wxclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
@@ -37,6 +38,96 @@ type BindPhoneNumberResponse struct {
 // GetBindPhoneNumber returns BindPhoneNumberResponse.BindPhoneNumber, and is useful for accessing the field via an interface.
 func (v *BindPhoneNumberResponse) GetBindPhoneNumber() BindPhoneNumberBindPhoneNumberUser {
 	return v.BindPhoneNumber
+}
+
+// CancelWebLoginCancelWebLoginWebLoginRequest includes the requested fields of the GraphQL type WebLoginRequest.
+// The GraphQL type's documentation follows.
+//
+// A web login as the mini-program that scanned its code sees it: who is asking to log in.
+type CancelWebLoginCancelWebLoginWebLoginRequest struct {
+	Id    string        `json:"id"`
+	State WebLoginState `json:"state"`
+	// When the browser started it.
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The User-Agent of the browser that started it.
+	UserAgent *string `json:"userAgent"`
+	// The address the browser started it from.
+	Ip *string `json:"ip"`
+}
+
+// GetId returns CancelWebLoginCancelWebLoginWebLoginRequest.Id, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginCancelWebLoginWebLoginRequest) GetId() string { return v.Id }
+
+// GetState returns CancelWebLoginCancelWebLoginWebLoginRequest.State, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginCancelWebLoginWebLoginRequest) GetState() WebLoginState { return v.State }
+
+// GetCreatedAt returns CancelWebLoginCancelWebLoginWebLoginRequest.CreatedAt, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginCancelWebLoginWebLoginRequest) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetExpiresAt returns CancelWebLoginCancelWebLoginWebLoginRequest.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginCancelWebLoginWebLoginRequest) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// GetUserAgent returns CancelWebLoginCancelWebLoginWebLoginRequest.UserAgent, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginCancelWebLoginWebLoginRequest) GetUserAgent() *string { return v.UserAgent }
+
+// GetIp returns CancelWebLoginCancelWebLoginWebLoginRequest.Ip, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginCancelWebLoginWebLoginRequest) GetIp() *string { return v.Ip }
+
+// CancelWebLoginResponse is returned by CancelWebLogin on success.
+type CancelWebLoginResponse struct {
+	// Refuses the attempt: the browser is told, and logs in as nobody.
+	CancelWebLogin CancelWebLoginCancelWebLoginWebLoginRequest `json:"cancelWebLogin"`
+}
+
+// GetCancelWebLogin returns CancelWebLoginResponse.CancelWebLogin, and is useful for accessing the field via an interface.
+func (v *CancelWebLoginResponse) GetCancelWebLogin() CancelWebLoginCancelWebLoginWebLoginRequest {
+	return v.CancelWebLogin
+}
+
+// ConfirmWebLoginConfirmWebLoginWebLoginRequest includes the requested fields of the GraphQL type WebLoginRequest.
+// The GraphQL type's documentation follows.
+//
+// A web login as the mini-program that scanned its code sees it: who is asking to log in.
+type ConfirmWebLoginConfirmWebLoginWebLoginRequest struct {
+	Id    string        `json:"id"`
+	State WebLoginState `json:"state"`
+	// When the browser started it.
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The User-Agent of the browser that started it.
+	UserAgent *string `json:"userAgent"`
+	// The address the browser started it from.
+	Ip *string `json:"ip"`
+}
+
+// GetId returns ConfirmWebLoginConfirmWebLoginWebLoginRequest.Id, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginConfirmWebLoginWebLoginRequest) GetId() string { return v.Id }
+
+// GetState returns ConfirmWebLoginConfirmWebLoginWebLoginRequest.State, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginConfirmWebLoginWebLoginRequest) GetState() WebLoginState { return v.State }
+
+// GetCreatedAt returns ConfirmWebLoginConfirmWebLoginWebLoginRequest.CreatedAt, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginConfirmWebLoginWebLoginRequest) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetExpiresAt returns ConfirmWebLoginConfirmWebLoginWebLoginRequest.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginConfirmWebLoginWebLoginRequest) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// GetUserAgent returns ConfirmWebLoginConfirmWebLoginWebLoginRequest.UserAgent, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginConfirmWebLoginWebLoginRequest) GetUserAgent() *string { return v.UserAgent }
+
+// GetIp returns ConfirmWebLoginConfirmWebLoginWebLoginRequest.Ip, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginConfirmWebLoginWebLoginRequest) GetIp() *string { return v.Ip }
+
+// ConfirmWebLoginResponse is returned by ConfirmWebLogin on success.
+type ConfirmWebLoginResponse struct {
+	// Logs the browser that started the attempt in as the current user. An attempt is confirmed at most once.
+	ConfirmWebLogin ConfirmWebLoginConfirmWebLoginWebLoginRequest `json:"confirmWebLogin"`
+}
+
+// GetConfirmWebLogin returns ConfirmWebLoginResponse.ConfirmWebLogin, and is useful for accessing the field via an interface.
+func (v *ConfirmWebLoginResponse) GetConfirmWebLogin() ConfirmWebLoginConfirmWebLoginWebLoginRequest {
+	return v.ConfirmWebLogin
 }
 
 // DecryptOpenDataResponse is returned by DecryptOpenData on success.
@@ -304,6 +395,51 @@ type RevokeSessionResponse struct {
 // GetRevokeSession returns RevokeSessionResponse.RevokeSession, and is useful for accessing the field via an interface.
 func (v *RevokeSessionResponse) GetRevokeSession() bool { return v.RevokeSession }
 
+// ScanWebLoginResponse is returned by ScanWebLogin on success.
+type ScanWebLoginResponse struct {
+	// The mini-program opened on the code's page: marks the attempt scanned by the current user and says who asked. Errors with BAD_USER_INPUT for an unknown, expired, cancelled or confirmed attempt, or one another user scanned.
+	ScanWebLogin ScanWebLoginScanWebLoginWebLoginRequest `json:"scanWebLogin"`
+}
+
+// GetScanWebLogin returns ScanWebLoginResponse.ScanWebLogin, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginResponse) GetScanWebLogin() ScanWebLoginScanWebLoginWebLoginRequest {
+	return v.ScanWebLogin
+}
+
+// ScanWebLoginScanWebLoginWebLoginRequest includes the requested fields of the GraphQL type WebLoginRequest.
+// The GraphQL type's documentation follows.
+//
+// A web login as the mini-program that scanned its code sees it: who is asking to log in.
+type ScanWebLoginScanWebLoginWebLoginRequest struct {
+	Id    string        `json:"id"`
+	State WebLoginState `json:"state"`
+	// When the browser started it.
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The User-Agent of the browser that started it.
+	UserAgent *string `json:"userAgent"`
+	// The address the browser started it from.
+	Ip *string `json:"ip"`
+}
+
+// GetId returns ScanWebLoginScanWebLoginWebLoginRequest.Id, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginScanWebLoginWebLoginRequest) GetId() string { return v.Id }
+
+// GetState returns ScanWebLoginScanWebLoginWebLoginRequest.State, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginScanWebLoginWebLoginRequest) GetState() WebLoginState { return v.State }
+
+// GetCreatedAt returns ScanWebLoginScanWebLoginWebLoginRequest.CreatedAt, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginScanWebLoginWebLoginRequest) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetExpiresAt returns ScanWebLoginScanWebLoginWebLoginRequest.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginScanWebLoginWebLoginRequest) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// GetUserAgent returns ScanWebLoginScanWebLoginWebLoginRequest.UserAgent, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginScanWebLoginWebLoginRequest) GetUserAgent() *string { return v.UserAgent }
+
+// GetIp returns ScanWebLoginScanWebLoginWebLoginRequest.Ip, and is useful for accessing the field via an interface.
+func (v *ScanWebLoginScanWebLoginWebLoginRequest) GetIp() *string { return v.Ip }
+
 // SessionsResponse is returned by Sessions on success.
 type SessionsResponse struct {
 	// The current user's live sessions, newest first.
@@ -332,6 +468,8 @@ type SessionsSessionsSession struct {
 	UserAgent *string `json:"userAgent"`
 	// True for the session that made this request.
 	Current bool `json:"current"`
+	// True for a web session, made by scanning the mini-program's code on a web page (startWebLogin); false for the mini-program's own.
+	Web bool `json:"web"`
 }
 
 // GetId returns SessionsSessionsSession.Id, and is useful for accessing the field via an interface.
@@ -354,6 +492,47 @@ func (v *SessionsSessionsSession) GetUserAgent() *string { return v.UserAgent }
 
 // GetCurrent returns SessionsSessionsSession.Current, and is useful for accessing the field via an interface.
 func (v *SessionsSessionsSession) GetCurrent() bool { return v.Current }
+
+// GetWeb returns SessionsSessionsSession.Web, and is useful for accessing the field via an interface.
+func (v *SessionsSessionsSession) GetWeb() bool { return v.Web }
+
+// StartWebLoginResponse is returned by StartWebLogin on success.
+type StartWebLoginResponse struct {
+	// Starts a web login for the browser that makes the request. Public, and limited per address.
+	StartWebLogin StartWebLoginStartWebLoginWebLoginStart `json:"startWebLogin"`
+}
+
+// GetStartWebLogin returns StartWebLoginResponse.StartWebLogin, and is useful for accessing the field via an interface.
+func (v *StartWebLoginResponse) GetStartWebLogin() StartWebLoginStartWebLoginWebLoginStart {
+	return v.StartWebLogin
+}
+
+// StartWebLoginStartWebLoginWebLoginStart includes the requested fields of the GraphQL type WebLoginStart.
+// The GraphQL type's documentation follows.
+//
+// An attempt the browser started: what the page needs to show the code and wait.
+type StartWebLoginStartWebLoginWebLoginStart struct {
+	// The attempt's id, which the mini-program code carries as its scene (32 characters). Anyone who sees the code can read it.
+	Id string `json:"id"`
+	// Known only to the browser that started the attempt, which needs it to wait and to receive the session. Keep it in memory; never put it in a URL.
+	Secret string `json:"secret"`
+	// When the attempt ends unless it was confirmed and its session taken.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The mini-program code to show, as a data: URL of its PNG or JPEG image.
+	Image string `json:"image"`
+}
+
+// GetId returns StartWebLoginStartWebLoginWebLoginStart.Id, and is useful for accessing the field via an interface.
+func (v *StartWebLoginStartWebLoginWebLoginStart) GetId() string { return v.Id }
+
+// GetSecret returns StartWebLoginStartWebLoginWebLoginStart.Secret, and is useful for accessing the field via an interface.
+func (v *StartWebLoginStartWebLoginWebLoginStart) GetSecret() string { return v.Secret }
+
+// GetExpiresAt returns StartWebLoginStartWebLoginWebLoginStart.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *StartWebLoginStartWebLoginWebLoginStart) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// GetImage returns StartWebLoginStartWebLoginWebLoginStart.Image, and is useful for accessing the field via an interface.
+func (v *StartWebLoginStartWebLoginWebLoginStart) GetImage() string { return v.Image }
 
 // What the person filled in. A field left out or null stays as it is; an empty string clears it.
 type UpdateProfileInput struct {
@@ -444,6 +623,184 @@ func (v *UserFields) GetNickname() *string { return v.Nickname }
 // GetAvatarUrl returns UserFields.AvatarUrl, and is useful for accessing the field via an interface.
 func (v *UserFields) GetAvatarUrl() *string { return v.AvatarUrl }
 
+// WatchWebLoginResponse is returned by WatchWebLogin on success.
+type WatchWebLoginResponse struct {
+	// Follows a web login for the browser that started it: an event now and at each change, until it is confirmed (with the session), cancelled or expired. Over Server-Sent Events (the graphql-sse protocol's distinct connections mode: POST with Accept: text/event-stream).
+	WebLogin WatchWebLoginWebLoginWebLoginStatus `json:"webLogin"`
+}
+
+// GetWebLogin returns WatchWebLoginResponse.WebLogin, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginResponse) GetWebLogin() WatchWebLoginWebLoginWebLoginStatus { return v.WebLogin }
+
+// WatchWebLoginWebLoginWebLoginStatus includes the requested fields of the GraphQL type WebLoginStatus.
+// The GraphQL type's documentation follows.
+//
+// A web login as the browser that started it sees it.
+type WatchWebLoginWebLoginWebLoginStatus struct {
+	State     WebLoginState `json:"state"`
+	ExpiresAt time.Time     `json:"expiresAt"`
+	// The web session: in the first answer after the confirmation only, and null in every other.
+	Session *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload `json:"session"`
+}
+
+// GetState returns WatchWebLoginWebLoginWebLoginStatus.State, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatus) GetState() WebLoginState { return v.State }
+
+// GetExpiresAt returns WatchWebLoginWebLoginWebLoginStatus.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatus) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// GetSession returns WatchWebLoginWebLoginWebLoginStatus.Session, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatus) GetSession() *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload {
+	return v.Session
+}
+
+// WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload includes the requested fields of the GraphQL type LoginPayload.
+// The GraphQL type's documentation follows.
+//
+// The result of a login.
+type WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload struct {
+	// The session token. Send it as `Authorization: Bearer <token>`; keep it secret, as with a password.
+	Token string `json:"token"`
+	// When the session ends; after that, log in again with a new wx.login code.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The logged-in user.
+	User WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser `json:"user"`
+}
+
+// GetToken returns WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload.Token, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload) GetToken() string { return v.Token }
+
+// GetExpiresAt returns WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload) GetExpiresAt() time.Time {
+	return v.ExpiresAt
+}
+
+// GetUser returns WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload.User, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayload) GetUser() WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser {
+	return v.User
+}
+
+// WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser includes the requested fields of the GraphQL type User.
+// The GraphQL type's documentation follows.
+//
+// A person who logs in through a WeChat mini-program.
+type WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser struct {
+	// Stable, opaque identifier of the user.
+	Id string `json:"id"`
+	// The user's openid in this mini-program.
+	Openid string `json:"openid"`
+}
+
+// GetId returns WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser.Id, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser) GetId() string { return v.Id }
+
+// GetOpenid returns WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser.Openid, and is useful for accessing the field via an interface.
+func (v *WatchWebLoginWebLoginWebLoginStatusSessionLoginPayloadUser) GetOpenid() string {
+	return v.Openid
+}
+
+// Where a web login stands.
+type WebLoginState string
+
+const (
+	// Started; nobody has scanned the code yet.
+	WebLoginStateWaiting WebLoginState = "WAITING"
+	// Scanned: the mini-program shows the confirm page (the web page says: confirm on your phone).
+	WebLoginStateScanned WebLoginState = "SCANNED"
+	// Confirmed in the mini-program: the browser takes its session, once.
+	WebLoginStateConfirmed WebLoginState = "CONFIRMED"
+	// Cancelled in the mini-program.
+	WebLoginStateCancelled WebLoginState = "CANCELLED"
+	// Ended unconfirmed, or confirmed and its session not taken in time.
+	WebLoginStateExpired WebLoginState = "EXPIRED"
+)
+
+var AllWebLoginState = []WebLoginState{
+	WebLoginStateWaiting,
+	WebLoginStateScanned,
+	WebLoginStateConfirmed,
+	WebLoginStateCancelled,
+	WebLoginStateExpired,
+}
+
+// WebLoginStatusResponse is returned by WebLoginStatus on success.
+type WebLoginStatusResponse struct {
+	// Polling for the browser where a subscription cannot run: ask at most once a second. Errors with BAD_USER_INPUT for an unknown id or a wrong secret.
+	WebLogin WebLoginStatusWebLoginWebLoginStatus `json:"webLogin"`
+}
+
+// GetWebLogin returns WebLoginStatusResponse.WebLogin, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusResponse) GetWebLogin() WebLoginStatusWebLoginWebLoginStatus {
+	return v.WebLogin
+}
+
+// WebLoginStatusWebLoginWebLoginStatus includes the requested fields of the GraphQL type WebLoginStatus.
+// The GraphQL type's documentation follows.
+//
+// A web login as the browser that started it sees it.
+type WebLoginStatusWebLoginWebLoginStatus struct {
+	State     WebLoginState `json:"state"`
+	ExpiresAt time.Time     `json:"expiresAt"`
+	// The web session: in the first answer after the confirmation only, and null in every other.
+	Session *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload `json:"session"`
+}
+
+// GetState returns WebLoginStatusWebLoginWebLoginStatus.State, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatus) GetState() WebLoginState { return v.State }
+
+// GetExpiresAt returns WebLoginStatusWebLoginWebLoginStatus.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatus) GetExpiresAt() time.Time { return v.ExpiresAt }
+
+// GetSession returns WebLoginStatusWebLoginWebLoginStatus.Session, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatus) GetSession() *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload {
+	return v.Session
+}
+
+// WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload includes the requested fields of the GraphQL type LoginPayload.
+// The GraphQL type's documentation follows.
+//
+// The result of a login.
+type WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload struct {
+	// The session token. Send it as `Authorization: Bearer <token>`; keep it secret, as with a password.
+	Token string `json:"token"`
+	// When the session ends; after that, log in again with a new wx.login code.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The logged-in user.
+	User WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser `json:"user"`
+}
+
+// GetToken returns WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload.Token, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload) GetToken() string { return v.Token }
+
+// GetExpiresAt returns WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload.ExpiresAt, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload) GetExpiresAt() time.Time {
+	return v.ExpiresAt
+}
+
+// GetUser returns WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload.User, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayload) GetUser() WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser {
+	return v.User
+}
+
+// WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser includes the requested fields of the GraphQL type User.
+// The GraphQL type's documentation follows.
+//
+// A person who logs in through a WeChat mini-program.
+type WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser struct {
+	// Stable, opaque identifier of the user.
+	Id string `json:"id"`
+	// The user's openid in this mini-program.
+	Openid string `json:"openid"`
+}
+
+// GetId returns WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser.Id, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser) GetId() string { return v.Id }
+
+// GetOpenid returns WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser.Openid, and is useful for accessing the field via an interface.
+func (v *WebLoginStatusWebLoginWebLoginStatusSessionLoginPayloadUser) GetOpenid() string {
+	return v.Openid
+}
+
 // __BindPhoneNumberInput is used internally by genqlient
 type __BindPhoneNumberInput struct {
 	Code string `json:"code"`
@@ -451,6 +808,22 @@ type __BindPhoneNumberInput struct {
 
 // GetCode returns __BindPhoneNumberInput.Code, and is useful for accessing the field via an interface.
 func (v *__BindPhoneNumberInput) GetCode() string { return v.Code }
+
+// __CancelWebLoginInput is used internally by genqlient
+type __CancelWebLoginInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __CancelWebLoginInput.Id, and is useful for accessing the field via an interface.
+func (v *__CancelWebLoginInput) GetId() string { return v.Id }
+
+// __ConfirmWebLoginInput is used internally by genqlient
+type __ConfirmWebLoginInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __ConfirmWebLoginInput.Id, and is useful for accessing the field via an interface.
+func (v *__ConfirmWebLoginInput) GetId() string { return v.Id }
 
 // __DecryptOpenDataInput is used internally by genqlient
 type __DecryptOpenDataInput struct {
@@ -500,6 +873,14 @@ type __RevokeSessionInput struct {
 // GetId returns __RevokeSessionInput.Id, and is useful for accessing the field via an interface.
 func (v *__RevokeSessionInput) GetId() string { return v.Id }
 
+// __ScanWebLoginInput is used internally by genqlient
+type __ScanWebLoginInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __ScanWebLoginInput.Id, and is useful for accessing the field via an interface.
+func (v *__ScanWebLoginInput) GetId() string { return v.Id }
+
 // __UpdateProfileInput is used internally by genqlient
 type __UpdateProfileInput struct {
 	Input UpdateProfileInput `json:"input"`
@@ -507,6 +888,30 @@ type __UpdateProfileInput struct {
 
 // GetInput returns __UpdateProfileInput.Input, and is useful for accessing the field via an interface.
 func (v *__UpdateProfileInput) GetInput() UpdateProfileInput { return v.Input }
+
+// __WatchWebLoginInput is used internally by genqlient
+type __WatchWebLoginInput struct {
+	Id     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+// GetId returns __WatchWebLoginInput.Id, and is useful for accessing the field via an interface.
+func (v *__WatchWebLoginInput) GetId() string { return v.Id }
+
+// GetSecret returns __WatchWebLoginInput.Secret, and is useful for accessing the field via an interface.
+func (v *__WatchWebLoginInput) GetSecret() string { return v.Secret }
+
+// __WebLoginStatusInput is used internally by genqlient
+type __WebLoginStatusInput struct {
+	Id     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+// GetId returns __WebLoginStatusInput.Id, and is useful for accessing the field via an interface.
+func (v *__WebLoginStatusInput) GetId() string { return v.Id }
+
+// GetSecret returns __WebLoginStatusInput.Secret, and is useful for accessing the field via an interface.
+func (v *__WebLoginStatusInput) GetSecret() string { return v.Secret }
 
 // The mutation executed by BindPhoneNumber.
 const BindPhoneNumber_Operation = `
@@ -533,6 +938,86 @@ func BindPhoneNumber(
 	}
 
 	data_ = &BindPhoneNumberResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by CancelWebLogin.
+const CancelWebLogin_Operation = `
+mutation CancelWebLogin ($id: ID!) {
+	cancelWebLogin(id: $id) {
+		id
+		state
+		createdAt
+		expiresAt
+		userAgent
+		ip
+	}
+}
+`
+
+// The mini-program's confirm page: refuses the web login.
+func CancelWebLogin(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *CancelWebLoginResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "CancelWebLogin",
+		Query:  CancelWebLogin_Operation,
+		Variables: &__CancelWebLoginInput{
+			Id: id,
+		},
+	}
+
+	data_ = &CancelWebLoginResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by ConfirmWebLogin.
+const ConfirmWebLogin_Operation = `
+mutation ConfirmWebLogin ($id: ID!) {
+	confirmWebLogin(id: $id) {
+		id
+		state
+		createdAt
+		expiresAt
+		userAgent
+		ip
+	}
+}
+`
+
+// The mini-program's confirm page: logs the browser that asked in as this user.
+func ConfirmWebLogin(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *ConfirmWebLoginResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "ConfirmWebLogin",
+		Query:  ConfirmWebLogin_Operation,
+		Variables: &__ConfirmWebLoginInput{
+			Id: id,
+		},
+	}
+
+	data_ = &ConfirmWebLoginResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -825,6 +1310,46 @@ func RevokeSession(
 	return data_, err_
 }
 
+// The mutation executed by ScanWebLogin.
+const ScanWebLogin_Operation = `
+mutation ScanWebLogin ($id: ID!) {
+	scanWebLogin(id: $id) {
+		id
+		state
+		createdAt
+		expiresAt
+		userAgent
+		ip
+	}
+}
+`
+
+// The mini-program's confirm page: marks the web login scanned and shows who asked.
+func ScanWebLogin(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *ScanWebLoginResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "ScanWebLogin",
+		Query:  ScanWebLogin_Operation,
+		Variables: &__ScanWebLoginInput{
+			Id: id,
+		},
+	}
+
+	data_ = &ScanWebLoginResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by Sessions.
 const Sessions_Operation = `
 query Sessions {
@@ -836,6 +1361,7 @@ query Sessions {
 		ip
 		userAgent
 		current
+		web
 	}
 }
 `
@@ -851,6 +1377,40 @@ func Sessions(
 	}
 
 	data_ = &SessionsResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by StartWebLogin.
+const StartWebLogin_Operation = `
+mutation StartWebLogin {
+	startWebLogin {
+		id
+		secret
+		expiresAt
+		image
+	}
+}
+`
+
+// The web page: starts a web login and gets the mini-program code to show.
+func StartWebLogin(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *StartWebLoginResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "StartWebLogin",
+		Query:  StartWebLogin_Operation,
+	}
+
+	data_ = &StartWebLoginResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -888,6 +1448,120 @@ func UpdateProfile(
 	}
 
 	data_ = &UpdateProfileResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The subscription executed by WatchWebLogin.
+const WatchWebLogin_Operation = `
+subscription WatchWebLogin ($id: ID!, $secret: String!) {
+	webLogin(id: $id, secret: $secret) {
+		state
+		expiresAt
+		session {
+			token
+			expiresAt
+			user {
+				id
+				openid
+			}
+		}
+	}
+}
+`
+
+// The web page: follows its web login over Server-Sent Events until it ends, with the
+// session once it is confirmed.
+// To unsubscribe, use [graphql.WebSocketClient.Unsubscribe]
+func WatchWebLogin(
+	ctx_ context.Context,
+	client_ graphql.WebSocketClient,
+	id string,
+	secret string,
+) (dataChan_ chan WatchWebLoginWsResponse, subscriptionID_ string, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "WatchWebLogin",
+		Query:  WatchWebLogin_Operation,
+		Variables: &__WatchWebLoginInput{
+			Id:     id,
+			Secret: secret,
+		},
+	}
+
+	dataChan_ = make(chan WatchWebLoginWsResponse)
+	subscriptionID_, err_ = client_.Subscribe(req_, dataChan_, WatchWebLoginForwardData)
+
+	return dataChan_, subscriptionID_, err_
+}
+
+type WatchWebLoginWsResponse graphql.BaseResponse[*WatchWebLoginResponse]
+
+func WatchWebLoginForwardData(interfaceChan interface{}, jsonRawMsg json.RawMessage) error {
+	var gqlResp graphql.Response
+	var wsResp WatchWebLoginWsResponse
+	err := json.Unmarshal(jsonRawMsg, &gqlResp)
+	if err != nil {
+		return err
+	}
+	if len(gqlResp.Errors) == 0 {
+		err = json.Unmarshal(jsonRawMsg, &wsResp)
+		if err != nil {
+			return err
+		}
+	} else {
+		wsResp.Errors = gqlResp.Errors
+	}
+	dataChan_, ok := interfaceChan.(chan WatchWebLoginWsResponse)
+	if !ok {
+		return errors.New("failed to cast interface into 'chan WatchWebLoginWsResponse'")
+	}
+	dataChan_ <- wsResp
+	return nil
+}
+
+// The query executed by WebLoginStatus.
+const WebLoginStatus_Operation = `
+query WebLoginStatus ($id: ID!, $secret: String!) {
+	webLogin(id: $id, secret: $secret) {
+		state
+		expiresAt
+		session {
+			token
+			expiresAt
+			user {
+				id
+				openid
+			}
+		}
+	}
+}
+`
+
+// The web page, where a subscription cannot run: where its web login stands, and the
+// session once it is confirmed.
+func WebLoginStatus(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+	secret string,
+) (data_ *WebLoginStatusResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "WebLoginStatus",
+		Query:  WebLoginStatus_Operation,
+		Variables: &__WebLoginStatusInput{
+			Id:     id,
+			Secret: secret,
+		},
+	}
+
+	data_ = &WebLoginStatusResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
