@@ -333,6 +333,7 @@ func devBanner(w io.Writer, cfg config.Config, addr net.Addr) {
 	lines := []string{
 		"*** DEV MODE *** WECHAT_APPID and WECHAT_SECRET are not set, so logins go to a built-in FAKE WeChat.",
 		"  playground: http://localhost:" + port + "/",
+		"  web login:  http://localhost:" + port + "/weblogin   (a demo: log in by scanning, the phone simulated)",
 		"  graphql:    http://localhost:" + port + "/graphql   (POST, Content-Type: application/json)",
 		"  log in:     mutation { login(code: \"dev-alice\") { token user { id openid } } }",
 		"              any code dev-<name> logs in as the dev user <name>, every time",

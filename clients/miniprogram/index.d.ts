@@ -1,7 +1,7 @@
 // Types for wxlogin's mini-program SDK (index.js). Written by hand; the schema's types
 // are generated into schema.d.ts, each client document's result and variables into
 // operations.d.ts, and the documents themselves into documents.d.ts.
-import type { LoginMutation } from './operations';
+import type { LoginMutation, ScanWebLoginMutation } from './operations';
 import * as documents from './documents';
 
 export { documents };
@@ -24,6 +24,19 @@ export type UntypedDocument = string & { readonly __resultType?: never };
 
 /** What a successful login gives: the token, when it ends, the user. */
 export type LoginResult = LoginMutation['login'];
+
+/**
+ * A web login as the mini-program sees it: who asks to log in on a computer (the
+ * browser's User-Agent and address, when it asked) and where it stands.
+ */
+export type WebLoginRequest = ScanWebLoginMutation['scanWebLogin'];
+
+/**
+ * What scanWebLogin takes: the scene of the mini-program code, or the options WeChat
+ * opened the page with (onLoad's, with `scene` URI-encoded; or onLaunch's and
+ * wx.getLaunchOptionsSync's, with it under `query`).
+ */
+export type WebLoginScene = string | { scene?: unknown; query?: { scene?: string } };
 
 /** The codes an SDK error carries: the server's, and the SDK's own. */
 export type ErrorCode =
@@ -144,6 +157,18 @@ export interface Client {
    * and phone number) and forgets the stored token; the next call logs in as a new user.
    */
   deleteAccount(): Promise<boolean>;
+  /**
+   * The confirm page of a web login: marks the web login whose code the person scanned
+   * as scanned by this user and resolves with who asked. Rejects with BAD_USER_INPUT
+   * (its message says which, for the person) when the code is unknown, expired,
+   * cancelled, confirmed already or another user's, and when `scene` has none. Logs in
+   * first when there is no session.
+   */
+  scanWebLogin(scene: WebLoginScene): Promise<WebLoginRequest>;
+  /** Logs the browser that asked in as this user (a web login is confirmed once). */
+  confirmWebLogin(id: string): Promise<WebLoginRequest>;
+  /** Refuses the web login: the browser is told, and logs in as nobody. */
+  cancelWebLogin(id: string): Promise<WebLoginRequest>;
   /** The session token, or null: for wx.uploadFile and other requests made by hand. */
   token(): string | null;
 }

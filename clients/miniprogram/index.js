@@ -366,12 +366,43 @@ function createClient(options) {
     return data.deleteAccount === true;
   }
 
+  // scanWebLogin opens the web login whose code the person scanned, marking it scanned
+  // by this user, and resolves with who asked (the browser's User-Agent and address).
+  // `scene` is the code's scene, or the options of the page's onLoad, where WeChat
+  // passes it URI-encoded.
+  async function scanWebLogin(scene) {
+    var id = typeof scene === 'string' ? scene : launchScene(scene);
+    if (!id) {
+      // Checked here: a page opened from the recent list has no scene, and the person
+      // needs to be told to scan, not what the server calls a malformed id.
+      throw clientError('BAD_USER_INPUT',
+        'No web login to confirm: open this page by scanning the code on the web page.', {});
+    }
+    var data = await run(documents.ScanWebLogin, { id: id });
+    return data.scanWebLogin;
+  }
+
+  // confirmWebLogin logs the browser that asked in as this user.
+  async function confirmWebLogin(id) {
+    var data = await run(documents.ConfirmWebLogin, { id: id });
+    return data.confirmWebLogin;
+  }
+
+  // cancelWebLogin refuses the web login: the browser is told, and logs in as nobody.
+  async function cancelWebLogin(id) {
+    var data = await run(documents.CancelWebLogin, { id: id });
+    return data.cancelWebLogin;
+  }
+
   return {
     query: run,
     mutate: run,
     request: request,
     exportMyData: exportMyData,
     deleteAccount: deleteAccount,
+    scanWebLogin: scanWebLogin,
+    confirmWebLogin: confirmWebLogin,
+    cancelWebLogin: cancelWebLogin,
     login: login,
     logout: logout,
     token: function () { return token; },
@@ -395,6 +426,25 @@ function errorCode(res) {
     first = first || code;
   }
   return first;
+}
+
+// launchScene is the scene of a mini-program code, decoded, from the options WeChat
+// opens a page with (onLoad's: options.scene) or the app (onLaunch's and
+// wx.getLaunchOptionsSync's, whose own scene is a number saying how it was opened:
+// options.query.scene); "" when there is none.
+function launchScene(options) {
+  var scene = options && options.scene;
+  if (typeof scene !== 'string') {
+    scene = options && options.query && options.query.scene;
+  }
+  if (typeof scene !== 'string') {
+    return '';
+  }
+  try {
+    return decodeURIComponent(scene);
+  } catch (e) {
+    return scene; // not URI-encoded after all (a lone %): the server says what it is
+  }
 }
 
 function retryAfter(res) {

@@ -25,6 +25,7 @@ import (
 	"github.com/wxlogin/wxlogin/internal/reqlog"
 	"github.com/wxlogin/wxlogin/internal/tracing"
 	"github.com/wxlogin/wxlogin/internal/verify"
+	"github.com/wxlogin/wxlogin/internal/weblogindemo"
 	"github.com/wxlogin/wxlogin/internal/wechatpush"
 )
 
@@ -131,6 +132,10 @@ func New(o Options) http.Handler {
 	}
 	if o.DevFake != nil {
 		mux.Handle("GET /dev/fake/", http.StripPrefix("/dev", o.DevFake))
+	}
+	if o.DevMode {
+		mux.Handle("GET "+weblogindemo.Path, weblogindemo.Handler())
+		mux.Handle("GET "+weblogindemo.Path+"/", weblogindemo.Handler())
 	}
 
 	h := requestID(accessLog(log, o.Metrics, mux))

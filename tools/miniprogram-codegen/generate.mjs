@@ -101,7 +101,7 @@ for (const file of ['clients/miniprogram/index.js', 'clients/miniprogram/documen
     }
   });
 }
-for (const file of ['examples/miniprogram/app.js', 'examples/miniprogram/pages/index/index.js']) {
+for (const file of ['examples/miniprogram/app.js', 'examples/miniprogram/pages/index/index.js', 'examples/miniprogram/pages/weblogin/weblogin.js']) {
   parseES2017(file);
 }
 const program = ts.createProgram([join(here, 'typecheck.ts')], {

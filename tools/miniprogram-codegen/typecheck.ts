@@ -1,6 +1,6 @@
 // Compiled (never run) by generate.mjs: proves that the SDK's declarations give a
 // TypeScript mini-program what it needs, and refuse what they should.
-import { createClient, documents, type WxloginError, type LoginResult, type WxLike } from '../../clients/miniprogram/index';
+import { createClient, documents, type WxloginError, type LoginResult, type WxLike, type WebLoginRequest } from '../../clients/miniprogram/index';
 
 declare const wx: WxLike;
 
@@ -31,6 +31,14 @@ async function example(): Promise<void> {
   const token: string | null = client.token();
   const loggedOut: boolean = await client.logout();
 
+  // A web login's confirm page, opened by its code with onLoad's options or the scene.
+  const asked: WebLoginRequest = await client.scanWebLogin({ scene: '0123456789abcdef0123456789abcdef' });
+  const browser: string | null = asked.userAgent;
+  const state: 'CONFIRMED' | 'WAITING' | 'SCANNED' | 'CANCELLED' | 'EXPIRED' = (await client.confirmWebLogin(asked.id)).state;
+  await client.cancelWebLogin((await client.scanWebLogin('0123456789abcdef0123456789abcdef')).id);
+  // @ts-expect-error: confirm takes the id, not the options
+  await client.confirmWebLogin({ scene: '0123456789abcdef0123456789abcdef' });
+
   try {
     await client.query(documents.Sessions);
   } catch (e) {
@@ -42,7 +50,7 @@ async function example(): Promise<void> {
     const requestId: string | undefined = err.requestId;
     void requestId;
   }
-  void [openid, phone, ended, id, anything, isNew, token, loggedOut];
+  void [openid, phone, ended, id, anything, isNew, token, loggedOut, browser, state];
 }
 
 void example;
