@@ -56,14 +56,18 @@ const (
 	msgForbidden        = "WeChat refused this login because it considers the account high-risk."
 	msgRateLimited      = "Too many logins for this user: wait a minute before trying again."
 	msgTooManyLogins    = "Too many logins from this address: wait extensions.retryAfter seconds before trying again."
-	msgUnavailable      = "WeChat could not be reached or answered with an error: try again in a few seconds."
-	msgWeChatBusy       = "WeChat is busy just now: try again in a few seconds."
-	msgWeChatTimeout    = "WeChat did not answer in time: try again in a few seconds."
-	msgTokenRejected    = "WeChat keeps rejecting the server's access token: try again in a minute."
-	msgDatabaseDown     = "The server cannot reach its database just now: try again in a few seconds."
-	msgSessionKeyStale  = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
-	msgInternal         = "Something went wrong on the server: try again later."
-	msgBlocked          = "This account is blocked by the service's operators: it cannot log in until they unblock it."
+	// A web page's limits: per address (the browser has no user yet), and WeChat's on
+	// drawing mini-program codes.
+	msgTooManyWebLogins    = "Too many web logins from this address: wait extensions.retryAfter seconds before starting another."
+	msgWebLoginRateLimited = "WeChat is limiting mini-program codes: wait a minute before starting another web login."
+	msgUnavailable         = "WeChat could not be reached or answered with an error: try again in a few seconds."
+	msgWeChatBusy          = "WeChat is busy just now: try again in a few seconds."
+	msgWeChatTimeout       = "WeChat did not answer in time: try again in a few seconds."
+	msgTokenRejected       = "WeChat keeps rejecting the server's access token: try again in a minute."
+	msgDatabaseDown        = "The server cannot reach its database just now: try again in a few seconds."
+	msgSessionKeyStale     = "The data was made with a newer session key than this login has: log in again (wx.login, then login), get the data from WeChat again, and retry."
+	msgInternal            = "Something went wrong on the server: try again later."
+	msgBlocked             = "This account is blocked by the service's operators: it cannot log in until they unblock it."
 )
 
 // ErrorCode gives the contract code for an error a resolver returned.
@@ -126,6 +130,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		code := ErrorCode(gerr.Err)
 		path := loggedPath(gerr.Path)
 		phoneField := len(gerr.Path) > 0 && fmt.Sprint(gerr.Path[0]) == "bindPhoneNumber"
+		webLoginField := len(gerr.Path) > 0 && fmt.Sprint(gerr.Path[0]) == "startWebLogin"
 		switch code {
 		case CodeBadUserInput:
 			if errors.Is(gerr.Err, wechat.ErrForeignCode) {
@@ -148,6 +153,8 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				switch {
 				case errors.Is(gerr.Err, auth.ErrTooManyLogins):
 					gerr.Message = msgTooManyLogins
+				case errors.Is(gerr.Err, auth.ErrTooManyWebLogins):
+					gerr.Message = msgTooManyWebLogins
 				case errors.Is(gerr.Err, phone.ErrTooManyCodes):
 					gerr.Message = msgTooManyPhone
 				case errors.Is(gerr.Err, opendata.ErrTooManyChecks):
@@ -160,6 +167,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				gerr.Message = msgRateLimited
 				if phoneField {
 					gerr.Message = msgPhoneRateLimited
+				}
+				if webLoginField {
+					gerr.Message = msgWebLoginRateLimited
 				}
 				setExtension(gerr, "retryAfter", 60)
 			}

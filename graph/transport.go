@@ -18,6 +18,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/wxlogin/wxlogin/internal/input"
 	"github.com/wxlogin/wxlogin/internal/persisted"
@@ -488,8 +489,9 @@ type sseTransport struct{ transport.SSE }
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	w.Header().Set("Cache-Control", "no-store")
 	b, err := io.ReadAll(r.Body)
+	var params *graphql.RawParams
 	if err == nil {
-		_, err = bodyParams(bytes.NewReader(b))
+		params, err = bodyParams(bytes.NewReader(b))
 	}
 	if err != nil {
 		reply := replier{w: w, r: r, exec: exec, media: mediaJSON}
@@ -501,9 +503,32 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		reply.refuse(http.StatusBadRequest, err.Error())
 		return
 	}
+	// The stream's long deadline is for subscriptions: a query or a mutation keeps to
+	// the plain transport's. (A document sent by hash alone is known only later.)
+	if !subscription(params) && params.Query != "" {
+		reply := replier{w: w, r: r, exec: exec, media: mediaJSON}
+		reply.refuse(http.StatusBadRequest, "Only subscriptions run over Server-Sent Events: send queries and mutations without Accept: text/event-stream.")
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	if end, ok := r.Context().Deadline(); ok {
 		http.NewResponseController(w).SetWriteDeadline(end)
 	}
 	t.SSE.Do(w, r, exec)
+}
+
+// subscription says whether the operation params name is a subscription, or may be: a
+// document that does not parse, or names no such operation, goes on to the executor,
+// which says why.
+func subscription(params *graphql.RawParams) bool {
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, parserTokenLimit)
+	if err != nil {
+		return true
+	}
+	for _, op := range doc.Operations {
+		if params.OperationName == "" || op.Name == params.OperationName {
+			return op.Operation == ast.Subscription
+		}
+	}
+	return true
 }

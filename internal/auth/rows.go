@@ -38,11 +38,12 @@ func scanIdentity(i *ent.Identity) []any {
 
 func sessionColumns(t *entsql.SelectTable) []string {
 	return []string{t.C(session.FieldID), t.C(session.FieldUserID), t.C(session.FieldIdentityID), t.C(session.FieldCreatedAt),
-		t.C(session.FieldExpiresAt), t.C(session.FieldLastSeenAt), t.C(session.FieldRevokedAt), t.C(session.FieldIP), t.C(session.FieldUserAgent)}
+		t.C(session.FieldExpiresAt), t.C(session.FieldLastSeenAt), t.C(session.FieldRevokedAt), t.C(session.FieldIP), t.C(session.FieldUserAgent),
+		t.C(session.FieldWeb)}
 }
 
 func scanSession(s *ent.Session) []any {
-	return []any{&s.ID, &s.UserID, &s.IdentityID, &s.CreatedAt, &s.ExpiresAt, &s.LastSeenAt, nullable(&s.RevokedAt), nullable(&s.IP), nullable(&s.UserAgent)}
+	return []any{&s.ID, &s.UserID, &s.IdentityID, &s.CreatedAt, &s.ExpiresAt, &s.LastSeenAt, nullable(&s.RevokedAt), nullable(&s.IP), nullable(&s.UserAgent), &s.Web}
 }
 
 // nullable scans a column that may be NULL into an ent field that is a pointer: nil

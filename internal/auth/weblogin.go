@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/weblogin"
 	"github.com/wxlogin/wxlogin/internal/ids"
 	"github.com/wxlogin/wxlogin/internal/input"
+	"github.com/wxlogin/wxlogin/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/internal/wechat"
 )
 
@@ -91,10 +92,10 @@ var (
 	errWebLoginOther     = input.Errorf("Another WeChat user scanned this code: only they can confirm or cancel it.")
 )
 
-type tooManyWebLogins struct{}
+type tooManyWebLogins struct{} // the API's message is graph's
 
 func (tooManyWebLogins) Error() string {
-	return "Too many web logins from this address: wait a minute and start again."
+	return "too many web logins from this address"
 }
 
 // parseWebLoginID reads an attempt's id as the API takes it: its scene, or the UUID.
@@ -114,8 +115,11 @@ func parseWebLoginID(s string) (uuid.UUID, error) {
 // unless WeChat answered with the code.
 func (s *Service) StartWebLogin(ctx context.Context, client Client) (*WebLoginStart, error) {
 	now := s.clock()
-	if s.webLimiter.Take(limitKey(client.IP), now) != nil || s.webInstance.Take("", now) != nil {
-		return nil, ErrTooManyWebLogins
+	if refused := s.webLimiter.Take(limitKey(client.IP), now); refused != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTooManyWebLogins, refused)
+	}
+	if refused := s.webInstance.Take("", now); refused != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTooManyWebLogins, refused)
 	}
 	id := ids.New()
 	secret := make([]byte, 32)
@@ -316,8 +320,8 @@ func (s *Service) openWebSession(ctx context.Context, tx *ent.Tx, audit *auditor
 // instance), until it ends or ctx does. A wrong secret is refused at once.
 func (s *Service) WatchWebLogin(ctx context.Context, ref, secret string, client Client) (<-chan *WebLoginStatus, error) {
 	release, ok := s.webWatchers.take(limitKey(client.IP))
-	if !ok {
-		return nil, ErrTooManyWebLogins
+	if !ok { // one ends within WebLoginTTL
+		return nil, fmt.Errorf("%w: %w", ErrTooManyWebLogins, &ratelimit.Error{RetryAfter: s.policy.WebLoginTTL})
 	}
 	first, err := s.WebLoginStatus(ctx, ref, secret, client)
 	if err != nil {
