@@ -64,8 +64,11 @@ func (e *env) currentSessionID(token string) string {
 }
 
 // audit returns the audit events recorded so far, oldest first.
+// audit lists the audit rows by time. Rows one transaction wrote share its time, and
+// their ids order them only where ids are time-ordered (not on TiDB): among them the
+// event's name decides, as the tests expect (login_succeeded before session_evicted).
 func (e *env) audit() []*ent.AuditEvent {
-	return e.db.AuditEvent.Query().Order(ent.Asc(auditevent.FieldAt), ent.Asc(auditevent.FieldID)).AllX(context.Background())
+	return e.db.AuditEvent.Query().Order(ent.Asc(auditevent.FieldAt), ent.Asc(auditevent.FieldEvent), ent.Asc(auditevent.FieldID)).AllX(context.Background())
 }
 
 func TestIdleAndAbsoluteExpiry(t *testing.T) {
