@@ -14,8 +14,9 @@ var random atomic.Bool
 // index of InnoDB (MariaDB, MySQL), which keeps its pages full and the recent ones in
 // memory. After Random(true) they are random (v4): TiDB splits a table into regions by
 // its key, and time-ordered keys would send every insert to the table's last region,
-// one machine's write hot spot at exactly the peak. Nothing orders by id: lists order
-// by a time first, and ids only break its ties.
+// one machine's write hot spot at exactly the peak. Nothing orders by id alone: lists
+// order by a time first and ids only break its ties, so on TiDB the rows one
+// transaction wrote at the same time (a login's audit events) come in no set order.
 func New() uuid.UUID {
 	if random.Load() {
 		return uuid.New()
