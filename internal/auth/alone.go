@@ -153,11 +153,7 @@ func (s *Service) lockedIdentities(tx *ent.Tx) *ent.IdentityQuery {
 // login tells its client.
 func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *auditor, acct Account, newUser, created bool, claim uuid.UUID, client Client, now time.Time) (*Login, error) {
 	sess, token := s.newSession(acct, client, now)
-	sess, err := tx.Session.Create().
-		SetID(sess.ID).SetTokenHash(sess.TokenHash).SetUserID(sess.UserID).SetIdentityID(sess.IdentityID).
-		SetCreatedAt(now).SetLastSeenAt(now).SetExpiresAt(sess.ExpiresAt).
-		SetNillableIP(sess.IP).SetNillableUserAgent(sess.UserAgent).
-		Save(ctx)
+	sess, err := createSession(ctx, tx, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +180,15 @@ func (s *Service) openSessionAlone(ctx context.Context, tx *ent.Tx, audit *audit
 		}
 	}
 	return &Login{Token: token, ExpiresAt: s.SessionEnds(sess), Account: acct, NewUser: newUser}, nil
+}
+
+// createSession inserts sess, made by newSession, with ent's builder.
+func createSession(ctx context.Context, tx *ent.Tx, sess *ent.Session) (*ent.Session, error) {
+	return tx.Session.Create().
+		SetID(sess.ID).SetTokenHash(sess.TokenHash).SetUserID(sess.UserID).SetIdentityID(sess.IdentityID).
+		SetCreatedAt(sess.CreatedAt).SetLastSeenAt(sess.LastSeenAt).SetExpiresAt(sess.ExpiresAt).SetWeb(sess.Web).
+		SetNillableIP(sess.IP).SetNillableUserAgent(sess.UserAgent).
+		Save(ctx)
 }
 
 // capSessions ends the user's least recently used sessions beyond the cap, after a

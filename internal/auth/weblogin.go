@@ -283,11 +283,7 @@ func (s *Service) openWebSession(ctx context.Context, tx *ent.Tx, audit *auditor
 	} else if err != nil {
 		return nil, err
 	}
-	q := tx.User.Query().Where(user.ID(ident.UserID))
-	if s.db.Dialect == dialect.MySQL {
-		q = q.ForUpdate()
-	}
-	u, err := q.Only(ctx)
+	u, err := s.lockedUserQuery(tx).Where(user.ID(ident.UserID)).Only(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -298,12 +294,7 @@ func (s *Service) openWebSession(ctx context.Context, tx *ent.Tx, audit *auditor
 	now := audit.now
 	sess, token := s.newSession(acct, client, now)
 	sess.ID, sess.Web, sess.ExpiresAt = sessID, true, now.Add(s.policy.WebSessionTTL)
-	sess, err = tx.Session.Create().
-		SetID(sess.ID).SetTokenHash(sess.TokenHash).SetUserID(sess.UserID).SetIdentityID(sess.IdentityID).
-		SetCreatedAt(now).SetLastSeenAt(now).SetExpiresAt(sess.ExpiresAt).SetWeb(true).
-		SetNillableIP(sess.IP).SetNillableUserAgent(sess.UserAgent).
-		Save(ctx)
-	if err != nil {
+	if sess, err = createSession(ctx, tx, sess); err != nil {
 		return nil, err
 	}
 	if err := audit.record(ctx, auditEntry{event: auditevent.EventWebLoginSucceeded, userID: &u.ID, sessionID: &sess.ID, client: client, reason: scene}); err != nil {

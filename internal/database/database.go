@@ -48,6 +48,8 @@ type DB struct {
 	Dialect string
 	// batches: ExecBatch sends a batch's statements in one round trip.
 	batches bool
+	// version is the server's VERSION() on MySQL, read once at open.
+	version string
 }
 
 // Open connects to the database the URL names and migrates its schema. What the
@@ -100,14 +102,13 @@ func open(ctx context.Context, driverName, dsn, dia, where string, log *slog.Log
 	if dia == dialect.MySQL {
 		cfg, _ := mysql.ParseDSN(dsn) // DSN made it
 		db.batches = cfg.MultiStatements
-		var version string
-		if err := pool.QueryRowContext(pingCtx, "SELECT VERSION()").Scan(&version); err != nil {
+		if err := pool.QueryRowContext(pingCtx, "SELECT VERSION()").Scan(&db.version); err != nil {
 			pool.Close()
 			return nil, firstConnError(err, dsn, where)
 		}
 		// TiDB splits every table into regions by its key: random ids spread a peak's
 		// inserts over them (ids.New).
-		if strings.Contains(version, "TiDB") {
+		if strings.Contains(db.version, "TiDB") {
 			ids.Random(true)
 		}
 	}
@@ -149,7 +150,7 @@ func migrate(ctx context.Context, driverName, dsn string, log *slog.Logger, db *
 	if err != nil {
 		return err
 	}
-	mdb := &DB{Client: ent.NewClient(ent.Driver(entsql.OpenDB(db.Dialect, pool))), SQL: pool, Dialect: db.Dialect}
+	mdb := &DB{Client: ent.NewClient(ent.Driver(entsql.OpenDB(db.Dialect, pool))), SQL: pool, Dialect: db.Dialect, version: db.version}
 	defer mdb.Close()
 	return mdb.migrate(ctx, auto)
 }

@@ -74,10 +74,7 @@ func executor(ctx context.Context, pool *sql.DB, opts ...atlas.ExecutorOption) (
 func versionedMigrate(ctx context.Context, pool *sql.DB, db *DB, auto bool) error {
 	// The files are MariaDB's DDL (its uuid type). On MySQL itself and TiDB ent's
 	// automatic migration goes on as before, with the types they have.
-	if _, ok, err := mariaDB(ctx, pool); err != nil || !ok {
-		if err != nil {
-			return err
-		}
+	if !isMariaDB(db.version) {
 		if err := dropIntegerKeyedClaims(ctx, pool); err != nil {
 			return err
 		}
@@ -161,8 +158,11 @@ func dropIntegerKeyedClaims(ctx context.Context, pool *sql.DB) error {
 // mariaDB says whether the server is MariaDB, and what VERSION() it gives.
 func mariaDB(ctx context.Context, pool *sql.DB) (version string, ok bool, err error) {
 	err = pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
-	return version, strings.Contains(strings.ToLower(version), "mariadb"), err
+	return version, isMariaDB(version), err
 }
+
+// isMariaDB says whether VERSION() is MariaDB's.
+func isMariaDB(version string) bool { return strings.Contains(strings.ToLower(version), "mariadb") }
 
 func migrationDirFiles() ([]atlas.File, error) {
 	dir, err := migrationDir()
